@@ -1,0 +1,89 @@
+"""The frozen description of one candidate: ``ArchSpec`` and its ``TrainSpec``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def _digest(obj: dict[str, Any]) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """The concrete architecture of one candidate; builds with ``nas.spaces.build``."""
+
+    d_in: int  # input features (from the task)
+    d_out: int  # outputs: classes (from the task)
+    lift: str = "none"  # fixed_random | learned | none (none: d_z = d_in, the conventional MLP)
+    lift_width: int = 0  # d_z, the width of the residual stream; ignored when lift is none
+    hidden_width: int = 128  # d_h, the bottleneck (hourglass) or hidden width (conventional)
+    depth: int = 2  # L, the number of residual blocks
+    activation: str = "relu"
+    norm: str = "batchnorm"  # batchnorm (no affine) | layernorm (no affine) | none
+    lift_seed: int = 0  # seed of a fixed random lift
+
+    def __post_init__(self) -> None:
+        if self.lift == "none":  # the lift's own settings are unused: normalise them away
+            object.__setattr__(self, "lift_width", self.d_in)
+            object.__setattr__(self, "lift_seed", 0)
+
+    @property
+    def d_z(self) -> int:
+        return self.lift_width
+
+    def used_params(self) -> dict[str, Any]:
+        """The parameters that shape this model (inactive ones left out)."""
+        out = dataclasses.asdict(self)
+        if self.lift == "none":
+            del out["lift_width"], out["lift_seed"]
+        elif self.lift != "fixed_random":
+            del out["lift_seed"]
+        return out
+
+    @property
+    def arch_id(self) -> str:
+        """A stable hash of the parameters actually used: equal models, equal ids."""
+        return _digest(self.used_params())
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ArchSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown ArchSpec fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How a candidate is trained; part of what makes two evaluations the same."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    seed: int = 0  # model initialisation and batch order (the data split has its own seed)
+
+    @property
+    def train_key(self) -> str:
+        return _digest(dataclasses.asdict(self))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainSpec":
+        return cls(**data)
+
+
+SPACE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ArchSpec) if f.name not in ("d_in", "d_out")}
+TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSpec)}

@@ -1,0 +1,44 @@
+"""The analytic cost model behind the ``params`` and ``bandwidth`` objectives."""
+
+from __future__ import annotations
+
+import torch
+
+from nas.spaces.arch import ArchSpec
+from nas.spaces.blocks import Cost
+
+
+def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
+    """Params and bandwidth of the candidate ``spec``, from the model's own structure.
+
+    The model is built on PyTorch's meta device (no memory, no training) and
+    every module reports what it keeps and moves.
+
+    ``params``: stored parameters a deployed model must keep, trainable or
+    frozen. A fixed random lift regenerated from its seed counts 0. Norm
+    statistics (BatchNorm's running mean and variance) are not parameters.
+    For the hourglass family this is the paper's
+    ``d_in·d_z [learned lift] + L·2·d_z·d_h + d_z·d_out``.
+
+    ``bandwidth`` (bytes): the bytes a single-sample (batch 1) inference
+    forward pass must move through device memory at minimum:
+
+    - every stored tensor read once: ``dtype_bytes`` × its non-zeros
+      (weights, and the 2·d_z statistics of each BatchNorm), plus index bytes
+      where a sparse layout needs them;
+    - a seed-generated projection (``fixed_random`` lift): 0 weight bytes,
+      because the lift kernel generates it on the fly;
+    - every linear layer (lift, W1, W2, head) reads its input vector and writes
+      its output vector once; norms and activations are fused into the
+      neighbouring layer and move nothing more; a residual add reads the skip
+      vector once (d_z).
+    """
+    from nas.spaces.builder import build
+
+    with torch.device("meta"):
+        model = build(spec)
+    return model.nas_cost(dtype_bytes)
+
+
+def bandwidth_bytes(cost: Cost) -> int:
+    return cost.weight_bytes + cost.act_bytes
