@@ -1,0 +1,156 @@
+"""The command line: the one place that wires nas's parts together for a person.
+
+Bad input (a space file, a dataset, an option, a storage URL) prints one
+message naming the place and exits with code 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nas.errors import NasInputError
+
+DEFAULT_STORAGE = "sqlite:///nas.db"
+
+app = typer.Typer(
+    name="nas",
+    help="Neural-architecture search for hourglass MLPs, FPE, learnable activations, MoE and token mixers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(width=None if sys.stdout.isatty() else 160)  # piped tables: wide, not squeezed to 80
+err = Console(stderr=True)
+
+StorageOpt = typer.Option(DEFAULT_STORAGE, "--storage", help="Database URL: sqlite:///FILE or postgresql+psycopg://...")
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def run(
+    space_file: Path = typer.Argument(..., help="The space file (YAML).", show_default=False),
+    storage: str = StorageOpt,
+    study: Optional[str] = typer.Option(None, help="Study name (default: the space file's `name`)."),
+    trials: Optional[int] = typer.Option(None, help="Completed candidates to reach (default: search.trials)."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers training at once (default: search.workers)."),
+    address: Optional[str] = typer.Option(None, help="Join this Ray cluster (default: start a local Ray on 127.0.0.1)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an existing study (an error if there is none)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+) -> None:
+    """Search the space in SPACE_FILE; results go to the database."""
+    from nas.search.runner import NasRunFailed, RunOptions
+    from nas.search.runner import run as run_study
+    from nas.search.storage import redact
+    from nas.spaces import load_space
+
+    space = load_space(space_file)
+    opts = RunOptions(storage=storage, study=study, trials=trials, workers=workers, address=address,
+                      resume=resume, progress=progress)
+    try:
+        summary = run_study(space, opts)
+    except NasRunFailed as exc:
+        err.print(f"nas: run failed: {exc}", highlight=False)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        err.print("nas: interrupted; completed candidates are kept. Run the same command again to resume.")
+        raise typer.Exit(130)
+    print(
+        f"nas: study {summary.study}: {summary.complete}/{summary.trials_target} complete"
+        f" ({summary.reused} reused), {summary.failed} failed, Pareto front of {summary.pareto},"
+        f" {summary.wall_time_s:.0f} s, in {redact(storage)}\n"
+        f"nas: next: nas show {summary.study}" + ("" if storage == DEFAULT_STORAGE else f" --storage '{redact(storage)}'"),
+        file=sys.stderr,
+    )
+
+
+@app.command("ls")
+def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "--format")) -> None:
+    """List the studies in the database with their candidate counts."""
+    from nas.search.results import list_studies
+
+    rows = list_studies(storage)
+    if format is Format.json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        err.print("no studies yet: run `nas run SPACE.yaml`")
+        return
+    table = Table("study", "state", "complete", "failed", "pruned", "running", "best acc", "objectives", "started")
+    for r in rows:
+        c = r["counts"]
+        table.add_row(
+            r["study"], r["state"], str(c["COMPLETE"]), str(c["FAIL"]), str(c["PRUNED"]), str(c["RUNNING"]),
+            f"{r['best_accuracy']:.4f}" if r["best_accuracy"] is not None else "-",
+            ", ".join(f"{m} ({'max' if d == 'maximize' else 'min'})" for m, d in r["objectives"].items()),
+            r["started"] or "-",
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    study: str = typer.Argument(..., help="The study's name (see `nas ls`)."),
+    storage: str = StorageOpt,
+    format: Format = typer.Option(Format.table, "--format", help="table: the Pareto front; json: every trial."),
+    all_trials: bool = typer.Option(False, "--all", help="Table of every trial, not only the Pareto front."),
+) -> None:
+    """Show a study: its Pareto-optimal candidates (table) or every trial (JSON)."""
+    from nas.search.format import human_bytes, human_count
+    from nas.search.results import study_report
+
+    report = study_report(storage, study)
+    if format is Format.json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    metrics = list(report["directions"])
+    rows = [t for t in report["trials"] if all_trials or t["pareto"]]
+    key = "accuracy" if "accuracy" in metrics else (metrics[0] if metrics else None)
+    if key:
+        sign = -1 if report["directions"][key] == "maximize" else 1
+        rows.sort(key=lambda t: sign * t["values"].get(key, float("inf") * sign))
+    title = f"{study}: " + (f"{len(rows)} trials" if all_trials else f"Pareto front, {len(rows)} of "
+                            f"{sum(t['state'] == 'COMPLETE' for t in report['trials'])} complete")
+    table = Table(title=title)
+    for col in ("trial", "state", "architecture", "accuracy", "params", "bandwidth", "latency", "train s"):
+        table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
+    for t in rows:
+        m = t["measured"] or t["values"]
+        p = t["params"]
+        lift = p.get("lift", "none")
+        arch = (f"{lift} {p.get('lift_width', '')}".strip() if lift != "none" else "conventional") + (
+            f" | {p.get('hidden_width', '?')}×{p.get('depth', '?')} {p.get('activation', '')} {p.get('norm', '')}")
+        table.add_row(
+            str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip(),
+            f"{m['accuracy']:.4f}" if "accuracy" in m else "-",
+            human_count(m["params"]) if "params" in m else "-",
+            human_bytes(m["bandwidth"]) if "bandwidth" in m else "-",
+            f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else "-",
+            f"{t['wall_time_s']:.1f}" if t.get("wall_time_s") else "-",
+        )
+        if t["error"] and all_trials:
+            table.add_row("", "", f"[red]{t['error']}[/]", "", "", "", "", "")
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=True)
+    except NasInputError as exc:
+        err.print(f"nas: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,438 @@
+"""``nas run``: drive an Optuna study whose candidates train on Ray Tune workers.
+
+The driver is the only writer: it asks Optuna for a candidate, freezes it
+into an ArchSpec, computes what is known before training (params,
+bandwidth), reuses an earlier result for the same architecture and training
+settings, sends the rest to the workers, and records every result in SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy as sa
+
+import nas
+from nas.errors import NasInputError
+from nas.evaluators import load_task, static_objectives
+from nas.evaluators.worker import TrainEvaluator
+from nas.search.dispatch import Evaluator, Message, WorkerPool
+from nas.search.models import Candidate, Run, utcnow
+from nas.search.progress import RunProgress
+from nas.search.samplers import make_sampler
+from nas.search.storage import Store, optuna_storage, redact, weights_root
+from nas.spaces import SearchSpace
+
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0
+SPACE_ATTR = "nas:space_sha"
+
+
+@dataclass
+class RunOptions:
+    storage: str = "sqlite:///nas.db"
+    study: str | None = None
+    trials: int | None = None
+    workers: int | None = None
+    address: str | None = None
+    resume: bool = False
+    progress: bool = True
+    # a different evaluator (benchmarks, fault tests); it must be importable on the workers
+    evaluator: Evaluator | None = None
+    dims: tuple[int, int] | None = None  # (d_in, d_out) when ``evaluator`` needs no dataset
+
+
+@dataclass
+class RunSummary:
+    study: str
+    complete: int
+    failed: int
+    reused: int
+    pareto: int
+    wall_time_s: float
+    trials_target: int
+    run_id: int
+    errors: list[str] = field(default_factory=list)
+
+
+class _Suggest:
+    """Adapts an Optuna trial to nas.spaces' ``Suggest`` protocol."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+
+    def categorical(self, label, choices):
+        return self.trial.suggest_categorical(label, list(choices))
+
+    def int(self, label, low, high, log, step):
+        return self.trial.suggest_int(label, low, high, step=step or 1, log=log)
+
+    def float(self, label, low, high, log, step):
+        return self.trial.suggest_float(label, low, high, step=step, log=log)
+
+
+def space_sha(space: SearchSpace) -> str:
+    return hashlib.sha256(space.text.encode()).hexdigest()
+
+
+def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
+    trials = opts.trials if opts.trials is not None else space.search.trials
+    workers = opts.workers if opts.workers is not None else space.search.workers
+    if trials < 1:
+        raise NasInputError(f"--trials: must be at least 1, found {trials}")
+    if workers < 1:
+        raise NasInputError(f"--workers: must be at least 1, found {workers}")
+    study_name = opts.study or space.name
+    base_dir = str(Path(space.file).resolve().parent)
+
+    # ---- everything that can be wrong with the input is checked before any write
+    if opts.evaluator is None:
+        task = load_task(space.task.dataset, space.task.kind, base_dir)
+        d_in, d_out = task.d_in, task.d_out
+        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir)
+        del task
+    else:
+        if opts.dims is None:
+            raise ValueError("RunOptions.dims is needed with a custom evaluator")
+        d_in, d_out = opts.dims
+        evaluator = opts.evaluator
+    task_key = f"{space.task.kind}|{space.task.dataset}"
+    if space.task.dataset.startswith("npz:"):
+        npz = Path(space.task.dataset[4:]).expanduser()
+        task_key = f"{space.task.kind}|npz:{(Path(base_dir) / npz).resolve()}"
+
+    store = Store(opts.storage)
+    storage = optuna_storage(opts.storage)
+    names = {s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
+    exists = study_name in names
+    sha = space_sha(space)
+    if opts.resume and not exists:
+        raise NasInputError(f"--resume: no study {study_name!r} in {redact(opts.storage)} to resume")
+    if exists:
+        old = optuna.load_study(study_name=study_name, storage=storage)
+        if old.user_attrs.get(SPACE_ATTR) not in (None, sha):
+            raise NasInputError(
+                f"study {study_name!r} in {redact(opts.storage)} was run from a different space file; "
+                f"pass --study NEW_NAME to start another study (or restore the original file to resume)"
+            )
+        _check_no_live_run(store, study_name)
+
+    pool = WorkerPool(workers, evaluator, opts.address)
+    try:
+        pool.start()
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        pool.close()
+        raise NasInputError(f"--address {opts.address}: cannot reach Ray: {exc}") from None
+
+    try:
+        directions = list(space.objectives.values())
+        metrics = list(space.objectives)
+        sampler = make_sampler(space.search.sampler, space.search.seed, trials, workers)
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True
+        )
+        if not exists:
+            study.set_user_attr(SPACE_ATTR, sha)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(metrics)
+            study.set_user_attr("nas:space_name", space.name)
+        with store.session() as s:
+            run_row = Run(
+                study_name=study_name, space_text=space.text, space_sha=sha, sampler=space.search.sampler,
+                workers=workers, target_trials=trials, host=socket.gethostname(), pid=os.getpid(),
+                nas_version=nas.__version__,
+            )
+            s.add(run_row)
+        recovered = _recover_interrupted(store, study, study_name)
+        driver = _Driver(space, study, store, pool, run_row.id, study_name, metrics, trials, workers,
+                         d_in, d_out, task_key, Path(opts.storage), opts)
+        driver.recovered = recovered
+        return driver.loop()
+    finally:
+        pool.close()
+        store.close()
+
+
+def _check_no_live_run(store: Store, study_name: str) -> None:
+    with store.session() as s:
+        live = s.scalars(sa.select(Run).where(Run.study_name == study_name, Run.state == "RUNNING")).all()
+        now = utcnow()
+        for r in live:
+            beat = r.heartbeat_at if r.heartbeat_at.tzinfo else r.heartbeat_at.replace(tzinfo=now.tzinfo)
+            age = (now - beat).total_seconds()
+            if age < STALE_AFTER_S:
+                raise NasInputError(
+                    f"study {study_name!r} is being run right now by nas pid {r.pid} on {r.host} "
+                    f"(heartbeat {age:.0f} s ago); wait for it to finish or stop it first"
+                )
+            r.state, r.finished_at = "INTERRUPTED", utcnow()
+            r.message = "stopped without finishing (no heartbeat)"
+
+
+def _recover_interrupted(store: Store, study: optuna.Study, study_name: str) -> int:
+    """Trials left RUNNING by a run that died are failed and queued to run again."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        reason = "interrupted: the nas run driving it stopped before it finished; re-queued"
+        study._storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"nas:retry_of": t.number})
+        with store.session() as s:
+            s.execute(
+                sa.update(Candidate)
+                .where(Candidate.study_name == study_name, Candidate.trial_number == t.number)
+                .values(state="FAIL", error=reason, finished_at=utcnow())
+            )
+        n += 1
+    return n
+
+
+@dataclass
+class _InFlight:
+    trial: optuna.Trial
+    key: tuple[str, str, str]
+    submitted: float
+    candidate_id: int
+    values_static: dict[str, float]
+    worker: str | None = None
+
+
+class _Driver:
+    def __init__(self, space, study, store, pool, run_id, study_name, metrics, trials, workers, d_in, d_out,
+                 task_key, storage_path, opts):
+        self.space, self.study, self.store, self.pool = space, study, store, pool
+        self.run_id, self.study_name, self.metrics = run_id, study_name, metrics
+        self.trials, self.workers, self.d_in, self.d_out = trials, workers, d_in, d_out
+        self.task_key, self.opts = task_key, opts
+        self.weights_dir = weights_root(opts.storage) / study_name
+        self.inflight: dict[int, _InFlight] = {}
+        self.waiting: dict[tuple, list[_InFlight]] = {}
+        self.by_worker: dict[str, int] = {}
+        self.failed = 0
+        self.reused = 0
+        self.errors: list[str] = []
+        self.recovered = 0
+        self.complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        self.complete_at_start = self.complete
+        self.max_failures = max(10, trials)
+        self.last_beat = time.monotonic()
+
+    # ------------------------------------------------------------ main loop
+    def loop(self) -> RunSummary:
+        t0 = time.monotonic()
+        progress = RunProgress(self.study_name, self.trials, enabled=self.opts.progress,
+                               accuracy="accuracy" in self.metrics)
+        state, message = "FINISHED", None
+        try:
+            with progress:
+                progress.update(self._snapshot(t0))
+                while self.complete < self.trials:
+                    self._fill()
+                    if not self.inflight and not self.waiting and self.complete >= self.trials:
+                        break
+                    for msg in self.pool.poll(timeout=0.25):
+                        self._handle(msg, progress)
+                    if self.failed >= self.max_failures:
+                        raise _Abort(f"stopped after {self.failed} failed candidates; last error: {self.errors[-1]}")
+                    self._heartbeat()
+                    progress.update(self._snapshot(t0))
+                progress.update(self._snapshot(t0))
+        except _Abort as exc:
+            state, message = "FAILED", str(exc)
+            self._fail_inflight("the run stopped: " + str(exc))
+            raise NasRunFailed(str(exc)) from None
+        except BaseException as exc:
+            state, message = "INTERRUPTED", f"{type(exc).__name__}"
+            self._fail_inflight("interrupted: the nas run was stopped while this candidate was running")
+            raise
+        finally:
+            with self.store.session() as s:
+                r = s.get(Run, self.run_id)
+                r.state, r.finished_at, r.message = state, utcnow(), message
+        pareto = len(self.study.best_trials) if self.complete else 0
+        return RunSummary(self.study_name, self.complete, self.failed, self.reused, pareto,
+                          time.monotonic() - t0, self.trials, self.run_id, self.errors)
+
+    def _snapshot(self, t0: float) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "failed": self.failed,
+            "running": len(self.by_worker),
+            "queued": len(self.inflight) - len(self.by_worker) + sum(map(len, self.waiting.values())),
+            "elapsed": time.monotonic() - t0,
+            "done_this_run": self.complete - self.complete_at_start,
+            "study": self.study,
+        }
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self.last_beat < HEARTBEAT_S:
+            return
+        self.last_beat = time.monotonic()
+        with self.store.session() as s:
+            s.execute(sa.update(Run).where(Run.id == self.run_id).values(heartbeat_at=utcnow()))
+
+    # ------------------------------------------------------------- asking
+    def _fill(self) -> None:
+        n_waiting = sum(map(len, self.waiting.values()))
+        while (self.complete + len(self.inflight) + n_waiting < self.trials
+               and len(self.inflight) < 2 * self.workers):
+            trial = self.study.ask()
+            try:
+                values = self.space.sample(_Suggest(trial))
+                arch, train = self.space.freeze(values, self.d_in, self.d_out)
+            except BaseException:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise
+            static = static_objectives(arch)
+            key = (arch.arch_id, train.train_key, self.task_key)
+            trial.set_user_attr("arch_id", arch.arch_id)
+            with self.store.session() as s:
+                cand = Candidate(
+                    run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
+                    trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=train.train_key,
+                    task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
+                    state="RUNNING", objectives=dict(static),
+                )
+                s.add(cand)
+                s.flush()
+                prior = s.scalars(
+                    sa.select(Candidate).where(
+                        Candidate.arch_id == key[0], Candidate.train_key == key[1], Candidate.task_key == key[2],
+                        Candidate.state == "COMPLETE",
+                    ).limit(1)
+                ).first()
+                item = _InFlight(trial, key, time.monotonic(), cand.id, static)
+                if prior is not None:
+                    self._finish_reused(s, cand, item, prior)
+                    continue
+            if any(f.key == key for f in self.inflight.values()):
+                self.waiting.setdefault(key, []).append(item)
+                n_waiting += 1
+                continue
+            self.inflight[trial.number] = item
+            self.pool.submit({"trial_number": trial.number, "arch": arch.to_json(), "train": train.to_json()})
+
+    # ------------------------------------------------------------ results
+    def _handle(self, msg: Message, progress: "RunProgress") -> None:
+        if msg.kind == "started":
+            self.by_worker[msg.worker] = msg.trial_number
+            if msg.trial_number in self.inflight:
+                self.inflight[msg.trial_number].worker = msg.worker
+        elif msg.kind == "result":
+            self.by_worker.pop(msg.worker, None)
+            item = self.inflight.pop(msg.trial_number, None)
+            if item is None:
+                return  # already failed (its worker was reported dead); a late result is dropped
+            if msg.payload.get("ok"):
+                self._finish_ok(item, msg.payload, msg.worker)
+                progress.candidate_done(item.trial.number, self._objectives_of(msg.payload["objectives"]),
+                                        msg.payload.get("wall_time_s"))
+            else:
+                self._finish_failed(item, msg.payload.get("error") or "unknown error", msg.worker)
+                progress.candidate_failed(item.trial.number, msg.payload.get("error"))
+            for twin in self.waiting.pop(item.key, []):
+                self._resolve_twin(twin, item, msg.payload)
+        elif msg.kind == "worker_died":
+            for worker, number in list(self.by_worker.items()):
+                if worker.endswith(":" + msg.worker):
+                    del self.by_worker[worker]
+                    item = self.inflight.pop(number, None)
+                    if item is not None:
+                        self._finish_failed(item, "the worker process running it died (killed, out of memory, "
+                                            "or crashed); its worker was restarted", worker)
+                        for twin in self.waiting.pop(item.key, []):
+                            self.inflight[twin.trial.number] = twin
+                            self.pool.submit(self._job_of(twin))
+        elif msg.kind == "workers_gone":
+            if self.complete < self.trials:
+                why = f" ({type(self.pool.fit_error).__name__}: {self.pool.fit_error})" if self.pool.fit_error else ""
+                raise _Abort("all Ray workers stopped before the study finished" + why)
+
+    def _job_of(self, item: _InFlight) -> dict[str, Any]:
+        with self.store.session() as s:
+            cand = s.get(Candidate, item.candidate_id)
+            return {"trial_number": item.trial.number, "arch": cand.arch, "train": cand.train}
+
+    def _objectives_of(self, objectives: dict[str, float]) -> list[float]:
+        return [float(objectives[m]) for m in self.metrics]
+
+    def _finish_ok(self, item: _InFlight, payload: dict[str, Any], worker: str) -> None:
+        path = None
+        if payload.get("weights"):
+            path = self._write_weights(item.trial.number, payload["weights"])
+        self.study.tell(item.trial, self._objectives_of(payload["objectives"]))
+        self.complete += 1
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
+                    wall_time_s=payload.get("wall_time_s"), epochs_trained=payload.get("epochs_trained"),
+                    weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
+                )
+            )
+
+    def _finish_failed(self, item: _InFlight, error: str, worker: str | None) -> None:
+        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", error)
+        self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
+        self.failed += 1
+        self.errors.append(f"trial {item.trial.number}: {error}")
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="FAIL", error=error, worker=worker, finished_at=utcnow(),
+                )
+            )
+
+    def _finish_reused(self, s, cand: Candidate, item: _InFlight, prior: Candidate) -> None:
+        self.study.tell(item.trial, self._objectives_of(prior.objectives))
+        self.complete += 1
+        self.reused += 1
+        cand.state, cand.objectives, cand.curve = "COMPLETE", prior.objectives, prior.curve
+        cand.wall_time_s, cand.epochs_trained, cand.weights_path = 0.0, 0, prior.weights_path
+        cand.reused_from, cand.finished_at = prior.id, utcnow()
+
+    def _resolve_twin(self, twin: _InFlight, original: _InFlight, payload: dict[str, Any]) -> None:
+        with self.store.session() as s:
+            cand = s.get(Candidate, twin.candidate_id)
+            prior = s.get(Candidate, original.candidate_id)
+            if prior.state == "COMPLETE":
+                self._finish_reused(s, cand, twin, prior)
+                return
+        self.inflight[twin.trial.number] = twin  # the original failed: this one gets its own try
+        self.pool.submit(self._job_of(twin))
+
+    def _fail_inflight(self, reason: str) -> None:
+        for item in list(self.inflight.values()) + [t for ts in self.waiting.values() for t in ts]:
+            try:
+                self._finish_failed(item, reason, item.worker)
+            except Exception:  # the database may be what failed; the next run recovers these
+                pass
+        self.inflight.clear()
+        self.waiting.clear()
+
+    def _write_weights(self, number: int, data: bytes) -> Path:
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        path = self.weights_dir / f"trial_{number:05d}.safetensors"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
+
+class _Abort(Exception):
+    pass
+
+
+class NasRunFailed(Exception):
+    """The run could not finish (too many failed candidates, workers gone)."""
+
+

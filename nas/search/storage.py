@@ -1,0 +1,137 @@
+"""Where results live: one SQL database for Optuna's study and nas's tables.
+
+SQLite by default (``sqlite:///nas.db``, WAL mode so readers never block the
+writer), PostgreSQL to scale (``postgresql+psycopg://...``). Every write goes
+through ``Store.session()``, which commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas.errors import NasInputError
+from nas.search.models import Base
+
+DEFAULT_STORAGE = "sqlite:///nas.db"
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden: safe for logs, tables and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable storage URL>"
+
+
+def parse_url(url: str) -> sa.URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise NasInputError(
+            f"--storage: not a database URL: {redact(url)!r}; expected e.g. sqlite:///nas.db "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+        raise NasInputError(
+            f"--storage: unsupported database {parsed.get_backend_name()!r}; expected sqlite or postgresql"
+        )
+    return parsed
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases or in-memory SQLite)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def weights_root(url: str) -> Path:
+    """Weights live beside the database: ``nas_weights/`` in a SQLite file's folder, else in the working folder."""
+    db = sqlite_path(url)
+    return (db.parent if db is not None else Path(".")).resolve() / "nas_weights"
+
+
+def make_engine(url: str) -> Engine:
+    parsed = parse_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = sa.create_engine(parsed, connect_args={"timeout": 60})
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+        else:
+            engine = sa.create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise NasInputError(f"--storage {redact(url)}: no database driver for it ({exc})") from None
+    return engine
+
+
+class Store:
+    """nas's tables in the database at ``url``."""
+
+    def __init__(self, url: str, create: bool = True):
+        self.url = url
+        db = sqlite_path(url)
+        if not create and db is not None and not db.exists():
+            raise NasInputError(f"no database at {db} (run `nas run SPACE.yaml` first, or pass --storage)")
+        if db is not None and create:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(url)
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            if create:
+                Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise NasInputError(f"--storage {redact(url)}: cannot connect: {_first_line(exc)}") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def has_nas_tables(self) -> bool:
+        return sa.inspect(self.engine).has_table("nas_candidates")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def optuna_storage(url: str):
+    """Optuna's RDB storage on the same database (its own engine, the same SQLite pragmas)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kwargs: dict = {"connect_args": {"timeout": 60}} if parse_url(url).get_backend_name() == "sqlite" else {
+        "pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except (OperationalError, sa.exc.DBAPIError) as exc:
+        raise NasInputError(f"--storage {redact(url)}: cannot open: {_first_line(exc)}") from None
