@@ -1,0 +1,188 @@
+"""The space file's good forms, sampling with conditions, ArchSpec, the builder and the cost model."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, load_space, model_cost, parse_space
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RandomSuggest:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.asked = []
+
+    def categorical(self, label, choices):
+        self.asked.append(label)
+        return self.rng.choice(choices)
+
+    def int(self, label, low, high, log, step):
+        self.asked.append(label)
+        return self.rng.randrange(low, high + 1, step or 1)
+
+    def float(self, label, low, high, log, step):
+        self.asked.append(label)
+        return self.rng.uniform(low, high)
+
+
+def test_quickstart_parses_with_every_form():
+    space = load_space(ROOT / "examples" / "quickstart.yaml")
+    assert space.name == "quickstart"
+    assert space.objectives == {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"}
+    kinds = {p.label: p.kind for p in space.params}
+    assert kinds["lift"] == "choice" and kinds["lift_width"] == "int" and kinds["norm"] == "fixed"
+    assert kinds["lr"] == "float" and [p.section for p in space.params if p.label == "lr"] == ["train"]
+    lw = next(p for p in space.params if p.label == "lift_width")
+    assert lw.log and lw.when == {"lift": ("fixed_random", "learned")}
+
+
+def test_conditions_leave_inactive_parameters_out():
+    space = parse_space(
+        "task: {dataset: digits}\n"
+        "space:\n"
+        "  lift: [fixed_random, none]\n"
+        "  lift_width: {int: [64, 128], when: {lift: fixed_random}}\n"
+        "  hidden_width: {choice: [8, 16]}\n"
+        "  depth: {value: 3}\n"
+        "train:\n"
+        "  lr: {float: [1e-4, 1e-2], log: true}\n"
+        "  epochs: {int: [2, 6], step: 2}\n"
+    )
+    seen = set()
+    for seed in range(40):
+        s = RandomSuggest(seed)
+        values = space.sample(s)
+        seen.add(values["lift"])
+        assert ("lift_width" in values) == (values["lift"] == "fixed_random")
+        assert "depth" not in s.asked and values["depth"] == 3  # fixed: never asked, always present
+        assert values["epochs"] in (2, 4, 6) and 1e-4 <= values["lr"] <= 1e-2
+        arch, train = space.freeze(values, 64, 10)
+        assert arch.depth == 3 and train.epochs == values["epochs"]
+    assert seen == {"fixed_random", "none"}
+
+
+def test_yaml_1_2_floats_are_numbers():
+    space = parse_space("task: {dataset: digits}\nspace: {hidden_width: 8}\ntrain: {lr: 1e-3}\n")
+    assert next(p for p in space.params if p.label == "lr").value == pytest.approx(1e-3)
+
+
+def test_archspec_json_round_trip_and_id():
+    spec = ArchSpec(d_in=784, d_out=10, lift="fixed_random", lift_width=1024, hidden_width=64, depth=3,
+                    activation="gelu", norm="layernorm", lift_seed=7)
+    again = ArchSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert again == spec and again.arch_id == spec.arch_id
+    assert ArchSpec(**{**spec.to_json(), "lift_seed": 8}).arch_id != spec.arch_id
+    assert ArchSpec(**{**spec.to_json(), "depth": 2}).arch_id != spec.arch_id
+    with pytest.raises(ValueError, match="unknown ArchSpec fields: colour"):
+        ArchSpec.from_json({**spec.to_json(), "colour": "red"})
+
+
+def test_arch_id_ignores_parameters_that_are_not_used():
+    a = ArchSpec(d_in=64, d_out=10, lift="none", lift_width=512, lift_seed=3, hidden_width=32)
+    b = ArchSpec(d_in=64, d_out=10, lift="none", lift_width=128, lift_seed=0, hidden_width=32)
+    assert a.arch_id == b.arch_id and a.d_z == 64
+    learned = ArchSpec(d_in=64, d_out=10, lift="learned", lift_width=128, hidden_width=32)
+    assert learned.arch_id == ArchSpec(**{**learned.to_json(), "lift_seed": 5}).arch_id
+    assert TrainSpec(lr=1e-3).train_key != TrainSpec(lr=2e-3).train_key
+
+
+@pytest.mark.parametrize("lift", ["fixed_random", "learned", "none"])
+@pytest.mark.parametrize("depth", [1, 4])
+def test_params_follow_the_paper_formula(lift, depth):
+    d_in, d_z, d_h, d_out = 784, 1000, 115, 10
+    spec = ArchSpec(d_in=d_in, d_out=d_out, lift=lift, lift_width=d_z, hidden_width=d_h, depth=depth)
+    d_z = spec.d_z
+    expected = (d_in * d_z if lift == "learned" else 0) + depth * 2 * d_z * d_h + d_z * d_out
+    assert model_cost(spec).params == expected
+    model = build(spec)
+    assert sum(p.numel() for p in model.parameters()) == expected  # the model agrees with its own report
+
+
+@pytest.mark.parametrize(
+    "d_z, d_h, depth, published",
+    [
+        (785, 115, 4, 1.95e6),  # denoising, hourglass 785/115×4
+        (784, 1150, 1, 3.03e6),  # denoising, conventional 784/1150
+        (785, 270, 4, 2.93e6),  # generative classification, hourglass 785/270×4
+        (784, 785, 4, 6.15e6),  # generative classification, conventional 784/785×4
+    ],
+)
+def test_published_mnist_parameter_counts(d_z, d_h, depth, published):
+    """The hourglass paper's MNIST models (784 pixels in and out); its counts include a trained W_in."""
+    spec = ArchSpec(d_in=784, d_out=784, lift="learned", lift_width=d_z, hidden_width=d_h, depth=depth)
+    assert round(model_cost(spec).params, -4) == published
+
+
+def test_fixed_lift_is_regenerated_not_stored():
+    spec = ArchSpec(d_in=16, d_out=3, lift="fixed_random", lift_width=32, hidden_width=4, depth=1, lift_seed=5)
+    a, b = build(spec), build(spec)
+    assert torch.equal(a.lift.weight, b.lift.weight)
+    assert "lift.weight" not in a.state_dict()
+    assert not any(p is a.lift.weight for p in a.parameters())
+    other = build(ArchSpec(**{**spec.to_json(), "lift_seed": 6}))
+    assert not torch.equal(a.lift.weight, other.lift.weight)
+    w = a.lift.weight
+    assert abs(w.std().item() - 16 ** -0.5) < 0.05  # N(0, 1/d_in)
+
+
+def test_bandwidth_hand_computed_hourglass():
+    # fixed lift 8 -> 32 (generated: no weight bytes), 2 blocks of 32 -> 4 -> 32 with batchnorm, head 32 -> 3
+    spec = ArchSpec(d_in=8, d_out=3, lift="fixed_random", lift_width=32, hidden_width=4, depth=2, norm="batchnorm")
+    f = 4  # float32 bytes
+    lift = (8 + 32) * f
+    block = (
+        2 * 32 * f  # batchnorm running mean and variance
+        + 32 * 4 * f + (32 + 4) * f  # W1 weights, its input and output
+        + 4 * 32 * f + (4 + 32) * f  # W2 weights, its input and output
+        + 32 * f  # the residual add reads the skip vector
+    )
+    head = 32 * 3 * f + (32 + 3) * f
+    assert bandwidth_bytes(model_cost(spec)) == lift + 2 * block + head == 4076
+
+
+def test_bandwidth_hand_computed_conventional_and_learned():
+    f = 4
+    conv = ArchSpec(d_in=10, d_out=2, lift="none", hidden_width=20, depth=1, norm="layernorm")
+    expected = (10 * 20 + 10 + 20) * f + (20 * 10 + 20 + 10) * f + 10 * f + (10 * 2 + 10 + 2) * f
+    assert bandwidth_bytes(model_cost(conv)) == expected
+    learned = ArchSpec(d_in=10, d_out=2, lift="learned", lift_width=16, hidden_width=4, depth=1, norm="none")
+    expected = (10 * 16 + 10 + 16) * f + (16 * 4 + 16 + 4) * f + (4 * 16 + 4 + 16) * f + 16 * f + (16 * 2 + 16 + 2) * f
+    assert bandwidth_bytes(model_cost(learned)) == expected
+    assert model_cost(learned).params == 10 * 16 + 2 * 16 * 4 + 16 * 2
+
+
+def test_a_bigger_bottleneck_costs_more():
+    small = ArchSpec(d_in=64, d_out=10, lift="fixed_random", lift_width=256, hidden_width=16, depth=2)
+    big = ArchSpec(**{**small.to_json(), "hidden_width": 64})
+    assert model_cost(big).params > model_cost(small).params
+    assert bandwidth_bytes(model_cost(big)) > bandwidth_bytes(model_cost(small))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS.names())
+@pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "none"])
+@pytest.mark.parametrize("lift", ["fixed_random", "learned", "none"])
+def test_every_block_builds_trains_a_step_with_finite_gradients(activation, norm, lift):
+    torch.manual_seed(0)
+    spec = ArchSpec(d_in=12, d_out=4, lift=lift, lift_width=24, hidden_width=6, depth=2, activation=activation,
+                    norm=norm)
+    model = build(spec)
+    x, y = torch.randn(16, 12), torch.randint(0, 4, (16,))
+    out = model(x)
+    assert out.shape == (16, 4)
+    loss = torch.nn.functional.cross_entropy(out, y)
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    before = [p.detach().clone() for p in model.parameters()]
+    torch.optim.AdamW(model.parameters(), lr=1e-2).step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_unknown_registry_name_lists_the_valid_ones():
+    with pytest.raises(KeyError, match="unknown activation 'relu6'.*expected one of relu, gelu, silu, tanh"):
+        ACTIVATIONS.get("relu6")
