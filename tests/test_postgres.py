@@ -1,0 +1,57 @@
+"""The same `nas run` against PostgreSQL: a fresh database per test, dropped after."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.slow
+
+ADMIN_URL = os.environ.get("NAS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url():
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server answers at {ADMIN_URL}: {str(exc.orig).splitlines()[0]}")
+    name = f"nas_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_run_ls_show_on_postgresql(pg_url, tmp_path):
+    (tmp_path / "pg.yaml").write_text(
+        "name: pg\ntask: {dataset: digits}\n"
+        "space: {lift: [fixed_random, none], lift_width: {int: [32, 128], when: {lift: fixed_random}},"
+        " hidden_width: {int: [8, 32]}, depth: 1}\n"
+        "train: {epochs: 1}\nsearch: {sampler: random, trials: 4, workers: 2, seed: 3}\n"
+    )
+
+    def nas(*args):
+        return subprocess.run([sys.executable, "-m", "nas.cli", *args, "--storage", pg_url], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    proc = nas("run", "pg.yaml", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4/4 complete" in proc.stderr
+    report = json.loads(nas("show", "pg", "--format", "json").stdout)
+    assert [t["state"] for t in report["trials"]] == ["COMPLETE"] * 4
+    assert any(t["pareto"] for t in report["trials"])
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as c:
+        n = c.execute(sa.text("SELECT COUNT(*) FROM nas_candidates WHERE state = 'COMPLETE'")).scalar()
+    engine.dispose()
+    assert n == 4
+    assert not (tmp_path / "nas.db").exists(), "--storage must be used instead of the default SQLite file"
