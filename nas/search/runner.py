@@ -111,8 +111,8 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
 
     store = Store(opts.storage)
     storage = optuna_storage(opts.storage)
-    names = {s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
-    exists = study_name in names
+    summaries = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
+    exists = study_name in summaries
     sha = space_sha(space)
     if opts.resume and not exists:
         raise NasInputError(f"--resume: no study {study_name!r} in {redact(opts.storage)} to resume")
@@ -135,7 +135,10 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     try:
         directions = list(space.objectives.values())
         metrics = list(space.objectives)
-        sampler = make_sampler(space.search.sampler, space.search.seed, trials, workers)
+        seed = space.search.seed
+        if seed is not None and exists:  # a resumed study must not replay the sampler's first proposals
+            seed += summaries[study_name].n_trials
+        sampler = make_sampler(space.search.sampler, seed, trials, workers)
         study = optuna.create_study(
             study_name=study_name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True
         )
@@ -169,13 +172,24 @@ def _check_no_live_run(store: Store, study_name: str) -> None:
         for r in live:
             beat = r.heartbeat_at if r.heartbeat_at.tzinfo else r.heartbeat_at.replace(tzinfo=now.tzinfo)
             age = (now - beat).total_seconds()
-            if age < STALE_AFTER_S:
+            dead_here = r.host == socket.gethostname() and not _pid_alive(r.pid)
+            if age < STALE_AFTER_S and not dead_here:
                 raise NasInputError(
                     f"study {study_name!r} is being run right now by nas pid {r.pid} on {r.host} "
                     f"(heartbeat {age:.0f} s ago); wait for it to finish or stop it first"
                 )
             r.state, r.finished_at = "INTERRUPTED", utcnow()
             r.message = "stopped without finishing (no heartbeat)"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _recover_interrupted(store: Store, study: optuna.Study, study_name: str) -> int:
@@ -295,6 +309,8 @@ class _Driver:
             static = static_objectives(arch)
             key = (arch.arch_id, train.train_key, self.task_key)
             trial.set_user_attr("arch_id", arch.arch_id)
+            # Short sessions only, and never one open across an Optuna call: on SQLite an open
+            # write transaction here would lock Optuna's own connection out.
             with self.store.session() as s:
                 cand = Candidate(
                     run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
@@ -303,17 +319,9 @@ class _Driver:
                     state="RUNNING", objectives=dict(static),
                 )
                 s.add(cand)
-                s.flush()
-                prior = s.scalars(
-                    sa.select(Candidate).where(
-                        Candidate.arch_id == key[0], Candidate.train_key == key[1], Candidate.task_key == key[2],
-                        Candidate.state == "COMPLETE",
-                    ).limit(1)
-                ).first()
-                item = _InFlight(trial, key, time.monotonic(), cand.id, static)
-                if prior is not None:
-                    self._finish_reused(s, cand, item, prior)
-                    continue
+            item = _InFlight(trial, key, time.monotonic(), cand.id, static)
+            if self._reuse(item):
+                continue
             if any(f.key == key for f in self.inflight.values()):
                 self.waiting.setdefault(key, []).append(item)
                 n_waiting += 1
@@ -340,7 +348,7 @@ class _Driver:
                 self._finish_failed(item, msg.payload.get("error") or "unknown error", msg.worker)
                 progress.candidate_failed(item.trial.number, msg.payload.get("error"))
             for twin in self.waiting.pop(item.key, []):
-                self._resolve_twin(twin, item, msg.payload)
+                self._resolve_twin(twin)
         elif msg.kind == "worker_died":
             for worker, number in list(self.by_worker.items()):
                 if worker.endswith(":" + msg.worker):
@@ -350,8 +358,7 @@ class _Driver:
                         self._finish_failed(item, "the worker process running it died (killed, out of memory, "
                                             "or crashed); its worker was restarted", worker)
                         for twin in self.waiting.pop(item.key, []):
-                            self.inflight[twin.trial.number] = twin
-                            self.pool.submit(self._job_of(twin))
+                            self._resolve_twin(twin)
         elif msg.kind == "workers_gone":
             if self.complete < self.trials:
                 why = f" ({type(self.pool.fit_error).__name__}: {self.pool.fit_error})" if self.pool.fit_error else ""
@@ -392,23 +399,34 @@ class _Driver:
                 )
             )
 
-    def _finish_reused(self, s, cand: Candidate, item: _InFlight, prior: Candidate) -> None:
+    def _reuse(self, item: _InFlight) -> bool:
+        """Complete ``item`` with an earlier result for the same architecture, training and task, if any."""
+        arch_id, train_key, task_key = item.key
+        with self.store.session() as s:
+            prior = s.scalars(
+                sa.select(Candidate).where(
+                    Candidate.arch_id == arch_id, Candidate.train_key == train_key, Candidate.task_key == task_key,
+                    Candidate.state == "COMPLETE", Candidate.reused_from.is_(None),
+                ).limit(1)
+            ).first()
+        if prior is None:
+            return False
         self.study.tell(item.trial, self._objectives_of(prior.objectives))
         self.complete += 1
         self.reused += 1
-        cand.state, cand.objectives, cand.curve = "COMPLETE", prior.objectives, prior.curve
-        cand.wall_time_s, cand.epochs_trained, cand.weights_path = 0.0, 0, prior.weights_path
-        cand.reused_from, cand.finished_at = prior.id, utcnow()
-
-    def _resolve_twin(self, twin: _InFlight, original: _InFlight, payload: dict[str, Any]) -> None:
         with self.store.session() as s:
-            cand = s.get(Candidate, twin.candidate_id)
-            prior = s.get(Candidate, original.candidate_id)
-            if prior.state == "COMPLETE":
-                self._finish_reused(s, cand, twin, prior)
-                return
-        self.inflight[twin.trial.number] = twin  # the original failed: this one gets its own try
-        self.pool.submit(self._job_of(twin))
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="COMPLETE", objectives=prior.objectives, curve=prior.curve, wall_time_s=0.0,
+                    epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
+                )
+            )
+        return True
+
+    def _resolve_twin(self, twin: _InFlight) -> None:
+        if not self._reuse(twin):  # the original failed: this one gets its own try
+            self.inflight[twin.trial.number] = twin
+            self.pool.submit(self._job_of(twin))
 
     def _fail_inflight(self, reason: str) -> None:
         for item in list(self.inflight.values()) + [t for ts in self.waiting.values() for t in ts]:

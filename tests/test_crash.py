@@ -1,0 +1,78 @@
+"""`nas run` killed with SIGKILL mid-study, then the same command again: nothing completed is lost."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.slow
+
+SPACE = """\
+name: crash
+task: {dataset: digits}
+space: {hidden_width: {int: [64, 512], log: true}, depth: {int: [1, 3]}}
+train: {epochs: 40}
+search: {sampler: random, trials: 8, workers: 2, seed: 0}
+"""
+
+
+def states(db):
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as c:
+            return dict(c.execute(sa.text("SELECT number, state FROM trials")).all())
+    except sa.exc.OperationalError:
+        return {}
+    finally:
+        engine.dispose()
+
+
+def completed_values(db):
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT trial_number, objectives, weights_path FROM nas_candidates "
+                                 "WHERE state = 'COMPLETE'")).all()
+    engine.dispose()
+    return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
+
+
+def test_sigkill_then_same_command_loses_nothing(tmp_path):
+    (tmp_path / "crash.yaml").write_text(SPACE)
+    db = tmp_path / "nas.db"
+    cmd = [sys.executable, "-m", "nas.cli", "run", "crash.yaml", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        st = states(db)
+        if sum(v == "COMPLETE" for v in st.values()) >= 2 and "RUNNING" in st.values():
+            break
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.3)
+    else:
+        pytest.fail("no state with completed and running candidates was seen")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = completed_values(db)
+    running = [n for n, s in states(db).items() if s == "RUNNING"]
+    assert before and running
+
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = completed_values(db)
+    assert len(after) == 8, "exactly the requested number of completed candidates"
+    for number, (objectives, path) in before.items():
+        assert after[number] == (objectives, path), "a candidate completed before the kill changed"
+    final = states(db)
+    assert all(final[n] == "FAIL" for n in running)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as c:
+        errors = [r[0] for r in c.execute(sa.text(
+            "SELECT error FROM nas_candidates WHERE state = 'FAIL'")).all()]
+        runs = [r[0] for r in c.execute(sa.text("SELECT state FROM nas_runs ORDER BY id")).all()]
+    engine.dispose()
+    assert errors and all(e.startswith("interrupted") for e in errors)
+    assert runs == ["INTERRUPTED", "FINISHED"]
