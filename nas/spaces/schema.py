@@ -253,15 +253,17 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
     can_lift = any(v != "none" for v in lift_kinds)
     if can_lift and "lift_width" not in doc.space:
         errors.add(("space", "lift"), "a lift other than none needs space.lift_width (the width d_z)",
-                   found=raw_or(lift), expected="a lift_width entry, e.g. {int: [64, 1024], log: true}")
+                   found=list(lift_kinds), expected="a lift_width entry, e.g. {int: [64, 1024], log: true}")
+    width = labels.get("lift_width")
+    if width is not None and "lift" in width.when:
+        uncovered = [v for v in lift_kinds if v != "none" and v not in width.when["lift"]]
+        if uncovered:
+            errors.add(("space", "lift_width", "when", "lift"), f"lift_width has no value when lift is {uncovered[0]!r}",
+                       found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
                        search=doc.search, text=text)
-
-
-def raw_or(p: Param | None) -> Any:
-    return None if p is None else (p.values() or [p.low, p.high])
 
 
 def _parse_param(section: str, label: str, raw: Any, errors: "_Errors", earlier: list[Param]) -> Param | None:
