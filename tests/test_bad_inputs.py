@@ -80,8 +80,11 @@ GOOD = "task: {dataset: digits}\nspace: {hidden_width: 8}\nsearch: {trials: 1, w
         (["--storage", "mongodb://127.0.0.1/x"], r"unsupported database 'mongodb'"),
         (["--storage", "postgresql+psycopg://nas:secret@127.0.0.1:1/nas"], r"cannot connect"),
         (["--resume"], r"--resume: no study 'good' in sqlite:///nas.db to resume"),
+        (["--address", "127.0.0.1:1"], r"--address 127.0.0.1:1: no Ray head answers there"),
+        (["--address", "somewhere"], r"--address 'somewhere': expected HOST:PORT"),
     ],
-    ids=["trials0", "workers0", "storage-garbage", "storage-scheme", "storage-unreachable", "resume-missing"],
+    ids=["trials0", "workers0", "storage-garbage", "storage-scheme", "storage-unreachable", "resume-missing",
+         "ray-unreachable", "ray-garbage"],
 )
 def test_bad_run_options(args, expect, in_tmp, capsys):
     (in_tmp / "good.yaml").write_text(GOOD)
@@ -89,7 +92,7 @@ def test_bad_run_options(args, expect, in_tmp, capsys):
     assert code == 2
     assert re.search(expect, err), err
     assert "secret" not in err, "a database password must never be printed"
-    if "--storage" not in args and "--resume" not in args:
+    if args[0] not in ("--storage", "--resume"):
         assert not (in_tmp / "nas.db").exists()
 
 

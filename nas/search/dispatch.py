@@ -31,6 +31,29 @@ _LOCAL_ENV = {
 }
 
 
+def check_address(address: str | None, timeout: float = 3.0) -> None:
+    """Fail fast, with a clear message, when a Ray head's GCS port does not answer.
+
+    Ray itself retries an unreachable address for minutes. ``auto`` and other
+    forms Ray resolves on its own are left to it.
+    """
+    import socket
+
+    from nas.errors import NasInputError
+
+    if address is None or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise NasInputError(f"--address {address!r}: expected HOST:PORT of a Ray head (e.g. 127.0.0.1:6380)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise NasInputError(f"--address {address}: no Ray head answers there ({exc.strerror or exc}); "
+                            "start one with `ray start --head --port PORT` or leave --address out") from None
+
+
 class Evaluator(Protocol):
     """What a worker runs. ``setup`` once per worker process, then one call per candidate."""
 

@@ -24,7 +24,7 @@ import nas
 from nas.errors import NasInputError
 from nas.evaluators import load_task, static_objectives
 from nas.evaluators.worker import TrainEvaluator
-from nas.search.dispatch import Evaluator, Message, WorkerPool
+from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
 from nas.search.models import Candidate, Run, utcnow
 from nas.search.progress import RunProgress
 from nas.search.samplers import make_sampler
@@ -109,6 +109,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         npz = Path(space.task.dataset[4:]).expanduser()
         task_key = f"{space.task.kind}|npz:{(Path(base_dir) / npz).resolve()}"
 
+    check_address(opts.address)
     store = Store(opts.storage)
     storage = optuna_storage(opts.storage)
     summaries = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
