@@ -94,6 +94,7 @@ def evaluate(
 
     curve: list[dict[str, float]] = []
     best_acc, best_state = -1.0, None
+    deadline = t0 + train.timeout_s if train.timeout_s > 0 else None
     for epoch in range(1, train.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=gen).to(device)
@@ -108,6 +109,10 @@ def evaluate(
             opt.step()
             sched.step()
             running += loss.item()
+            if deadline is not None and time.perf_counter() > deadline:
+                raise CandidateFailed(
+                    f"exceeded train.timeout_s = {train.timeout_s:g} s (epoch {epoch} of {train.epochs}, step {s + 1})"
+                )
         val_acc = accuracy(model, xv, yv)
         point = {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_acc}
         curve.append(point)

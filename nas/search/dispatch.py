@@ -77,7 +77,8 @@ def _worker_loop(config: dict, tasks=None, results=None, evaluator: Evaluator | 
     from ray import tune
 
     ctx = tune.get_context()
-    worker = f"{socket.gethostname()}:{os.getpid()}:{ctx.get_trial_id()}"
+    node = ray.get_runtime_context().get_node_id()[:8]
+    worker = f"{socket.gethostname()}:{node}:{os.getpid()}:{ctx.get_trial_id()}"  # host:node:pid:tune-trial
     gpu_ids = ray.get_gpu_ids()
     device = "cuda" if gpu_ids else "cpu"
     evaluator.setup(threads, device)
@@ -107,7 +108,7 @@ def _describe(exc: BaseException) -> str:
 _EVENT_QUEUES: dict[int, "_queue.Queue[Message]"] = {}
 
 
-def _on_trial_error(self, iteration, trials, trial, **info) -> None:
+def _on_trial_lost(self, iteration, trials, trial, **info) -> None:
     q = _EVENT_QUEUES.get(self.key)
     if q is not None:
         q.put(Message("worker_died", worker=trial.trial_id))
@@ -134,8 +135,9 @@ class WorkerPool:
         from ray import tune
         from ray.util.queue import Queue
 
-        for name in ("ray", "ray.tune", "ray.train"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        # a dead worker is reported as its candidate's failure reason; Tune's own traceback is noise
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(
                 include_dashboard=False,
@@ -165,7 +167,11 @@ class WorkerPool:
         )
         events = self._events
         _EVENT_QUEUES[id(self)] = events
-        watch = type("_Watch", (tune.Callback,), {"on_trial_error": _on_trial_error, "key": id(self)})()
+        watch = type("_Watch", (tune.Callback,), {
+            "on_trial_error": _on_trial_lost,  # the worker died and will not be restarted
+            "on_trial_recover": _on_trial_lost,  # the worker died and Tune restarts it
+            "key": id(self),
+        })()
 
         tuner = tune.Tuner(
             trainable,

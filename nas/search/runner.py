@@ -143,7 +143,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         study = optuna.create_study(
             study_name=study_name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True
         )
-        if not exists:
+        if SPACE_ATTR not in study.user_attrs:  # new, or made outside nas (e.g. with enqueued trials)
             study.set_user_attr(SPACE_ATTR, sha)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -72,10 +72,14 @@ class TrainSpec:
     lr: float = 1e-3
     weight_decay: float = 0.01
     seed: int = 0  # model initialisation and batch order (the data split has its own seed)
+    timeout_s: float = 0.0  # stop and fail the candidate after this many seconds of training; 0: no limit
 
     @property
     def train_key(self) -> str:
-        return _digest(dataclasses.asdict(self))
+        """A hash of what shapes the result (a time limit does not: it only stops the training)."""
+        settings = dataclasses.asdict(self)
+        del settings["timeout_s"]
+        return _digest(settings)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -142,6 +142,7 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "lr": ("float", lambda v: None if v > 0 else "must be positive", "a positive number"),
         "weight_decay": ("float", lambda v: None if v >= 0 else "must not be negative", "a number ≥ 0"),
         "seed": ("int", *_int_at_least(0)),
+        "timeout_s": ("float", lambda v: None if v >= 0 else "must not be negative", "seconds ≥ 0 (0: no limit)"),
     },
 }
 
