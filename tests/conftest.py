@@ -13,3 +13,14 @@ def in_tmp(tmp_path, monkeypatch):
     """Run in a fresh folder, as a user would (./nas.db is created there)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path):
+    """Each storage backend a user can choose: a SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nas.db'}"
+    else:
+        from pg import fresh_database
+
+        yield from fresh_database()

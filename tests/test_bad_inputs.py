@@ -10,7 +10,7 @@ import pytest
 
 from nas.cli import main
 
-BAD = Path(__file__).parent / "bad_spaces"
+BAD = Path(__file__).parent / "bad_inputs"
 CASES = sorted(BAD.glob("*.yaml"))
 
 

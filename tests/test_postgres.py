@@ -1,34 +1,19 @@
 """The same `nas run` against PostgreSQL: a fresh database per test, dropped after."""
 
 import json
-import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
+from pg import fresh_database
+
 pytestmark = pytest.mark.slow
-
-ADMIN_URL = os.environ.get("NAS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture
 def pg_url():
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at {ADMIN_URL}: {str(exc.orig).splitlines()[0]}")
-    name = f"nas_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from fresh_database()
 
 
 def test_run_ls_show_on_postgresql(pg_url, tmp_path):

@@ -17,13 +17,15 @@ STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
 def _storage(url: str) -> optuna.storages.RDBStorage:
     from nas.search.storage import optuna_storage
 
-    return optuna_storage(url)
+    return optuna_storage(url, read_only=True)
 
 
 def list_studies(url: str) -> list[dict[str, Any]]:
     """Every study in the database with its counts, objectives, best accuracy and start time."""
     store = Store(url, create=False)
     try:
+        if not store.optuna_ready():
+            return []
         storage = _storage(url)
         out = []
         for summary in optuna.study.get_all_study_summaries(storage, include_best_trial=False):
@@ -64,6 +66,8 @@ def study_report(url: str, name: str) -> dict[str, Any]:
     """The study as the JSON object of DESIGN.md's contract (plus a few extra keys)."""
     store = Store(url, create=False)
     try:
+        if not store.optuna_ready():
+            raise NasInputError(f"no study {name!r} in {redact(url)}; studies there: none")
         storage = _storage(url)
         try:
             study = optuna.load_study(study_name=name, storage=storage)

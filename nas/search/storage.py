@@ -115,6 +115,19 @@ class Store:
     def has_nas_tables(self) -> bool:
         return sa.inspect(self.engine).has_table("nas_candidates")
 
+    def optuna_ready(self) -> bool:
+        """Optuna has finished creating its tables here (its alembic stamp is written).
+
+        Opening Optuna's storage on a half-made database writes to it (version rows), so
+        readers wait for this instead of racing the run that is creating it.
+        """
+        inspector = sa.inspect(self.engine)
+        if not (inspector.has_table("alembic_version") and inspector.has_table("version_info")):
+            return False
+        with self.engine.connect() as conn:
+            return bool(conn.execute(sa.text("SELECT COUNT(*) FROM alembic_version")).scalar()) and bool(
+                conn.execute(sa.text("SELECT COUNT(*) FROM version_info")).scalar())
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -124,14 +137,18 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def optuna_storage(url: str):
-    """Optuna's RDB storage on the same database (its own engine, the same SQLite pragmas)."""
+def optuna_storage(url: str, read_only: bool = False):
+    """Optuna's RDB storage on the same database (its own engine).
+
+    ``read_only``: for readers (``nas ls``, ``nas show``, the dashboard), which must never
+    create or upgrade tables while a run may be creating them.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kwargs: dict = {"connect_args": {"timeout": 60}} if parse_url(url).get_backend_name() == "sqlite" else {
         "pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
     except (OperationalError, sa.exc.DBAPIError) as exc:
         raise NasInputError(f"--storage {redact(url)}: cannot open: {_first_line(exc)}") from None
