@@ -20,30 +20,30 @@ search: {sampler: random, trials: 8, workers: 2, seed: 0}
 """
 
 
-def states(db):
-    engine = sa.create_engine(f"sqlite:///{db}")
+def states(url):
+    engine = sa.create_engine(url)
     try:
         with engine.connect() as c:
             return dict(c.execute(sa.text("SELECT number, state FROM trials")).all())
-    except sa.exc.OperationalError:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # the run has not made its tables yet
         return {}
     finally:
         engine.dispose()
 
 
-def completed_values(db):
-    engine = sa.create_engine(f"sqlite:///{db}")
+def completed_values(url):
+    engine = sa.create_engine(url)
     with engine.connect() as c:
         rows = c.execute(sa.text("SELECT trial_number, objectives, weights_path FROM nas_candidates "
                                  "WHERE state = 'COMPLETE'")).all()
     engine.dispose()
-    return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
+    return {r[0]: (json.loads(r[1]) if isinstance(r[1], str) else r[1], r[2]) for r in rows}  # PG gives JSON parsed
 
 
-def test_sigkill_then_same_command_loses_nothing(tmp_path):
+def test_sigkill_then_same_command_loses_nothing(tmp_path, storage_url):
     (tmp_path / "crash.yaml").write_text(SPACE)
-    db = tmp_path / "nas.db"
-    cmd = [sys.executable, "-m", "nas.cli", "run", "crash.yaml", "--no-progress"]
+    db = storage_url
+    cmd = [sys.executable, "-m", "nas.cli", "run", "crash.yaml", "--no-progress", "--storage", storage_url]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -68,7 +68,7 @@ def test_sigkill_then_same_command_loses_nothing(tmp_path):
         assert after[number] == (objectives, path), "a candidate completed before the kill changed"
     final = states(db)
     assert all(final[n] == "FAIL" for n in running)
-    engine = sa.create_engine(f"sqlite:///{db}")
+    engine = sa.create_engine(db)
     with engine.connect() as c:
         errors = [r[0] for r in c.execute(sa.text(
             "SELECT error FROM nas_candidates WHERE state = 'FAIL'")).all()]
