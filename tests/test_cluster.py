@@ -24,20 +24,35 @@ search: {sampler: random, trials: 12, workers: 2, seed: 0}
 """
 
 
-@pytest.fixture
-def cluster():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep every node on 127.0.0.1
-    from ray.cluster_utils import Cluster
+CLUSTER = f"""
+import sys
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, connect=False,
+            head_node_args={{"num_cpus": 1, "gcs_server_port": {GCS_PORT}, "include_dashboard": False,
+                            "node_ip_address": "127.0.0.1"}})
+try:
+    c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    c.wait_for_nodes()
+    print(c.address, flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+finally:
+    c.shutdown()
+"""
 
-    c = Cluster(initialize_head=True, connect=False,
-                head_node_args={"num_cpus": 1, "gcs_server_port": GCS_PORT, "include_dashboard": False,
-                                "node_ip_address": "127.0.0.1"})
+
+@pytest.fixture
+def cluster_address():
+    """Two Ray nodes, held by a separate process so that Ray's state never enters the test process."""
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # keep every node on 127.0.0.1
+    holder = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, env=env)
     try:
-        c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        c.wait_for_nodes()
-        yield c
+        address = holder.stdout.readline().strip()
+        assert address, "the cluster did not start"
+        yield address
     finally:
-        c.shutdown()
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 @pytest.fixture
@@ -45,15 +60,15 @@ def pg_url():
     yield from fresh_database()
 
 
-def test_two_nodes_share_a_study_on_postgresql(cluster, pg_url, tmp_path):
-    assert cluster.address == f"127.0.0.1:{GCS_PORT}"
+def test_two_nodes_share_a_study_on_postgresql(cluster_address, pg_url, tmp_path):
+    assert cluster_address == f"127.0.0.1:{GCS_PORT}"
     listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
     ray_sockets = [line.split()[3] for line in listening.splitlines() if "gcs_server" in line or "raylet" in line]
     assert ray_sockets and all("127.0.0.1" in addr for addr in ray_sockets), ray_sockets
 
     (tmp_path / "cluster.yaml").write_text(SPACE)
     proc = subprocess.run(
-        [sys.executable, "-m", "nas.cli", "run", "cluster.yaml", "--address", cluster.address, "--storage", pg_url,
+        [sys.executable, "-m", "nas.cli", "run", "cluster.yaml", "--address", cluster_address, "--storage", pg_url,
          "--no-progress"],
         cwd=tmp_path, capture_output=True, text=True, timeout=400,
     )
