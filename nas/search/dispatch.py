@@ -146,7 +146,9 @@ class WorkerPool:
                 configure_logging=True,
             )
             if self.address is None:
-                kwargs.update(num_cpus=max(os.cpu_count() or 1, self.workers), _node_ip_address="127.0.0.1")
+                # "local": always a new private instance, never a cluster someone started on this machine
+                kwargs.update(address="local", num_cpus=max(os.cpu_count() or 1, self.workers),
+                              _node_ip_address="127.0.0.1")
             else:
                 kwargs.update(address=self.address)
             ray.init(**kwargs)
@@ -222,6 +224,8 @@ class WorkerPool:
         return out
 
     def close(self) -> None:
+        import gc
+
         import ray
 
         try:
@@ -230,6 +234,15 @@ class WorkerPool:
                     self.tasks.put(None)
                 self._thread.join(timeout=30)
         finally:
+            # Release every Ray handle while Ray still runs: a queue's actor handle collected after
+            # ray.shutdown() (by a later garbage collection, from any thread) makes Ray end the process.
+            for name in ("tasks", "results"):
+                q = self.__dict__.pop(name, None)
+                if q is not None and ray.is_initialized():
+                    ray.kill(q.actor, no_restart=True)
+                del q
+            self._thread = None
+            gc.collect()
             if self._started_ray:
                 ray.shutdown()
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -131,7 +132,9 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         pool.start()
     except (ConnectionError, RuntimeError, ValueError) as exc:
         pool.close()
-        raise NasInputError(f"--address {opts.address}: cannot reach Ray: {exc}") from None
+        if opts.address is None:
+            raise
+        raise NasInputError(f"--address {opts.address}: cannot join the Ray cluster: {exc}") from None
 
     try:
         directions = list(space.objectives.values())
@@ -157,9 +160,11 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
             )
             s.add(run_row)
         recovered = _recover_interrupted(store, study, study_name)
+        if recovered and opts.progress:
+            print(f"nas: {recovered} candidate(s) left running by an earlier run were marked failed and queued "
+                  "again", file=sys.stderr)
         driver = _Driver(space, study, store, pool, run_row.id, study_name, metrics, trials, workers,
-                         d_in, d_out, task_key, Path(opts.storage), opts)
-        driver.recovered = recovered
+                         d_in, d_out, task_key, opts)
         return driver.loop()
     finally:
         pool.close()
@@ -223,7 +228,7 @@ class _InFlight:
 
 class _Driver:
     def __init__(self, space, study, store, pool, run_id, study_name, metrics, trials, workers, d_in, d_out,
-                 task_key, storage_path, opts):
+                 task_key, opts):
         self.space, self.study, self.store, self.pool = space, study, store, pool
         self.run_id, self.study_name, self.metrics = run_id, study_name, metrics
         self.trials, self.workers, self.d_in, self.d_out = trials, workers, d_in, d_out
@@ -235,7 +240,6 @@ class _Driver:
         self.failed = 0
         self.reused = 0
         self.errors: list[str] = []
-        self.recovered = 0
         self.complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         self.complete_at_start = self.complete
         self.max_failures = max(10, trials)
