@@ -9,9 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 import faults
-from nas.search.runner import RunOptions, run
+from child import run_child
 from nas.search.storage import optuna_storage
-from nas.spaces import parse_space
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +24,14 @@ search: {sampler: random, trials: 5, workers: 2, seed: 0}
 
 
 def test_each_fault_is_recorded_and_the_search_goes_on(in_tmp):
-    faults.ship()
-    url = "sqlite:///nas.db"
+    url = f"sqlite:///{in_tmp / 'nas.db'}"
     study = optuna.create_study(study_name="faults", storage=optuna_storage(url),
                                 directions=["maximize", "minimize", "minimize"])
     for width in faults.FAULTS:  # the first four candidates are the four faults, in this order
         study.enqueue_trial({"hidden_width": width})
     (in_tmp / "faults.yaml").write_text(SPACE)
-    space = parse_space(SPACE, str(in_tmp / "faults.yaml"))
-    summary = run(space, RunOptions(storage=url, progress=False, dims=(64, 10),
-                                    evaluator=faults.FaultyEvaluator("digits", "classification")))
-    assert summary.complete == 5
+    summary = run_child(SPACE, url, "faults", "m.FaultyEvaluator('digits', 'classification')", cwd=in_tmp)
+    assert summary["complete"] == 5
     engine = sa.create_engine(url)
     with engine.connect() as c:
         rows = c.execute(sa.text("SELECT trial_number, state, error, arch FROM nas_candidates")).all()

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import zero
-from nas.search.dispatch import WorkerPool
+from child import hold_pool
 from pg import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,20 +16,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_local_ray_listens_on_loopback_only():
-    zero.ship()
-    pool = WorkerPool(1, zero.ZeroCost())
-    pool.start()
+    before = {line.split()[3] for line in subprocess.run(["ss", "-ltnp"], capture_output=True, text=True)
+              .stdout.splitlines()[1:]}
+    holder = hold_pool(1)
     try:
-        import ray
-
-        assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {"127.0.0.1"}
+        assert holder.stdout.readline().strip() == "READY"
         listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
         ours = [line.split()[3] for line in listening.splitlines()
-                if re.search(r'"(gcs_server|raylet)"', line)]
+                if re.search(r'"(gcs_server|raylet)"', line) and line.split()[3] not in before]
         assert ours, "no Ray sockets found"
         assert all(addr.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]") for addr in ours), ours
     finally:
-        pool.close()
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 @pytest.mark.slow
