@@ -152,3 +152,30 @@ def optuna_storage(url: str, read_only: bool = False):
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
     except (OperationalError, sa.exc.DBAPIError) as exc:
         raise NasInputError(f"--storage {redact(url)}: cannot open: {_first_line(exc)}") from None
+
+
+def read_engine(url: str) -> Engine:
+    """An engine that cannot write: SQLite opened read-only, PostgreSQL in read-only transactions.
+
+    For the dashboard, which must never block or change a running study.
+    """
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = sqlite_path(url)
+        if db is None or not db.exists():
+            raise NasInputError(f"no database at {db} yet (start `nas run SPACE.yaml`, or pass --storage)")
+        import sqlite3
+
+        uri = f"file:{db.resolve()}?mode=ro"
+        return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=5,
+                                                                             check_same_thread=False))
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only(dbapi_conn, _record):  # pragma: no cover - PostgreSQL only
+        cur = dbapi_conn.cursor()
+        cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        cur.close()
+        dbapi_conn.commit()
+
+    return engine

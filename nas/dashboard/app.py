@@ -1,0 +1,259 @@
+"""The nas dashboard: `nas dashboard` runs this with Streamlit.
+
+It only reads: short read-only queries through ``nas.dashboard.data`` (SQLite
+opened read-only, so a running `nas run` is never blocked).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from nas.dashboard import data
+from nas.errors import NasInputError
+from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
+
+PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
+              "latency_ms": dict(ticksuffix=" ms")}
+
+
+@st.cache_resource
+def _engine(url: str):
+    return read_engine(url)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _candidates(url: str, study: str) -> pd.DataFrame:
+    return data.candidates(_engine(url), study)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _directions(url: str, study: str) -> dict[str, str]:
+    return data.directions(_engine(url), study)
+
+
+def _axis(fig: go.Figure, metric: str, which: str) -> None:
+    fmt = PLOT_UNITS.get(metric, {})
+    (fig.update_xaxes if which == "x" else fig.update_yaxes)(title=metric, **fmt)
+
+
+def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: str = "") -> go.Figure:
+    """y against x: every complete candidate, the non-dominated ones highlighted and joined."""
+    done = df[df["state"] == "COMPLETE"].copy()
+    done["on the front"] = data.pareto_mask(done, dirs).loc[done.index]
+    fig = go.Figure()
+    rest = done[~done["on the front"]]
+    front = done[done["on the front"]]
+    hover = "trial %{customdata[0]}<br>%{customdata[1]}<br>" + x + " %{x:~s}<br>" + y + " %{y:.4g}<extra></extra>"
+    fig.add_trace(go.Scatter(x=rest[x], y=rest[y], mode="markers", name=f"{name} dominated".strip(),
+                             marker=dict(color="lightgray", size=7), customdata=rest[["trial", "architecture"]],
+                             hovertemplate=hover))
+    two_d = data.pareto_mask(done, {y: dirs[y], x: dirs[x]}) if x in dirs and y in dirs else done["on the front"]
+    f2 = done[two_d].sort_values(x)
+    fig.add_trace(go.Scatter(x=f2[x], y=f2[y], mode="lines", name=f"{name} front in this plane".strip(),
+                             line=dict(shape="hv", width=1.5), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="markers", name=f"{name} Pareto-optimal".strip(),
+                             marker=dict(size=10, line=dict(width=1, color="black")),
+                             customdata=front[["trial", "architecture"]], hovertemplate=hover))
+    _axis(fig, x, "x")
+    _axis(fig, y, "y")
+    if x in ("params", "bandwidth"):
+        fig.update_xaxes(type="log")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def page() -> None:
+    st.set_page_config(page_title="nas — Pareto dashboard", layout="wide")
+    url = os.environ.get("NAS_STORAGE", DEFAULT_STORAGE)
+    st.sidebar.title("nas")
+    st.sidebar.caption(f"storage: `{redact(url)}`")
+    live = st.sidebar.toggle("refresh every 5 s", value=True)
+
+    try:
+        engine = _engine(url)
+        table = data.studies(engine)
+    except NasInputError as exc:
+        st.info(f"{exc}. This page refreshes on its own.")
+        if live:
+            st.fragment(lambda: None, run_every=5)()
+        return
+    if table.empty:
+        st.info("No studies in this database yet: `nas run SPACE.yaml` writes them here.")
+        return
+    names = table["study"].tolist()
+    study = st.sidebar.selectbox("study", names, index=len(names) - 1)
+
+    @st.fragment(run_every=5 if live else None)
+    def body() -> None:
+        df = _candidates(url, study)
+        dirs = _directions(url, study)
+        show_study(url, study, df, dirs, names)
+
+    body()
+
+
+def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], names: list[str]) -> None:
+    counts = df["state"].value_counts() if not df.empty else pd.Series(dtype=int)
+    cols = st.columns(5)
+    for col, state in zip(cols, data.STATE_ORDER):
+        col.metric(state.lower(), int(counts.get(state, 0)))
+    acc = next((m for m in ("accuracy", "psnr") if m in dirs), None)
+    done = df[df["state"] == "COMPLETE"] if not df.empty else df
+    cols[4].metric(f"best {acc}" if acc else "objectives", f"{done[acc].max():.4f}" if acc and len(done) else "-")
+
+    tabs = st.tabs(["Pareto fronts", "Progress", "What matters", "Candidates", "Compare", "Studies"])
+    with tabs[0]:
+        if done.empty:
+            st.info("No complete candidates yet." + (" Every candidate so far failed: see Candidates."
+                                                     if counts.get("FAIL", 0) else ""))
+        elif acc:
+            costs = [m for m in ("params", "bandwidth") if m in dirs]
+            cols = st.columns(max(1, len(costs)))
+            for col, cost in zip(cols, costs):
+                col.plotly_chart(front_chart(df, cost, acc, dirs), key=f"front-{cost}")
+            if len(dirs) >= 3:
+                ms = list(dirs)[:3]
+                d3 = done.assign(front=data.pareto_mask(done, dirs).loc[done.index].map({True: "Pareto-optimal",
+                                                                                         False: "dominated"}))
+                fig = px.scatter_3d(d3, x=ms[1], y=ms[2], z=ms[0], color="front", hover_data=["trial", "architecture"],
+                                    color_discrete_map={"Pareto-optimal": "#d62728", "dominated": "lightgray"})
+                fig.update_layout(height=520, margin=dict(l=0, r=0, t=30, b=0))
+                st.plotly_chart(fig, key="front-3d")
+    with tabs[1]:
+        if not done.empty:
+            hv = data.hypervolume_history(df, dirs)
+            st.plotly_chart(px.line(hv, x="finished_at", y="hypervolume", markers=True, hover_data=["trial"],
+                                    title="hypervolume of the front (objectives min-max normalised, reference 1.1)"),
+                            key="hv")
+            best = data.best_so_far(df, dirs)
+            cols = st.columns(len(dirs))
+            for col, m in zip(cols, dirs):
+                fig = px.line(best, x="finished_at", y=m, title=f"best {m} so far", markers=True)
+                _axis(fig, m, "y")
+                col.plotly_chart(fig, key=f"best-{m}")
+    with tabs[2]:
+        what_matters(url, study, dirs, len(done))
+    with tabs[3]:
+        candidates_table(url, study, df, dirs)
+    with tabs[4]:
+        compare(url, names, study)
+    with tabs[5]:
+        st.dataframe(data.studies(_engine(url)), hide_index=True)
+
+
+def what_matters(url: str, study: str, dirs: dict[str, str], n_done: int) -> None:
+    if n_done < 3:
+        st.info("Importances need at least 3 complete candidates.")
+        return
+    target = st.selectbox("objective", list(dirs), key="importance-target")
+    if not st.toggle("compute parameter importances and parallel coordinates (Optuna's evaluators)",
+                     key="importance-on"):
+        return
+    import optuna
+
+    from nas.search.storage import optuna_storage
+
+    s = optuna.load_study(study_name=study, storage=optuna_storage(url, read_only=True))
+    i = list(dirs).index(target)
+    try:
+        imp = optuna.importance.get_param_importances(s, target=lambda t: t.values[i])
+        st.plotly_chart(px.bar(x=list(imp.values()), y=list(imp.keys()), orientation="h",
+                               labels={"x": f"importance for {target}", "y": "parameter"}), key="imp")
+    except (ValueError, RuntimeError) as exc:
+        st.warning(f"importances unavailable: {exc}")
+    fig = optuna.visualization.plot_parallel_coordinate(s, target=lambda t: t.values[i], target_name=target)
+    st.plotly_chart(fig, key="parcoords")
+
+
+def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str]) -> None:
+    if df.empty:
+        st.info("No candidates yet.")
+        return
+    states = st.multiselect("state", data.STATE_ORDER, default=[s for s in data.STATE_ORDER if s in set(df["state"])])
+    text = st.text_input("architecture contains", "")
+    view = df[df["state"].isin(states)]
+    if text:
+        view = view[view["architecture"].str.contains(text, case=False, regex=False)]
+    view = view.assign(pareto=data.pareto_mask(view, dirs))
+    cols = ["trial", "state", "pareto", "architecture", *[m for m in dirs if m in view],
+            *[c for c in ("latency_ms", "wall_time_s", "error") if c in view]]
+    st.dataframe(view[cols], hide_index=True, key="candidates", column_config={
+        "params": st.column_config.NumberColumn(format="compact"),
+        "bandwidth": st.column_config.NumberColumn(format="compact"),
+    })
+    trial = st.selectbox("details of trial", view["trial"].tolist(), key="detail-trial")
+    if trial is None:
+        return
+    d = data.detail(_engine(url), study, int(trial))
+    if d is None:
+        return
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**trial {trial}** · {d['state'].lower()} · arch_id `{d['arch_id']}`"
+                    + (f" · trained in {d['wall_time_s']:.1f} s" if d["wall_time_s"] else ""))
+        if d["error"]:
+            st.error(d["error"])
+        st.graphviz_chart(data.block_diagram(d["arch"]))
+        st.json({"ArchSpec": d["arch"], "train": d["train"], "objectives": d["objectives"]}, expanded=False)
+    with right:
+        if d["curve"]:
+            curve = pd.DataFrame(d["curve"])
+            st.plotly_chart(px.line(curve, x="epoch", y=[c for c in ("val_accuracy", "train_loss") if c in curve],
+                                    markers=True, title="learning curve"), key="curve")
+        export_button(url, study, int(trial), d)
+
+
+def export_button(url: str, study: str, trial: int, d: dict) -> None:
+    if d["state"] != "COMPLETE":
+        return
+    try:
+        from nas.search.export import export_candidate
+    except ImportError:  # the export part is not installed in this version
+        return
+    if st.button("prepare export", key=f"export-{trial}"):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"{study}-trial{trial}"
+            try:
+                export_candidate(url, study, out, trial=trial)
+            except NasInputError as exc:
+                st.error(str(exc))
+                return
+            archive = shutil.make_archive(str(out), "zip", out)
+            payload = io.BytesIO(Path(archive).read_bytes())
+        st.download_button("download the exported module (.zip)", payload, file_name=f"{study}-trial{trial}.zip",
+                           mime="application/zip", key=f"download-{trial}")
+
+
+def compare(url: str, names: list[str], study: str) -> None:
+    others = st.multiselect("studies", names, default=[study], max_selections=4, key="compare")
+    if len(others) < 1:
+        return
+    frames = []
+    for name in others:
+        df = _candidates(url, name)
+        dirs = _directions(url, name)
+        if df.empty or not {"accuracy", "params"} <= set(dirs) or "accuracy" not in df.columns:
+            continue
+        done = df[df["state"] == "COMPLETE"]
+        front = done[data.pareto_mask(done, {"accuracy": dirs["accuracy"], "params": dirs["params"]}).loc[done.index]]
+        frames.append(front.assign(study=name).sort_values("params"))
+    if not frames:
+        st.info("No complete candidates with accuracy and params to compare.")
+        return
+    both = pd.concat(frames)
+    fig = px.line(both, x="params", y="accuracy", color="study", markers=True, line_shape="hv",
+                  hover_data=["trial", "architecture"], log_x=True, title="accuracy against params: fronts")
+    _axis(fig, "params", "x")
+    st.plotly_chart(fig, key="compare-chart")
+
+
+page()

@@ -1,0 +1,179 @@
+"""What the dashboard reads: short read-only queries, turned into pandas frames.
+
+Reads nas's own table (one query per study) and Optuna's study tables for
+directions and metric names; never opens Optuna's storage for writing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import moocore
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
+
+
+def _json(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def studies(engine: Engine) -> pd.DataFrame:
+    """Every study: state of its last run, counts per candidate state, objectives, start time."""
+    insp = sa.inspect(engine)
+    if not insp.has_table("nas_candidates") or not insp.has_table("studies"):
+        return pd.DataFrame(columns=["study", "state", *STATE_ORDER, "objectives", "started"])
+    with engine.connect() as c:
+        counts = c.execute(sa.text(
+            "SELECT study_name, state, COUNT(*) FROM nas_candidates GROUP BY study_name, state")).all()
+        runs = c.execute(sa.text(
+            "SELECT study_name, state, started_at FROM nas_runs ORDER BY id")).all()
+        names = [r[0] for r in c.execute(sa.text("SELECT study_name FROM studies ORDER BY study_id"))]
+    rows = {n: {"study": n, "state": "-", **{s: 0 for s in STATE_ORDER}, "started": None} for n in names}
+    for name, state, n in counts:
+        if name in rows and state in STATE_ORDER:
+            rows[name][state] = n
+    for name, state, started in runs:
+        if name in rows:
+            rows[name]["state"] = state.lower()
+            rows[name]["started"] = rows[name]["started"] or started
+    for name in rows:
+        rows[name]["objectives"] = ", ".join(f"{m} ({d[:3]})" for m, d in directions(engine, name).items())
+    return pd.DataFrame(list(rows.values()), columns=["study", "state", *STATE_ORDER, "objectives", "started"])
+
+
+def directions(engine: Engine, study: str) -> dict[str, str]:
+    """metric -> maximize | minimize, in the study's order."""
+    with engine.connect() as c:
+        sid = c.execute(sa.text("SELECT study_id FROM studies WHERE study_name = :s"), {"s": study}).scalar()
+        if sid is None:
+            return {}
+        dirs = c.execute(sa.text("SELECT objective, direction FROM study_directions WHERE study_id = :i "
+                                 "ORDER BY objective"), {"i": sid}).all()
+        names = c.execute(sa.text("SELECT value_json FROM study_system_attributes WHERE study_id = :i AND "
+                                  "key = 'study:metric_names'"), {"i": sid}).scalar()
+    metrics = json.loads(names) if names else [f"value{i}" for i in range(len(dirs))]
+    return {m: d.lower() for m, (_, d) in zip(metrics, dirs)}
+
+
+def candidates(engine: Engine, study: str) -> pd.DataFrame:
+    """One row per candidate: number, state, every parameter, every measured objective, and more."""
+    with engine.connect() as c:
+        rows = c.execute(sa.text(
+            "SELECT trial_number, state, \"values\", objectives, arch, wall_time_s, error, reused_from, worker, "
+            "created_at, finished_at FROM nas_candidates WHERE study_name = :s ORDER BY trial_number"),
+            {"s": study}).all()
+    if not rows:
+        return pd.DataFrame(columns=["trial", "state"])
+    base = pd.DataFrame({
+        "trial": [r[0] for r in rows],
+        "state": [r[1] for r in rows],
+        "wall_time_s": [r[5] for r in rows],
+        "error": [r[6] for r in rows],
+        "reused": [r[7] is not None for r in rows],
+        "worker": [r[8] for r in rows],
+        "created_at": pd.to_datetime([r[9] for r in rows], utc=True),
+        "finished_at": pd.to_datetime([r[10] for r in rows], utc=True),
+    })
+    params = pd.DataFrame.from_records([_json(r[2]) or {} for r in rows]).add_prefix("p:")
+    objs = pd.DataFrame.from_records([_json(r[3]) or {} for r in rows])
+    base["architecture"] = [describe(_json(r[4])) for r in rows]
+    return pd.concat([base, params, objs], axis=1)
+
+
+def describe(arch: dict[str, Any]) -> str:
+    """A one-line architecture: 'fixed_random 1024 | 64×3 gelu batchnorm' or 'conventional | 256×2 ...'."""
+    lift = arch.get("lift", "none")
+    head = f"{lift} {arch.get('lift_width')}" if lift != "none" else "conventional"
+    return f"{head} | {arch.get('hidden_width')}×{arch.get('depth')} {arch.get('activation')} {arch.get('norm')}"
+
+
+def _as_min(values: np.ndarray, dirs: list[str]) -> np.ndarray:
+    return values * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
+
+
+def pareto_mask(df: pd.DataFrame, dirs: dict[str, str]) -> pd.Series:
+    """True for the complete candidates no other complete candidate dominates."""
+    mask = pd.Series(False, index=df.index)
+    done = df[df["state"] == "COMPLETE"]
+    if done.empty or not dirs:
+        return mask
+    values = done[list(dirs)].to_numpy(dtype=float)
+    nd = moocore.is_nondominated(values, maximise=[d == "maximize" for d in dirs.values()], keep_weakly=True)
+    mask.loc[done.index[nd]] = True
+    return mask
+
+
+def hypervolume_history(df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
+    """Hypervolume of the front after each complete candidate, in finishing order.
+
+    Each objective is min-max normalised over all complete candidates (maximised ones flipped),
+    and the reference point is 1.1 in every normalised objective.
+    """
+    done = df[df["state"] == "COMPLETE"].sort_values("finished_at")
+    if done.empty or not dirs:
+        return pd.DataFrame(columns=["trial", "finished_at", "hypervolume"])
+    v = _as_min(done[list(dirs)].to_numpy(dtype=float), list(dirs.values()))
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    v = (v - lo) / np.where(hi > lo, hi - lo, 1.0)
+    ref = np.full(v.shape[1], 1.1)
+    out, front, hv = [], np.empty((0, v.shape[1])), 0.0
+    for i, point in enumerate(v):
+        if not len(front) or not np.any(np.all(front <= point, axis=1)):  # the front changes: recompute
+            front = np.vstack([front, point])
+            front = front[moocore.is_nondominated(front)]
+            hv = float(moocore.hypervolume(front, ref=ref))
+        out.append(hv)
+    return pd.DataFrame({"trial": done["trial"].to_numpy(), "finished_at": done["finished_at"].to_numpy(),
+                         "hypervolume": out})
+
+
+def best_so_far(df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
+    """For each objective, the best value among the candidates finished so far."""
+    done = df[df["state"] == "COMPLETE"].sort_values("finished_at")
+    out = pd.DataFrame({"finished_at": done["finished_at"].to_numpy(), "trial": done["trial"].to_numpy()})
+    for m, d in dirs.items():
+        col = done[m].astype(float)
+        out[m] = (col.cummax() if d == "maximize" else col.cummin()).to_numpy()
+    return out
+
+
+def detail(engine: Engine, study: str, trial: int) -> dict[str, Any] | None:
+    """Everything about one candidate: ArchSpec, training settings, curve, objectives, error, weights."""
+    with engine.connect() as c:
+        r = c.execute(sa.text(
+            "SELECT arch, train, curve, objectives, wall_time_s, error, state, weights_path, arch_id, \"values\" "
+            "FROM nas_candidates WHERE study_name = :s AND trial_number = :n"), {"s": study, "n": trial}).first()
+    if r is None:
+        return None
+    return {"arch": _json(r[0]), "train": _json(r[1]), "curve": _json(r[2]) or [], "objectives": _json(r[3]) or {},
+            "wall_time_s": r[4], "error": r[5], "state": r[6], "weights_path": r[7], "arch_id": r[8],
+            "params": _json(r[9])}
+
+
+def block_diagram(arch: dict[str, Any]) -> str:
+    """The candidate's structure as Graphviz DOT (labels are numbers and registry names only)."""
+    d_in, d_z, d_h, depth = arch["d_in"], arch.get("lift_width") or arch["d_in"], arch["hidden_width"], arch["depth"]
+    lift = arch.get("lift", "none")
+    lines = ["digraph G {", "rankdir=LR; node [shape=box, style=rounded, fontsize=10];",
+             f'x [label="input\\n{d_in}", shape=ellipse];']
+    prev = "x"
+    if lift != "none":
+        lines.append(f'lift [label="{lift} lift\\n{d_in} → {d_z}"];')
+        lines.append(f"{prev} -> lift;")
+        prev = "lift"
+    shown = min(depth, 3)
+    for i in range(shown):
+        label = f"block {i + 1}" if shown == depth or i < shown - 1 else f"blocks {i + 1}…{depth}"
+        lines.append(f'b{i} [label="{label}\\n{arch.get("norm")} → W1 {d_z}→{d_h} → {arch.get("activation")} '
+                     f'→ W2 {d_h}→{d_z}\\n+ skip"];')
+        lines.append(f"{prev} -> b{i};")
+        prev = f"b{i}"
+    lines.append(f'head [label="head\\n{d_z} → {arch["d_out"]}"];')
+    lines.append(f"{prev} -> head;")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The dashboard on databases made by real `nas run`s: Streamlit's AppTest for the page logic and a real
+headless Chromium (Debian's, driven by Playwright) for what a person sees."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.slow
+
+APP = str(Path(__file__).resolve().parent.parent / "nas" / "dashboard" / "app.py")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+GOOD = """\
+name: good
+task: {dataset: digits}
+space:
+  lift: [fixed_random, none]
+  lift_width: {int: [64, 256], log: true, when: {lift: fixed_random}}
+  hidden_width: {int: [8, 64], log: true}
+  depth: {int: [1, 2]}
+train: {epochs: 2, lr: {float: [1.0e-3, 1.0e-2], log: true}}
+search: {sampler: random, trials: 8, workers: 2, seed: 0}
+"""
+FAILING = """\
+name: broken
+task: {dataset: digits}
+space: {hidden_width: 32}
+train: {epochs: 100000, timeout_s: 0.05, lr: {float: [1.0e-3, 1.0e-2]}}
+search: {sampler: random, trials: 2, workers: 2, seed: 0}
+"""
+
+
+def nas(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "nas.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dash")
+    (root / "good.yaml").write_text(GOOD)
+    (root / "broken.yaml").write_text(FAILING)
+    assert nas("run", "good.yaml", "--no-progress", cwd=root).returncode == 0
+    assert nas("run", "broken.yaml", "--no-progress", cwd=root).returncode == 1  # every candidate fails
+    return root / "nas.db"
+
+
+def app(url, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("NAS_STORAGE", url)
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def test_page_shows_the_study_its_fronts_and_candidates(db, monkeypatch):
+    at = app(f"sqlite:///{db}", monkeypatch)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.selectbox[0].options == ["good", "broken"]
+    at.sidebar.selectbox[0].select("good").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["complete"] == "8" and metrics["fail"] == "0"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 5  # two fronts, the 3-D view, hypervolume, best-so-far per objective
+    front = json.loads(charts[0].proto.spec)
+    names = [t.get("name") for t in front["data"]]
+    assert names == ["dominated", "front in this plane", "Pareto-optimal"]
+    points = sum(len(t["x"]) for t in front["data"] if t.get("mode") == "markers")
+    assert points == 8
+    assert front["layout"]["xaxis"]["tickformat"] == "~s"  # readable units: k, M
+    table = at.dataframe[0].value
+    assert len(table) == 8 and {"trial", "state", "pareto", "architecture", "accuracy"} <= set(table.columns)
+    assert table["pareto"].sum() == len(front["data"][2]["x"])
+
+
+def test_a_study_with_only_failed_candidates(db, monkeypatch):
+    at = app(f"sqlite:///{db}", monkeypatch)
+    at.sidebar.selectbox[0].select("broken").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {m.label: m.value for m in at.metric}["fail"] == "10"
+    assert any("Every candidate so far failed" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    assert (table["state"] == "FAIL").all() and table["error"].str.contains("exceeded train.timeout_s").all()
+    assert any("exceeded train.timeout_s" in e.value for e in at.error)  # the detail view shows the reason
+
+
+def test_an_empty_database_and_a_missing_one(tmp_path, monkeypatch):
+    from nas.search.storage import Store, optuna_storage
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Store(url).close()
+    optuna_storage(url)
+    at = app(url, monkeypatch)
+    assert not at.exception and any("No studies in this database yet" in i.value for i in at.info)
+    at = app(f"sqlite:///{tmp_path / 'none.db'}", monkeypatch)
+    assert not at.exception and any("no database at" in i.value for i in at.info)
+    assert not (tmp_path / "none.db").exists(), "the dashboard must not create a database"
+
+
+def test_the_page_never_writes(db, monkeypatch):
+    before = db.stat().st_mtime_ns, sa.create_engine(f"sqlite:///{db}").connect().execute(
+        sa.text("SELECT COUNT(*) FROM trials")).scalar()
+    at = app(f"sqlite:///{db}", monkeypatch)
+    at.sidebar.selectbox[0].select("good").run()
+    assert not at.exception
+    assert (db.stat().st_mtime_ns, before[1]) == before
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_in_a_real_browser(db, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "nas.cli", "dashboard", "--port", str(port),
+                               "--storage", f"sqlite:///{db}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, "the dashboard did not come up"
+            time.sleep(0.5)
+        listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
+        assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                viewport={"width": 1500, "height": 1400})
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_test_id("stSidebar").get_by_text("broken").wait_for(timeout=60000)
+            page.get_by_test_id("stSidebar").locator("[data-baseweb=select]").click()
+            page.get_by_role("option", name="good").click()
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60000)
+            points = page.evaluate("""() => {
+                const plot = document.querySelectorAll('.js-plotly-plot')[0];
+                return plot.data.filter(t => t.mode === 'markers').reduce((n, t) => n + t.x.length, 0);
+            }""")
+            assert points == 8
+            grid = page.get_by_test_id("stDataFrame").first
+            grid.scroll_into_view_if_needed()
+            rows = grid.locator("[aria-rowcount]").first.get_attribute("aria-rowcount")
+            assert int(rows) == 8 + 1  # the header row counts too
+            shot = Path(os.environ.get("NAS_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
