@@ -144,6 +144,58 @@ def show(
     out.print(table)
 
 
+@app.command()
+def export(
+    study: str = typer.Argument(..., help="The study's name (see `nas ls`).", show_default=False),
+    out_dir: Path = typer.Option(..., "--out", help="The folder to write (must not exist, or be empty).",
+                                 show_default=False),
+    trial: Optional[int] = typer.Option(None, "--trial", help="Export this trial (by number).", show_default=False),
+    pick: Optional[str] = typer.Option(None, "--pick", help="Export the best trial by this objective of the study, "
+                                       "or `knee` (the Pareto point nearest the ideal one).", show_default=False),
+    store_lift: bool = typer.Option(False, "--store-lift", help="Store a fixed random lift's matrix in the weights "
+                                    "instead of regenerating it from its seed."),
+    storage: str = StorageOpt,
+) -> None:
+    """Export one candidate of STUDY as a standalone PyTorch module (needs only torch)."""
+    from nas.search.export import export_candidate
+    from nas.search.format import human_bytes, human_count
+
+    path = export_candidate(storage, study, out_dir, trial=trial, pick=pick, store_lift=store_lift)
+    card = json.loads((path / "arch.json").read_text())
+    obj = card["objectives"] or {}
+    shown = [f"accuracy {obj['accuracy']:.4f}" if "accuracy" in obj else None,
+             f"{human_count(obj['params'])} params" if "params" in obj else None,
+             f"{human_bytes(obj['bandwidth'])} bandwidth" if "bandwidth" in obj else None]
+    about = ", ".join(x for x in shown if x)
+    print(f"nas: exported trial {card['trial']} of study {study}" + (f" ({about})" if about else "")
+          + f" to {out_dir}/\nnas: it needs only torch; {Path(out_dir) / 'README.md'} says how to load it",
+          file=sys.stderr)
+
+
+@app.command()
+def dashboard(
+    storage: str = StorageOpt,
+    port: int = typer.Option(8501, help="Port to serve the page on."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine only)."),
+) -> None:
+    """Serve the Pareto dashboard (Streamlit) for the database; it only reads."""
+    import os
+    import subprocess
+
+    from nas.search.storage import parse_url, redact
+
+    parse_url(storage)
+    if not 0 < port < 65536:
+        raise NasInputError(f"--port: expected 1-65535, found {port}")
+    app_path = Path(__file__).resolve().parent / "dashboard" / "app.py"
+    env = {**os.environ, "NAS_STORAGE": storage}  # in the environment, not argv: argv is public to `ps`
+    err.print(f"nas: dashboard of {redact(storage)} on http://{host}:{port}", highlight=False)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", host,
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none", "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)

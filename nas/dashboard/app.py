@@ -67,7 +67,8 @@ def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: st
     _axis(fig, y, "y")
     if x in ("params", "bandwidth"):
         fig.update_xaxes(type="log")
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
 
 

@@ -1,0 +1,469 @@
+"""nas export: a study's candidate as a standalone PyTorch module that needs only torch.
+
+The exported model is loaded in a fresh Python that cannot import nas (no site
+hooks, so no editable install; only torch's site-packages on the path) and must
+give exactly (torch.equal) the outputs of nas's own model, for every block the
+registries hold.
+"""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy as sa
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import nas
+from nas.cli import main
+from nas.errors import NasInputError
+from nas.search import export as export_mod
+from nas.search.export import ExportMeta, best_by, check_spec, export_model, knee, model_source
+from nas.search.format import human_count
+from nas.search.models import Candidate
+from nas.search.results import study_report
+from nas.search.storage import Store, optuna_storage
+from nas.spaces import ACTIVATIONS, LIFTS, NORMS, ArchSpec, build
+
+SITE = Path(torch.__file__).resolve().parent.parent  # the site-packages folder that holds torch
+FILES = {"model.py", "weights.safetensors", "arch.json", "README.md"}
+ALLOWED_IMPORTS = {"torch", "math", "json", "pathlib"}
+
+_NO_NAS = """\
+import sys
+try:
+    import nas
+except ImportError:
+    pass
+else:
+    raise SystemExit("nas is importable in the standalone process")
+"""
+_NOTHING_ELSE = """
+_leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("nas", "safetensors", "optuna", "ray"))
+if _leaked:
+    raise SystemExit(f"the exported model imported {_leaked}")
+"""
+
+
+def standalone(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python where ``import nas`` fails: no site (so no editable-install hook),
+    only torch's site-packages on the path, the working folder elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(SITE)
+    proc = subprocess.run([sys.executable, "-S", "-B", "-c", _NO_NAS + code + _NOTHING_ELSE], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+def imports_of(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def nas_model(spec: ArchSpec, seed: int) -> nn.Module:
+    """nas's model with random weights and non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = build(spec)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, spec.d_in) * 2 + 0.5)
+    return model.eval()
+
+
+def inputs(d_in: int, n: int = 48, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d_in, generator=gen) * torch.logspace(-3, 2, n).unsqueeze(1)
+
+
+# ------------------------------------------------------------ every block family
+FAMILIES = [(lift, act, norm) for lift in LIFTS.names() for act in ACTIVATIONS.names() for norm in NORMS.names()]
+_L, _A, _N = LIFTS.names(), ACTIVATIONS.names(), NORMS.names()
+# torch.export (about 0.3 s a model) on a subset in which every lift, activation and norm appears
+EXPORTED = {(_L[k % len(_L)], _A[k % len(_A)], _N[k % len(_N)]) for k in range(max(len(_L), len(_A), len(_N)))}
+
+
+def test_every_block_family_round_trips_exactly_without_nas(tmp_path):
+    cases = []
+    for i, (lift, act, norm) in enumerate(FAMILIES):
+        hidden = 8 if i % 2 else 40  # hourglass (d_h < d_z) and conventional (d_h > d_z) blocks
+        spec = ArchSpec(d_in=12, d_out=5, lift=lift, lift_width=24 if lift != "none" else 0, hidden_width=hidden,
+                        depth=2, activation=act, norm=norm, lift_seed=1000 + i)
+        model = nas_model(spec, seed=i)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        if i % 3:  # from a weights file, as nas stores them; else from the state_dict itself
+            weights = tmp_path / f"w{i}.safetensors"
+            save_file(state, str(weights), metadata={"arch_id": spec.arch_id})
+        else:
+            weights = state
+        store = lift == "fixed_random" and i % 2 == 1
+        out = export_model(spec, weights, tmp_path / f"exp{i}", ExportMeta(dataset="synthetic"), store_lift=store,
+                           check_torch_export=False)  # torch.export is tried below, in the standalone process
+        assert {p.name for p in out.iterdir()} == FILES
+        source = (out / "model.py").read_text()
+        assert imports_of(source) <= ALLOWED_IMPORTS, imports_of(source)
+        card = json.loads((out / "arch.json").read_text())
+        assert card["arch"] == spec.to_json() and card["arch_id"] == spec.arch_id
+        assert card["lift_stored"] is store and card["checks"]["outputs_equal_nas"] is True
+        stored = load_file(str(out / "weights.safetensors"))
+        assert ("lift.weight" in stored) == (lift == "learned" or store)
+        if store:
+            assert torch.equal(stored["lift.weight"], model.lift.weight)
+        with torch.no_grad():
+            want = model(inputs(spec.d_in))
+        check = (lift, act, norm) in EXPORTED or (store and not any(c[3] for c in cases))
+        cases.append((f"exp{i}", want, check, store))
+    torch.save(inputs(12), tmp_path / "x.pt")
+
+    standalone(f"""
+import importlib.util
+import torch
+x = torch.load("x.pt", weights_only=True)
+outs = {{}}
+for name, check_export in {[(name, check) for name, _, check, _ in cases]!r}:
+    spec = importlib.util.spec_from_file_location("m_" + name, name + "/model.py")
+    m = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = m
+    spec.loader.exec_module(m)
+    net = m.load(name)
+    assert not net.training
+    with torch.no_grad():
+        outs[name] = net(x)
+    if not check_export:
+        continue
+    ep = torch.export.export(net, (torch.randn(1, x.shape[1]),))
+    with torch.no_grad():
+        outs[name + "/export"] = ep.module()(x[:1])
+torch.save(outs, "y.pt")
+""", cwd=tmp_path)
+    outs = torch.load(tmp_path / "y.pt", weights_only=True)
+    assert any(check and store for _, _, check, store in cases)
+    for (name, want, check, _), (lift, act, norm) in zip(cases, FAMILIES):
+        assert torch.equal(outs[name], want), (name, lift, act, norm, (outs[name] - want).abs().max())
+        if check:
+            torch.testing.assert_close(outs[name + "/export"], want[:1], rtol=1e-5, atol=1e-5)
+
+
+def test_model_py_reads_safetensors_without_the_package(tmp_path):
+    spec = ArchSpec(d_in=3, d_out=2, hidden_width=4, depth=1)
+    module = {"__file__": str(tmp_path / "model.py")}
+    exec(compile(model_source(check_spec(spec)), "model.py", "exec"), module)
+    gen = torch.Generator().manual_seed(0)
+    tensors = {
+        "f32": torch.randn(3, 5, generator=gen), "f16": torch.randn(7, generator=gen).half(),
+        "bf16": torch.randn(2, 3, generator=gen).bfloat16(), "f64": torch.randn(3, generator=gen).double(),
+        "i64": torch.tensor(7), "i32": torch.arange(5, dtype=torch.int32), "u8": torch.arange(3, dtype=torch.uint8),
+        "i8": torch.tensor([-3, 4], dtype=torch.int8), "bool": torch.tensor([True, False, True]),
+        "empty": torch.zeros(0, 4),
+    }
+    save_file(tensors, str(tmp_path / "t.safetensors"), metadata={"k": "v"})
+    got = module["read_safetensors"](tmp_path / "t.safetensors")
+    want = load_file(str(tmp_path / "t.safetensors"))
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]), k
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        module["read_safetensors"](tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("changes, expect", [
+    ({"activation": "relu; import os"}, r"unknown activation"),
+    ({"norm": "groupnorm"}, r"unknown norm 'groupnorm'"),
+    ({"lift": "fixed"}, r"unknown lift 'fixed'"),
+    ({"depth": True}, r"ArchSpec.depth must be an int"),
+    ({"hidden_width": 8.0}, r"ArchSpec.hidden_width must be an int"),
+    ({"hidden_width": "8)\nimport os\n("}, r"ArchSpec.hidden_width must be an int"),
+    ({"lift_seed": -1}, r"ArchSpec.lift_seed must be an int in \[0,"),
+    ({"d_out": 0}, r"ArchSpec.d_out must be an int in \[1,"),
+], ids=["act-code", "norm", "lift", "bool", "float", "str", "seed", "d_out"])
+def test_only_checked_values_reach_the_code(changes, expect, tmp_path):
+    base = dict(d_in=4, d_out=3, lift="fixed_random", lift_width=8, hidden_width=4, depth=1, activation="relu",
+                norm="batchnorm", lift_seed=0)
+    spec = ArchSpec(**{**base, **changes})
+    with pytest.raises(NasInputError, match=expect):
+        export_model(spec, {}, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_registered_block_without_export_code_is_refused(tmp_path):
+    ACTIVATIONS.register("softsign_for_test")(lambda width: nn.Softsign())
+    try:
+        spec = ArchSpec(d_in=4, d_out=3, hidden_width=4, depth=1, activation="softsign_for_test")
+        model = build(spec)
+        with pytest.raises(NasInputError, match="cannot export activation 'softsign_for_test': nas export has no "
+                                                "code for it yet"):
+            export_model(spec, model.state_dict(), tmp_path / "out")
+    finally:
+        del ACTIVATIONS._entries["softsign_for_test"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_that_do_not_fit_are_refused(tmp_path):
+    spec = ArchSpec(d_in=4, d_out=3, hidden_width=4, depth=1)
+    other = build(ArchSpec(d_in=4, d_out=3, hidden_width=5, depth=1)).state_dict()
+    with pytest.raises(NasInputError, match="does not fit arch"):
+        export_model(spec, other, tmp_path / "out")
+    save_file(build(spec).state_dict(), str(tmp_path / "w.safetensors"), metadata={"arch_id": "0123456789abcdef"})
+    with pytest.raises(NasInputError, match="holds arch 0123456789abcdef"):
+        export_model(spec, tmp_path / "w.safetensors", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_pick_rules():
+    d = {"accuracy": "maximize", "params": "minimize"}
+    rows = [{"number": 0, "values": {"accuracy": 0.90, "params": 100}},
+            {"number": 1, "values": {"accuracy": 0.95, "params": 1000}},
+            {"number": 2, "values": {"accuracy": 0.95, "params": 500}},  # ties on accuracy: fewer params wins
+            {"number": 3, "values": {"accuracy": 0.94, "params": 150}}]
+    assert best_by(rows, "accuracy", d)["number"] == 2
+    assert best_by(rows, "params", d)["number"] == 0
+    front = [rows[0], rows[2], rows[3]]
+    # normalised: 0 -> (1, 0), 2 -> (0, 1), 3 -> (0.2, 0.125): the knee is 3
+    assert knee(front, d)["number"] == 3
+    assert knee([rows[0]], d)["number"] == 0
+
+
+def test_import_nas_stays_cheap():
+    proc = subprocess.run([sys.executable, "-c", "import sys, nas; assert callable(nas.export); "
+                           "print(sorted(m for m in sys.modules if m in ('torch', 'optuna', 'nas.search.export')))"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------ a real study
+SPACE = """\
+name: tiny
+task: {dataset: digits}
+objectives: {accuracy: maximize, params: minimize, bandwidth: minimize}
+space:
+  lift: [fixed_random, learned, none]
+  lift_width: {int: [32, 96], when: {lift: [fixed_random, learned]}}
+  hidden_width: {int: [8, 32]}
+  depth: {int: [1, 2]}
+  activation: [relu, gelu, silu, tanh]
+  norm: [batchnorm, layernorm, none]
+train: {epochs: 1}
+search: {sampler: random, trials: 6, workers: 1, seed: 0}
+"""
+ENQUEUED = [  # one candidate of each lift; the last repeats the first, so nas reuses its result and weights
+    {"lift": "fixed_random", "lift_width": 64, "hidden_width": 16, "depth": 2, "activation": "gelu",
+     "norm": "batchnorm"},
+    {"lift": "learned", "lift_width": 48, "hidden_width": 24, "depth": 1, "activation": "tanh", "norm": "layernorm"},
+    {"lift": "none", "hidden_width": 32, "depth": 2, "activation": "silu", "norm": "none"},
+    {"lift": "fixed_random", "lift_width": 64, "hidden_width": 16, "depth": 2, "activation": "gelu",
+     "norm": "batchnorm"},
+]
+FAIL_REASON = "out of memory while training (made by the test)"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A real `nas run` of 6 candidates on digits, plus a failed and a running trial."""
+    root = tmp_path_factory.mktemp("export")
+    (root / "tiny.yaml").write_text(SPACE)
+    url = f"sqlite:///{root / 'nas.db'}"
+    pre = optuna.create_study(study_name="tiny", storage=optuna_storage(url),
+                              directions=["maximize", "minimize", "minimize"])
+    for params in ENQUEUED:
+        pre.enqueue_trial(params)
+    proc = subprocess.run([sys.executable, "-m", "nas.cli", "run", "tiny.yaml", "--no-progress"], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    storage = optuna_storage(url)
+    st = optuna.load_study(study_name="tiny", storage=storage)
+    failed = st.ask()
+    storage.set_trial_system_attr(failed._trial_id, "fail_reason", FAIL_REASON)
+    st.tell(failed, state=optuna.trial.TrialState.FAIL)
+    running = st.ask()
+    store = Store(url)
+    with store.session() as s:
+        first = s.scalars(sa.select(Candidate).where(Candidate.trial_number == 0)).one()
+        for t, state, error in ((failed, "FAIL", FAIL_REASON), (running, "RUNNING", None)):
+            s.add(Candidate(run_id=first.run_id, study_name="tiny", trial_number=t.number, trial_id=t._trial_id,
+                            arch_id=first.arch_id, train_key=first.train_key, task_key=first.task_key,
+                            arch=first.arch, train=first.train, values=first.values, state=state, error=error))
+    store.close()
+    return {"root": root, "url": url, "failed": failed.number, "running": running.number}
+
+
+def candidates(url):
+    store = Store(url, create=False)
+    try:
+        with store.session() as s:
+            return {c.trial_number: c for c in s.scalars(sa.select(Candidate).where(Candidate.state == "COMPLETE"))}
+    finally:
+        store.close()
+
+
+@pytest.mark.slow  # the module's study: a real `nas run` (Ray)
+def test_the_user_flow_pick_accuracy(study, capsys):
+    root, url = study["root"], study["url"]
+    code, _, err = run_cli(["export", "tiny", "--pick", "accuracy", "--out", str(root / "best"), "--storage", url],
+                           capsys)
+    assert code == 0, err
+    assert "nas: exported trial" in err
+    report = study_report(url, "tiny")
+    complete = [t for t in report["trials"] if t["state"] == "COMPLETE"]
+    chosen = best_by(complete, "accuracy", report["directions"])
+    card = json.loads((root / "best" / "arch.json").read_text())
+    cand = candidates(url)[chosen["number"]]
+    assert {p.name for p in (root / "best").iterdir()} == FILES
+    assert card["trial"] == chosen["number"] and card["picked_by"] == "accuracy" and card["study"] == "tiny"
+    assert card["arch"] == cand.arch and card["arch_id"] == cand.arch_id and card["train"] == cand.train
+    assert card["objectives"] == cand.objectives and card["sampler"] == "random"
+    assert card["checks"] == {"outputs_equal_nas": True, "inputs_checked": 16, "torch_export": "ok",
+                              "onnx": "not checked"}
+    assert card["task"] == {"dataset": "digits", "kind": "classification", "d_in": 64, "d_out": 10}
+    readme = (root / "best" / "README.md").read_text()
+    assert "`tiny`" in readme and "`random`" in readme and "--pick accuracy" in readme
+    assert human_count(cand.objectives["params"]) in readme and "import best.model as model" in readme
+
+    from nas.evaluators import load_task
+
+    task = load_task("digits")
+    torch.save(task.x_test, root / "x.pt")
+    proc = standalone("""
+import torch, best.model as m
+net = m.load('best')
+print(net(torch.randn(1, 64)))
+with torch.no_grad():
+    torch.save(net(torch.load("x.pt", weights_only=True)), "y.pt")
+""", cwd=root)
+    assert "tensor(" in proc.stdout
+    model = build(ArchSpec.from_json(cand.arch))
+    model.load_state_dict(load_file(cand.weights_path))
+    model.eval()
+    with torch.no_grad():
+        want = model(task.x_test)
+    got = torch.load(root / "y.pt", weights_only=True)
+    assert torch.equal(got, want)
+    correct = (got.argmax(1) == task.y_test).sum().item()
+    assert correct / len(task.y_test) == pytest.approx(cand.objectives["accuracy"], abs=1e-9)
+
+
+@pytest.mark.slow  # the module's study: a real `nas run` (Ray)
+def test_every_complete_trial_exports_exactly(study, tmp_path):
+    url = study["url"]
+    cands = candidates(url)
+    assert len(cands) == 6 and any(c.reused_from is not None for c in cands.values())
+    assert {c.arch["lift"] for c in cands.values()} == {"fixed_random", "learned", "none"}
+    x = inputs(64)
+    for number, cand in sorted(cands.items()):
+        out = nas.export(url, "tiny", tmp_path / f"t{number}", trial=number)
+        card = json.loads((out / "arch.json").read_text())
+        assert card["trial"] == number and card["picked_by"] == "trial"
+        if cand.reused_from is not None:
+            assert card["reused_from_trial"] is not None and "did not train it again" in (out / "README.md").read_text()
+        module = {"__file__": str(out / "model.py")}
+        exec(compile((out / "model.py").read_text(), str(out / "model.py"), "exec"), module)
+        net = module["load"](out)
+        model = build(ArchSpec.from_json(cand.arch))
+        model.load_state_dict(load_file(cand.weights_path))
+        model.eval()
+        with torch.no_grad():
+            assert torch.equal(net(x), model(x)), number
+
+
+@pytest.mark.slow  # the module's study: a real `nas run` (Ray)
+def test_pick_knee_and_store_lift(study, tmp_path, capsys):
+    url = study["url"]
+    out = nas.export(url, "tiny", tmp_path / "knee", pick="knee")
+    report = study_report(url, "tiny")
+    front = [t for t in report["trials"] if t["pareto"]]
+    card = json.loads((out / "arch.json").read_text())
+    assert card["trial"] == knee(front, report["directions"])["number"] and card["pareto"] is True
+    assert "--pick knee" in (out / "README.md").read_text()
+
+    fixed = min(n for n, c in candidates(url).items() if c.arch["lift"] == "fixed_random")
+    code, _, err = run_cli(["export", "tiny", "--trial", str(fixed), "--store-lift", "--out", str(tmp_path / "s"),
+                            "--storage", url], capsys)
+    assert code == 0, err
+    stored = load_file(str(tmp_path / "s" / "weights.safetensors"))
+    spec = ArchSpec.from_json(candidates(url)[fixed].arch)
+    assert torch.equal(stored["lift.weight"], build(spec).lift.weight)
+    assert json.loads((tmp_path / "s" / "arch.json").read_text())["lift_stored"] is True
+    assert "LIFT_SEED" not in (tmp_path / "s" / "model.py").read_text()
+
+
+@pytest.mark.slow  # the module's study: a real `nas run` (Ray)
+def test_bad_inputs_exit_2_with_one_message(study, tmp_path, capsys):
+    url = study["url"]
+    out = str(tmp_path / "out")
+
+    def fails(args, *expect):
+        code, stdout, err = run_cli(["export", *args, "--storage", url], capsys)
+        assert code == 2, err
+        assert err.startswith("nas: error: ") and "Traceback" not in err, err
+        for text in expect:
+            assert text in err, f"expected {text!r} in {err!r}"
+        return err
+
+    fails(["nope", "--pick", "accuracy", "--out", out], "no study 'nope'", "studies there: tiny")
+    fails(["tiny", "--trial", "99", "--out", out], "study 'tiny' has no trial 99; its trials are 0 to")
+    fails(["tiny", "--trial", str(study["failed"]), "--out", out], f"trial {study['failed']} of study 'tiny' failed",
+          FAIL_REASON)
+    fails(["tiny", "--trial", str(study["running"]), "--out", out], "still running")
+    fails(["tiny", "--pick", "latency", "--out", out],
+          "--pick 'latency': not an objective of study 'tiny'; expected one of accuracy, params, bandwidth, knee")
+    fails(["tiny", "--out", out], "exactly one of --trial N or --pick METRIC")
+    fails(["tiny", "--trial", "0", "--pick", "accuracy", "--out", out], "exactly one of")
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    fails(["tiny", "--trial", "0", "--out", str(tmp_path / "full")], "exists and is not empty", "never overwrites")
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+    (tmp_path / "afile").write_text("x")
+    fails(["tiny", "--trial", "0", "--out", str(tmp_path / "afile")], "is not a folder")
+
+    cands = candidates(url)
+    number = min(n for n, c in cands.items() if c.reused_from is None)
+    weights = Path(cands[number].weights_path)
+    hidden = weights.with_suffix(".hidden")
+    weights.rename(hidden)
+    try:
+        fails(["tiny", "--trial", str(number), "--out", out], f"weights file {weights} is missing")
+    finally:
+        hidden.rename(weights)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "full"], "an error must write nothing"
+
+    (tmp_path / "empty").mkdir()  # an existing empty folder is fine
+    code, _, err = run_cli(["export", "tiny", "--trial", str(number), "--out", str(tmp_path / "empty"),
+                            "--storage", url], capsys)
+    assert code == 0 and {p.name for p in (tmp_path / "empty").iterdir()} == FILES, err
+
+
+def test_no_database(in_tmp, capsys):
+    code, _, err = run_cli(["export", "tiny", "--pick", "accuracy", "--out", "best"], capsys)
+    assert code == 2 and "no database at nas.db" in err
+    assert list(in_tmp.iterdir()) == []
+
+
+@pytest.mark.slow  # the module's study: a real `nas run` (Ray)
+def test_a_failure_while_writing_leaves_nothing(study, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(export_mod, "model_card", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        nas.export(study["url"], "tiny", tmp_path / "out", pick="accuracy")
+    assert list(tmp_path.iterdir()) == []
