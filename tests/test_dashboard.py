@@ -184,3 +184,19 @@ def test_in_a_real_browser(db, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_importances_and_the_export_download(db, monkeypatch):
+    at = app(f"sqlite:///{db}", monkeypatch)
+    at.sidebar.selectbox[0].select("good").run()
+    n_charts = len(at.get("plotly_chart"))
+    at.toggle(key="importance-on").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == n_charts + 2  # importances and parallel coordinates
+
+    trial = at.selectbox(key="detail-trial").value
+    at.button(key=f"export-{trial}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    download = at.get("download_button")
+    assert len(download) == 1 and "download the exported module" in download[0].proto.label
+    assert not at.error  # the export itself (nas.search.export, the code behind this button) is tested in test_export

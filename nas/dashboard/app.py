@@ -166,7 +166,8 @@ def what_matters(url: str, study: str, dirs: dict[str, str], n_done: int) -> Non
     s = optuna.load_study(study_name=study, storage=optuna_storage(url, read_only=True))
     i = list(dirs).index(target)
     try:
-        imp = optuna.importance.get_param_importances(s, target=lambda t: t.values[i])
+        sign = -1.0 if dirs[target] == "maximize" else 1.0  # Optuna's evaluator ranks for low target values
+        imp = optuna.importance.get_param_importances(s, target=lambda t: sign * t.values[i])
         st.plotly_chart(px.bar(x=list(imp.values()), y=list(imp.keys()), orientation="h",
                                labels={"x": f"importance for {target}", "y": "parameter"}), key="imp")
     except (ValueError, RuntimeError) as exc:
