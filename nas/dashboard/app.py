@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -167,7 +168,9 @@ def what_matters(url: str, study: str, dirs: dict[str, str], n_done: int) -> Non
     i = list(dirs).index(target)
     try:
         sign = -1.0 if dirs[target] == "maximize" else 1.0  # Optuna's evaluator ranks for low target values
-        imp = optuna.importance.get_param_importances(s, target=lambda t: sign * t.values[i])
+        with warnings.catch_warnings():  # its reminder that it ranks for low values: handled by `sign`
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+            imp = optuna.importance.get_param_importances(s, target=lambda t: sign * t.values[i])
         st.plotly_chart(px.bar(x=list(imp.values()), y=list(imp.keys()), orientation="h",
                                labels={"x": f"importance for {target}", "y": "parameter"}), key="imp")
     except (ValueError, RuntimeError) as exc:
