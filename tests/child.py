@@ -27,6 +27,12 @@ except NasRunFailed as exc:
 """
 
 
+def nas_cli(*args, cwd, timeout=300):
+    """`nas ARGS...` as a user runs it, in a child process."""
+    return subprocess.run([sys.executable, "-m", "nas.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 def run_child(space: str, url: str, module: str, evaluator: str, dims=(64, 10), cwd=None, file="space.yaml"):
     code = SCRIPT.format(here=str(HERE), module=module, space=space, file=file, url=url, dims=tuple(dims),
                          evaluator=evaluator)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from child import nas_cli
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +42,6 @@ search: {sampler: random, trials: 2, workers: 2, seed: 0}
 """
 
 
-def nas(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "nas.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +49,8 @@ def db(tmp_path_factory):
     root = tmp_path_factory.mktemp("dash")
     (root / "good.yaml").write_text(GOOD)
     (root / "broken.yaml").write_text(FAILING)
-    assert nas("run", "good.yaml", "--no-progress", cwd=root).returncode == 0
-    assert nas("run", "broken.yaml", "--no-progress", cwd=root).returncode == 1  # every candidate fails
+    assert nas_cli("run", "good.yaml", "--no-progress", cwd=root).returncode == 0
+    assert nas_cli("run", "broken.yaml", "--no-progress", cwd=root).returncode == 1  # every candidate fails
     return root / "nas.db"
 
 

@@ -1,17 +1,15 @@
 """A real ``nas run``: real Ray workers, a real SQLite database, real training on `digits`."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
-import torch
 from safetensors.torch import load_file
 
 from nas.evaluators import load_task
 from nas.evaluators.train import accuracy
 from nas.spaces import ArchSpec, build
+from child import nas_cli
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +30,13 @@ search: {sampler: nsga2, trials: 8, workers: 2, seed: 0}
 """
 
 
-def nas(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "nas.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     (root / "tiny.yaml").write_text(SPACE)
-    proc = nas("run", "tiny.yaml", cwd=root)
+    proc = nas_cli("run", "tiny.yaml", cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root, proc
 
@@ -85,7 +80,7 @@ def test_weights_reproduce_the_recorded_accuracy(finished):
 
 def test_show_json_has_the_contract_shape_and_a_pareto_front(finished):
     root, _ = finished
-    proc = nas("show", "tiny", "--format", "json", cwd=root)
+    proc = nas_cli("show", "tiny", "--format", "json", cwd=root)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["study"] == "tiny"
@@ -108,9 +103,9 @@ def test_show_json_has_the_contract_shape_and_a_pareto_front(finished):
 
 def test_show_table_and_ls(finished):
     root, _ = finished
-    table = nas("show", "tiny", cwd=root)
+    table = nas_cli("show", "tiny", cwd=root)
     assert table.returncode == 0 and "Pareto front" in table.stdout
-    listing = nas("ls", "--format", "json", cwd=root)
+    listing = nas_cli("ls", "--format", "json", cwd=root)
     rows = json.loads(listing.stdout)
     assert [r["study"] for r in rows] == ["tiny"]
     assert rows[0]["counts"] == {"COMPLETE": 8, "FAIL": 0, "PRUNED": 0, "RUNNING": 0}
@@ -119,12 +114,12 @@ def test_show_table_and_ls(finished):
 
 def test_same_command_again_resumes_and_more_trials_extend(finished):
     root, _ = finished
-    again = nas("run", "tiny.yaml", "--trials", "10", "--no-progress", cwd=root)
+    again = nas_cli("run", "tiny.yaml", "--trials", "10", "--no-progress", cwd=root)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "10/10 complete" in again.stderr
     changed = (root / "tiny.yaml").read_text().replace("epochs: 3", "epochs: 4")
     (root / "other.yaml").write_text(changed)
-    proc = nas("run", "other.yaml", cwd=root)
+    proc = nas_cli("run", "other.yaml", cwd=root)
     assert proc.returncode == 2 and "was run from a different space file" in proc.stderr
 
 
@@ -133,7 +128,7 @@ def test_identical_candidates_are_trained_once(tmp_path):
         "name: dup\ntask: {dataset: digits}\nspace: {hidden_width: [8, 16], depth: 1}\n"
         "train: {epochs: 1}\nsearch: {sampler: random, trials: 6, workers: 2, seed: 1}\n"
     )
-    proc = nas("run", "dup.yaml", "--no-progress", cwd=tmp_path)
+    proc = nas_cli("run", "dup.yaml", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'nas.db'}")
     with engine.connect() as c:
