@@ -271,7 +271,8 @@ class _Driver:
             raise NasRunFailed(str(exc)) from None
         except BaseException as exc:
             state, message = "INTERRUPTED", f"{type(exc).__name__}"
-            self._fail_inflight("interrupted: the nas run was stopped while this candidate was running")
+            self._fail_inflight("interrupted: the nas run was stopped while this candidate was running; re-queued",
+                                requeue=True)
             raise
         finally:
             with self.store.session() as s:
@@ -433,10 +434,13 @@ class _Driver:
             self.inflight[twin.trial.number] = twin
             self.pool.submit(self._job_of(twin))
 
-    def _fail_inflight(self, reason: str) -> None:
+    def _fail_inflight(self, reason: str, requeue: bool = False) -> None:
+        """Fail what is running or waiting; with ``requeue`` the next run tries the same candidates again."""
         for item in list(self.inflight.values()) + [t for ts in self.waiting.values() for t in ts]:
             try:
                 self._finish_failed(item, reason, item.worker)
+                if requeue:
+                    self.study.enqueue_trial(item.trial.params, user_attrs={"nas:retry_of": item.trial.number})
             except Exception:  # the database may be what failed; the next run recovers these
                 pass
         self.inflight.clear()
