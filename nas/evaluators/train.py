@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
+from nas.spaces.schema import IMAGE_KINDS
+
+MSE_FLOOR = 1e-10  # a per-image MSE below this counts as this: PSNR is capped at 100 dB
 
 
 class CandidateFailed(Exception):
@@ -29,12 +33,35 @@ class Evaluation:
     wall_time_s: float = 0.0
     epochs_trained: int = 0
     state: dict[str, torch.Tensor] | None = None  # the best checkpoint's persistent tensors
+    stopped_early: bool = False  # ``report`` stopped it: objectives hold the static ones and the last val score
 
 
 def static_objectives(spec: ArchSpec) -> dict[str, float]:
     """``params`` and ``bandwidth``: known from the architecture alone, before any training."""
     cost = model_cost(spec)
     return {"params": float(cost.params), "bandwidth": float(bandwidth_bytes(cost))}
+
+
+def score_metric(kind: str) -> str:
+    """The objective a task of ``kind`` is scored by: ``psnr`` for an image kind, else ``accuracy``."""
+    return "psnr" if kind in IMAGE_KINDS else "accuracy"
+
+
+def task_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits (B, C) against labels (B,); for an image kind, the MSE of the
+    predicted pixels sigmoid(out) (B, d_out) against the target pixels y (B, d_out)."""
+    if kind in IMAGE_KINDS:
+        return F.mse_loss(torch.sigmoid(out), y)
+    return F.cross_entropy(out, y)
+
+
+def psnr_db(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB, data range 1: 10·log10(1 / MSE_i), MSE_i the mean over the pixels of image i.
+
+    pred, target: (n, d) pixels in [0, 1] -> (n,). MSE_i is floored at ``MSE_FLOOR`` (at most 100 dB).
+    """
+    mse = (pred - target).pow(2).mean(dim=1).clamp_min(MSE_FLOOR)
+    return -10.0 * torch.log10(mse)
 
 
 @torch.no_grad()
@@ -44,6 +71,21 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     for i in range(0, len(y), batch_size):
         correct += (model(x[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum().item()
     return correct / len(y)
+
+
+@torch.no_grad()
+def psnr(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Mean over images of the per-image PSNR (dB) of sigmoid(model(x)) against the target images y (n, d_out)."""
+    model.eval()
+    total = 0.0
+    for i in range(0, len(y), batch_size):
+        total += psnr_db(torch.sigmoid(model(x[i : i + batch_size])), y[i : i + batch_size]).sum().item()
+    return total / len(y)
+
+
+def score(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The task's score (``score_metric(kind)``): accuracy, or PSNR in dB for an image kind."""
+    return psnr(model, x, y) if kind in IMAGE_KINDS else accuracy(model, x, y)
 
 
 @torch.inference_mode()
@@ -65,65 +107,108 @@ def latency_ms(model: nn.Module, d_in: int, repeats: int = 30, warmup: int = 5) 
     return statistics.median(times)
 
 
+def before_epoch(model: nn.Module, epoch: int, epochs: int) -> bool:
+    """Run every module's ``nas_before_epoch(epoch, epochs)`` hook; True if any changed the structure.
+
+    ``epoch`` counts from 1. An FPE layer expands here once its dense epochs are done.
+    """
+    changed = False
+    for module in list(model.modules()):
+        hook = getattr(module, "nas_before_epoch", None)
+        if hook is not None:
+            changed = bool(hook(epoch, epochs)) or changed
+    return changed
+
+
+def aux_loss(model: nn.Module) -> torch.Tensor | None:
+    """The sum of the auxiliary losses the last forward pass left in modules (``nas_aux_loss``), or None.
+
+    A mixture of experts leaves its load-balancing loss (already weighted) there.
+    """
+    total = None
+    for module in model.modules():
+        value = getattr(module, "nas_aux_loss", None)
+        if value is not None:
+            total = value if total is None else total + value
+    return total
+
+
 def evaluate(
     spec: ArchSpec,
     train: TrainSpec,
     task: Task,
     device: str = "cpu",
-    report: Callable[[int, dict[str, float]], None] | None = None,
+    report: Callable[[int, dict[str, float]], bool | None] | None = None,
 ) -> Evaluation:
     """Train ``spec`` on ``task`` and return its objectives.
 
-    AdamW with the learning rate decayed linearly to 0; validation accuracy
-    after every epoch (passed to ``report``); the checkpoint with the best
-    validation accuracy is scored on the test split (``accuracy``).
+    AdamW with the learning rate decayed linearly to 0. The loss and score
+    follow ``task.kind``: cross-entropy and ``accuracy`` for classification;
+    for an image kind the model's outputs are pixel logits, the prediction is
+    sigmoid(output), the loss its MSE and the score the mean per-image PSNR
+    (``psnr``, dB, data range 1). The validation score after every epoch
+    (``val_accuracy`` or ``val_psnr``, passed to ``report``) picks the best
+    checkpoint, which is scored on the test split.
     """
     t0 = time.perf_counter()
     torch.manual_seed(train.seed)
-    model = build(spec).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    model = build(spec, fresh=True).to(device)
     x, y = task.x_train.to(device), task.y_train.to(device)
     xv, yv = task.x_val.to(device), task.y_val.to(device)
     n = len(y)
     bs = min(train.batch_size, n)
     steps_per_epoch = n // bs if n % bs < 2 else n // bs + 1  # drop a last batch of one (BatchNorm)
     total = max(1, train.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
+    step = [0]  # optimizer steps taken: the learning rate decays over all of them, across rebuilt optimizers
+
+    def make_optimizer():
+        opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: max(0.0, 1.0 - step[0] / total))
+
+    opt, sched = make_optimizer()
     gen = torch.Generator().manual_seed(train.seed)
-    loss_fn = nn.CrossEntropyLoss()
+    metric = score_metric(task.kind)
 
     curve: list[dict[str, float]] = []
-    best_acc, best_state = -1.0, None
+    best, best_state = -math.inf, None
     deadline = t0 + train.timeout_s if train.timeout_s > 0 else None
     for epoch in range(1, train.epochs + 1):
+        if before_epoch(model, epoch, train.epochs):  # the structure changed (an FPE expansion):
+            opt, sched = make_optimizer()  # new parameters need a new optimizer
+            best, best_state = -math.inf, None  # and only checkpoints of the final structure count
         model.train()
         order = torch.randperm(n, generator=gen).to(device)
         running = 0.0
         for s in range(steps_per_epoch):
             idx = order[s * bs : (s + 1) * bs]
-            loss = loss_fn(model(x[idx]), y[idx])
+            loss = task_loss(task.kind, model(x[idx]), y[idx])
+            aux = aux_loss(model)
+            if aux is not None:
+                loss = loss + aux
             if not torch.isfinite(loss):
                 raise CandidateFailed(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {s + 1}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            step[0] += 1
             sched.step()
             running += loss.item()
             if deadline is not None and time.perf_counter() > deadline:
                 raise CandidateFailed(
                     f"exceeded train.timeout_s = {train.timeout_s:g} s (epoch {epoch} of {train.epochs}, step {s + 1})"
                 )
-        val_acc = accuracy(model, xv, yv)
-        point = {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_acc}
+        val = score(task.kind, model, xv, yv)
+        point = {"epoch": epoch, "train_loss": running / steps_per_epoch, f"val_{metric}": val}
         curve.append(point)
-        if report is not None:
-            report(epoch, point)
-        if val_acc > best_acc:
-            best_acc, best_state = val_acc, copy.deepcopy(model.state_dict())
+        if report is not None and report(epoch, point) and epoch < train.epochs:  # early stopping
+            objectives = {**static_objectives(spec), f"val_{metric}": val}
+            return Evaluation(objectives, curve, time.perf_counter() - t0, epoch, None, stopped_early=True)
+        if val > best:
+            best, best_state = val, copy.deepcopy(model.state_dict())
 
     model.load_state_dict(best_state)
     objectives = static_objectives(spec)
-    objectives["accuracy"] = accuracy(model, task.x_test.to(device), task.y_test.to(device))
+    objectives[metric] = score(task.kind, model, task.x_test.to(device), task.y_test.to(device))
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")

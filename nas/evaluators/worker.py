@@ -12,25 +12,37 @@ from nas.evaluators.train import evaluate
 from nas.spaces import ArchSpec, TrainSpec
 
 
+def stops(rule: dict | None, score: float) -> bool:
+    """Whether a candidate with validation ``score`` at a rung stops there (``nas.search.pruning`` makes the rules)."""
+    return rule is not None and score <= rule["dominated_at_or_below"] and score < rule["top_below"]
+
+
 class TrainEvaluator:
     """Loads the task once per worker process, then trains candidate after candidate."""
 
-    def __init__(self, dataset: str, kind: str, base_dir: str | None = None):
-        self.dataset, self.kind, self.base_dir = dataset, kind, base_dir
+    def __init__(self, dataset: str, kind: str, base_dir: str | None = None, options: dict | None = None):
+        self.dataset, self.kind, self.base_dir, self.options = dataset, kind, base_dir, options
         self.task: Task | None = None
         self.device = "cpu"
 
     def setup(self, threads: int, device: str) -> None:
         torch.set_num_threads(threads)
         self.device = device
-        self.task = load_task(self.dataset, self.kind, self.base_dir)
+        self.task = load_task(self.dataset, self.kind, self.base_dir, self.options)
 
     def __call__(self, job: dict[str, Any]) -> dict[str, Any]:
         spec = ArchSpec.from_json(job["arch"])
         train = TrainSpec.from_json(job["train"])
-        ev = evaluate(spec, train, self.task, device=self.device)
+        rules = job.get("stop_rules") or {}
+
+        def report(epoch: int, point: dict[str, float]) -> bool:
+            score = next(v for k, v in point.items() if k.startswith("val_"))
+            return stops(rules.get(str(epoch)), score)
+
+        ev = evaluate(spec, train, self.task, device=self.device, report=report if rules else None)
         return {
             "ok": True,
+            "stopped_early": ev.stopped_early,
             "objectives": ev.objectives,
             "curve": ev.curve,
             "wall_time_s": ev.wall_time_s,

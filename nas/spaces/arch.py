@@ -14,24 +14,49 @@ def _digest(obj: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix comes from lift_seed
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """The concrete architecture of one candidate; builds with ``nas.spaces.build``."""
 
     d_in: int  # input features (from the task)
     d_out: int  # outputs: classes (from the task)
-    lift: str = "none"  # fixed_random | learned | none (none: d_z = d_in, the conventional MLP)
+    lift: str = "none"  # fixed_random | hadamard | learned | none (none: d_z = d_in, the conventional MLP)
     lift_width: int = 0  # d_z, the width of the residual stream; ignored when lift is none
     hidden_width: int = 128  # d_h, the bottleneck (hourglass) or hidden width (conventional)
     depth: int = 2  # L, the number of residual blocks
     activation: str = "relu"
     norm: str = "batchnorm"  # batchnorm (no affine) | layernorm (no affine) | none
-    lift_seed: int = 0  # seed of a fixed random lift
+    lift_seed: int = 0  # seed of a fixed random or structured lift
+    # Fixed Parameter Expansion of every block's hidden layer (off at alpha 1)
+    fpe_alpha: int = 1  # children per hidden neuron
+    fpe_split: str = "random"  # random | feature (inputs that belong together go to the same child)
+    fpe_at: float = 0.5  # the fraction of the epochs trained dense before the expansion
+    # mixture-of-experts bottleneck (off at 1 expert)
+    moe_experts: int = 1
+    moe_top_k: int = 1  # experts each sample uses (at most moe_experts)
+    # token mixing (off at none: the flat path)
+    mixer: str = "none"  # none | token_mlp | maxstate | attention
+    patch: int = 0  # features per token: P×P patches of an image, P consecutive features of a vector; 0: given tokens
+    in_shape: tuple = ()  # the shape of one input sample (from the task), e.g. (28, 28) or (seq, features)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
         if self.lift == "none":  # the lift's own settings are unused: normalise them away
             object.__setattr__(self, "lift_width", self.d_in)
             object.__setattr__(self, "lift_seed", 0)
+        if self.fpe_alpha == 1:
+            object.__setattr__(self, "fpe_split", "random")
+            object.__setattr__(self, "fpe_at", 0.5)
+        if self.moe_experts == 1:
+            object.__setattr__(self, "moe_top_k", 1)
+        elif self.moe_top_k > self.moe_experts:  # top-2 of one expert... is that one expert
+            object.__setattr__(self, "moe_top_k", self.moe_experts)
+        if self.mixer == "none":
+            object.__setattr__(self, "patch", 0)
+            object.__setattr__(self, "in_shape", ())
 
     @property
     def d_z(self) -> int:
@@ -42,8 +67,17 @@ class ArchSpec:
         out = dataclasses.asdict(self)
         if self.lift == "none":
             del out["lift_width"], out["lift_seed"]
-        elif self.lift != "fixed_random":
+        elif self.lift not in SEEDED_LIFTS:
             del out["lift_seed"]
+        # features that are off leave no trace: ids of candidates without them stay as they were
+        if self.fpe_alpha == 1:
+            del out["fpe_alpha"], out["fpe_split"], out["fpe_at"]
+        if self.moe_experts == 1:
+            del out["moe_experts"], out["moe_top_k"]
+        if self.mixer == "none":
+            del out["mixer"], out["patch"], out["in_shape"]
+        else:
+            out["in_shape"] = list(self.in_shape)
         return out
 
     @property
@@ -52,7 +86,9 @@ class ArchSpec:
         return _digest(self.used_params())
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["in_shape"] = list(self.in_shape)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ArchSpec":
@@ -89,5 +125,7 @@ class TrainSpec:
         return cls(**data)
 
 
-SPACE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ArchSpec) if f.name not in ("d_in", "d_out")}
+SPACE_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(ArchSpec) if f.name not in ("d_in", "d_out", "in_shape")
+}
 TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSpec)}

@@ -35,6 +35,7 @@ class Cost:
 ACTIVATIONS: Registry = Registry("activation")  # name -> factory(width) -> nn.Module
 NORMS: Registry = Registry("norm")  # name -> factory(width) -> nn.Module
 LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z, seed) -> nn.Module | None
+MIXERS: Registry = Registry("mixer")  # name -> factory(spec) -> nn.Module (see nas.spaces.mixers)
 
 
 # ----------------------------------------------------------------- activations
@@ -130,20 +131,32 @@ class HourglassBlock(nn.Module):
 
     With d_h < d_z it is the hourglass (wide-narrow-wide) block; with the lift
     ``none`` and d_h > d_z = d_in it is the conventional MLP block.
+
+    ``ffn`` replaces ``W2 act(W1 ·)`` by another module mapping (N, d_z) to
+    (N, d_z): an FPE layer pair, a mixture of experts (``nas.spaces.builder.make_ffn``).
+    Without it the block keeps the attributes ``w1``, ``act``, ``w2``.
     """
 
-    def __init__(self, d_z: int, d_h: int, activation: str, norm: str):
+    def __init__(self, d_z: int, d_h: int, activation: str, norm: str, ffn: nn.Module | None = None):
         super().__init__()
+        self.d_z = d_z
         self.norm = NORMS.get(norm)(d_z)
-        self.w1 = Linear(d_z, d_h)
-        self.act = ACTIVATIONS.get(activation)(d_h)
-        self.w2 = Linear(d_h, d_z)
+        if ffn is None:
+            self.w1 = Linear(d_z, d_h)
+            self.act = ACTIVATIONS.get(activation)(d_h)
+            self.w2 = Linear(d_h, d_z)
+        else:
+            self.ffn = ffn
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, d_z) -> (B, d_z)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_z)
+        if hasattr(self, "ffn"):
+            return h + self.ffn(self.norm(h))
         return h + self.w2(self.act(self.w1(self.norm(h))))
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
-        skip = Cost(act_bytes=self.w2.out_features * dtype_bytes)  # the residual add reads h once more
+        skip = Cost(act_bytes=self.d_z * dtype_bytes)  # the residual add reads h once more
+        if hasattr(self, "ffn"):
+            return _cost_of(self.norm, dtype_bytes) + _cost_of(self.ffn, dtype_bytes) + skip
         return _cost_of(self.norm, dtype_bytes) + self.w1.nas_cost(dtype_bytes) + self.w2.nas_cost(
             dtype_bytes
         ) + _cost_of(self.act, dtype_bytes) + skip
@@ -156,3 +169,7 @@ def _cost_of(module: nn.Module, dtype_bytes: int) -> Cost:
     if any(True for _ in module.parameters()):
         raise TypeError(f"{type(module).__name__} has parameters but no nas_cost()")
     return Cost()
+
+
+# the rest of the vocabulary registers itself on import
+from nas.spaces import activations, fpe, lifts, mixers, moe  # noqa: E402,F401

@@ -19,42 +19,80 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from nas.errors import NasInputError
 from nas.spaces import _yaml
 from nas.spaces.arch import SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, NORMS
+from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS
 
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 Number = Union[StrictInt, StrictFloat]
 
-METRICS = {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize", "latency_ms": "minimize"}
-SAMPLERS = ("nsga2", "tpe", "random", "gp", "qmc")
-KINDS = ("classification",)
-DATASETS = ("digits", "mnist5k")
+METRICS = {
+    "accuracy": "maximize",
+    "psnr": "maximize",
+    "params": "minimize",
+    "bandwidth": "minimize",
+    "latency_ms": "minimize",
+}
+SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp", "qmc")
+KINDS = ("classification", "denoise", "superres", "generative_classification")
+IMAGE_KINDS = ("denoise", "superres", "generative_classification")  # scored by psnr
+DATASETS = ("digits", "mnist5k", "sat")
+FPE_SPLITS = ("random", "feature")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class SatConfig(_Strict):
+    """A seeded Boolean DNF task (the FPE paper's setting): label = OR of clauses, each an AND of literals."""
+
+    variables: int = Field(16, ge=2, le=4096)  # n
+    clauses: int = Field(8, ge=1, le=4096)  # m
+    literals: int = Field(3, ge=1, le=64)  # k per clause
+    samples: int = Field(4000, ge=20, le=10_000_000)  # balanced: half true, half false
+    seed: StrictInt = Field(0, ge=0)
+
+
 class TaskConfig(_Strict):
     dataset: StrictStr
-    kind: Literal["classification"] = "classification"
+    kind: Literal["classification", "denoise", "superres", "generative_classification"] = "classification"
+    sat: SatConfig | None = None  # options of dataset sat
 
 
 class SearchConfig(_Strict):
-    sampler: Literal["nsga2", "tpe", "random", "gp", "qmc"] = "nsga2"
+    sampler: Literal["nsga2", "nsga3", "tpe", "random", "gp", "qmc"] = "nsga2"
+    options: dict[StrictStr, Scalar] = Field(default_factory=dict)  # keyword arguments of the Optuna sampler
     trials: int = Field(20, ge=1)
     workers: int = Field(1, ge=1)
     seed: StrictInt | None = None
+    # the hypervolume's reference point, one value per objective; derived from the first candidates if absent
+    reference: dict[StrictStr, Number] | None = None
+
+
+class PruningConfig(_Strict):
+    """Multi-objective successive halving over epochs (see nas.search.pruning)."""
+
+    min_epochs: int = Field(1, ge=1)  # the first rung
+    reduction_factor: int = Field(3, ge=2)  # η: rungs at min_epochs·η^k; the top 1/η of a rung always goes on
+
+
+class Bound(_Strict):
+    max: Number = Field(gt=0)  # the largest value a candidate may have
 
 
 class Document(_Strict):
     name: StrictStr | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     task: TaskConfig
-    objectives: dict[Literal["accuracy", "params", "bandwidth", "latency_ms"], Literal["maximize", "minimize"]] = (
+    objectives: dict[
+        Literal["accuracy", "psnr", "params", "bandwidth", "latency_ms"], Literal["maximize", "minimize"]
+    ] = (
         Field(default_factory=lambda: {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"})
     )
     space: dict[StrictStr, Any]
     train: dict[StrictStr, Any] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    # limits on the objectives known before training: a candidate over one is recorded as infeasible, never trained
+    constraints: dict[Literal["params", "bandwidth"], Bound] = Field(default_factory=dict)
+    pruning: PruningConfig | None = None  # early stopping of candidates dominated at a rung
 
 
 Condition = dict[StrictStr, Union[Scalar, list[Scalar]]]
@@ -135,6 +173,15 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "activation": ("str", *_in(ACTIVATIONS)),
         "norm": ("str", *_in(NORMS)),
         "lift_seed": ("int", *_int_at_least(0)),
+        "fpe_alpha": ("int", *_int_at_least(1)),
+        "fpe_split": ("str", lambda v: None if v in FPE_SPLITS else f"unknown FPE split {v!r}",
+                      "one of " + ", ".join(FPE_SPLITS)),
+        "fpe_at": ("float", lambda v: None if 0 <= v < 1 else "must be in [0, 1)",
+                   "the fraction of the epochs trained dense, in [0, 1)"),
+        "moe_experts": ("int", *_int_at_least(1)),
+        "moe_top_k": ("int", *_int_at_least(1)),
+        "mixer": ("str", *_in(MIXERS)),
+        "patch": ("int", *_int_at_least(0)),
     },
     "train": {
         "epochs": ("int", *_int_at_least(1)),
@@ -158,6 +205,41 @@ class SearchSpace:
     params: list[Param]
     search: SearchConfig
     text: str  # the file as written, stored with the study
+    constraints: dict[str, float] = field(default_factory=dict)  # metric -> max (params, bandwidth)
+    lines: dict = field(default_factory=dict, repr=False)  # key path -> line in the file
+    pruning: PruningConfig | None = None
+
+    def check_task(self, d_in: int, in_shape: tuple) -> None:
+        """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens."""
+        from nas.spaces.mixers import token_grid
+
+        labels = {p.label: p for p in self.params}
+        mixer = labels.get("mixer")
+        if mixer is None or mixer.values() == ("none",):
+            return
+        patch = labels.get("patch")
+        values = (0,) if patch is None else patch.values()
+        if values is None:  # a range: candidates that do not fit are recorded as infeasible
+            return
+        errors = []
+        for v in values:
+            try:
+                token_grid(tuple(in_shape), int(v), d_in)
+            except ValueError as exc:
+                errors.append(f"{self.place('space', 'patch')}: {exc}")
+        if errors:
+            raise NasInputError("\n".join(errors))
+
+    def place(self, *path) -> str:
+        """``file:line: dotted.path`` of a key of the file, for an error found after loading."""
+        where = tuple(path)
+        while where not in self.lines and where:
+            where = where[:-1]
+        return f"{self.file}:{self.lines.get(where, 1)}: {_yaml._dotted(tuple(path))}"
+
+    def violations(self, static: dict[str, float]) -> dict[str, float]:
+        """How far ``static`` (params, bandwidth) lies over each constraint: value / max - 1 (≤ 0: satisfied)."""
+        return {m: static[m] / limit - 1.0 for m, limit in self.constraints.items()}
 
     # ------------------------------------------------------------- sampling
     def sample(self, suggest: Suggest) -> dict[str, Any]:
@@ -181,7 +263,7 @@ class SearchSpace:
                 values[p.label] = suggest.float(p.label, p.low, p.high, p.log, p.step)
         return values
 
-    def freeze(self, values: dict[str, Any], d_in: int, d_out: int) -> tuple[ArchSpec, TrainSpec]:
+    def freeze(self, values: dict[str, Any], d_in: int, d_out: int, in_shape: tuple = ()) -> tuple[ArchSpec, TrainSpec]:
         """Turn the sampled ``values`` into the candidate's frozen specs."""
         sections = {p.label: p.section for p in self.params}
         arch = {k: v for k, v in values.items() if sections.get(k) == "space"}
@@ -192,7 +274,7 @@ class SearchSpace:
                 f"{self.file}: space.lift_width: no value when lift is {lift!r}; "
                 "widen its `when:` condition or give a lift_width for every lift"
             )
-        arch_spec = ArchSpec(d_in=d_in, d_out=d_out, **arch)
+        arch_spec = ArchSpec(d_in=d_in, d_out=d_out, in_shape=tuple(in_shape), **arch)
         train_spec = TrainSpec(**{k: (float(v) if TRAIN_DEFAULTS[k].__class__ is float else v) for k, v in train.items()})
         return arch_spec, train_spec
 
@@ -234,13 +316,28 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
             errors.add(("task", "dataset"), f"no such npz file: {npz}", found=dataset)
     elif dataset not in DATASETS:
         errors.add(("task", "dataset"), "unknown dataset", found=dataset,
-                   expected="digits, mnist5k or npz:PATH", choices=DATASETS)
+                   expected="digits, mnist5k, sat or npz:PATH", choices=DATASETS)
     if not doc.objectives:
         errors.add(("objectives",), "at least one objective is needed", found={},
                    expected="e.g. {accuracy: maximize, params: minimize}")
-    elif "accuracy" not in doc.objectives:
-        errors.add(("objectives",), "accuracy must be one of the objectives of a classification task",
-                   found=list(doc.objectives))
+    else:
+        score = "psnr" if doc.task.kind in IMAGE_KINDS else "accuracy"
+        other = "accuracy" if score == "psnr" else "psnr"
+        if score not in doc.objectives:
+            errors.add(("objectives",), f"{score} must be one of the objectives of a {doc.task.kind} task",
+                       found=list(doc.objectives), expected=f"e.g. {{{score}: maximize, params: minimize}}")
+        elif other in doc.objectives:
+            errors.add(("objectives", other), f"a {doc.task.kind} task is not scored by {other}",
+                       found=other, expected=score)
+    ref = doc.search.reference
+    if ref is not None and set(ref) != set(doc.objectives):
+        errors.add(("search", "reference"), "the reference point needs one value for each objective, no more",
+                   found=sorted(ref), expected=str(sorted(doc.objectives)))
+    if doc.task.sat is not None and dataset != "sat":
+        errors.add(("task", "sat"), "sat options belong to dataset sat", found=dataset, expected="dataset: sat")
+    if dataset == "sat" and doc.task.kind != "classification":
+        errors.add(("task", "kind"), "the sat dataset is a classification task", found=doc.task.kind,
+                   expected="classification")
 
     params: list[Param] = []
     for section in ("space", "train"):
@@ -264,7 +361,9 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
-                       search=doc.search, text=text)
+                       search=doc.search, text=text,
+                       constraints={m: float(b.max) for m, b in doc.constraints.items()}, lines=lines,
+                       pruning=doc.pruning)
 
 
 def _parse_param(section: str, label: str, raw: Any, errors: "_Errors", earlier: list[Param]) -> Param | None:
@@ -416,7 +515,10 @@ class _Errors:
 
 
 def _allowed_keys(parent: tuple) -> list[str]:
-    models = {(): Document, ("task",): TaskConfig, ("search",): SearchConfig}
+    if len(parent) == 2 and parent[0] == "constraints":
+        return ["max"]
+    models = {(): Document, ("task",): TaskConfig, ("task", "sat"): SatConfig, ("search",): SearchConfig,
+              ("pruning",): PruningConfig}
     model = models.get(parent)
     if model is None and len(parent) == 2 and parent[0] in ("space", "train"):
         return ["int", "float", "choice", "value", "log", "step", "when"]

@@ -1,0 +1,265 @@
+"""Token mixers (registered in ``MIXERS``): the input cut into tokens, mixed, pooled.
+
+A mixer candidate (``mixer`` other than ``none``) is, for a sample x of
+``in_shape`` arriving flattened as (B, d_in)::
+
+    t = tokens(x)                                  # (B, T, F), see ``token_grid``
+    h = embed(t) [+ pos]                           # (B, T, D): the spec's lift applied to every token
+    for i in 1..depth:
+        h = h + mix(norm(h))                       # across tokens: token_mlp | maxstate | attention
+        h = HourglassBlock(h)                      # across features, every token alike (its own residual)
+    logits = W_out mean_T(h)                       # (B, d_out)
+
+The model width D reuses the lift's settings: ``embed`` is the spec's lift
+from F token features to D = ``lift_width`` (``learned``: a bias-free
+Linear(F, D); ``fixed_random``: a seeded N(0, 1/F) matrix, not stored), and
+with ``lift: none`` there is no embedding and D = F. The channel block is the
+flat path's own ``HourglassBlock(D, hidden_width, activation, norm, ffn)``
+run on the tokens flattened to (B·T, D), so FPE, mixtures of experts and
+activations compose with every mixer.
+
+Costs follow ``nas.spaces.cost``, for one sample = all T tokens: weights that
+every token shares are read once, activations move T times.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.kernels.maxstate import maxstate_combine
+from nas.spaces.arch import ArchSpec
+from nas.spaces.blocks import LIFTS, MIXERS, NORMS, Cost, HourglassBlock, Linear, _cost_of
+
+MIXERS.register("none")(None)  # the flat path: nas.spaces.builder.HourglassMLP
+
+
+# -------------------------------------------------------------------- tokens
+def token_grid(in_shape: tuple, patch: int, d_in: int) -> tuple[int, int]:
+    """(T, F): how many tokens of how many features a sample of ``in_shape`` is cut into.
+
+    - (H, W) and patch P ≥ 1: non-overlapping P×P patches, T = (H/P)(W/P), F = P²;
+    - (n,) and patch P ≥ 1: consecutive chunks, T = n/P, F = P;
+    - patch 0: the input's own tokens, its first axis: an image's H rows of W
+      pixels, a sequence's S steps of F features (more axes flattened into F).
+
+    An empty ``in_shape`` means a flat vector (d_in,). Raises ``ValueError``
+    naming ``in_shape`` and ``patch`` when the shape does not divide.
+    """
+    shape = tuple(in_shape) or (d_in,)
+    where = f"in_shape {shape} with patch {patch}"
+    if math.prod(shape) != d_in:
+        raise ValueError(f"{where}: in_shape holds {math.prod(shape)} features but the input has d_in = {d_in}")
+    if patch < 0:
+        raise ValueError(f"{where}: patch must be at least 0")
+    if patch == 0:
+        if len(shape) < 2:
+            raise ValueError(f"{where}: a flat vector has no tokens of its own; give patch ≥ 1 "
+                             "(features per token, dividing the vector's length)")
+        return shape[0], math.prod(shape[1:])
+    if len(shape) == 1:
+        if shape[0] % patch:
+            raise ValueError(f"{where}: {patch} does not divide the vector's length {shape[0]}")
+        return shape[0] // patch, patch
+    if len(shape) == 2:
+        h, w = shape
+        if h % patch or w % patch:
+            raise ValueError(f"{where}: {patch}×{patch} patches do not tile a {h}×{w} image")
+        return (h // patch) * (w // patch), patch * patch
+    raise ValueError(f"{where}: patches cut 1-D or 2-D samples only; use patch 0 (tokens along the first axis)")
+
+
+class Tokens(nn.Module):
+    """(B, d_in) -> (B, T, F): the flattened sample cut as ``token_grid`` says (a view and a copy, no weights)."""
+
+    def __init__(self, in_shape: tuple, patch: int, d_in: int):
+        super().__init__()
+        self.shape = tuple(in_shape) or (d_in,)
+        self.patch = patch
+        self.n_tokens, self.features = token_grid(self.shape, patch, d_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        if self.patch and len(self.shape) == 2:
+            (h, w), p = self.shape, self.patch
+            x = x.reshape(b, h // p, p, w // p, p).transpose(2, 3)  # (B, H/P, W/P, P, P)
+        return x.reshape(b, self.n_tokens, self.features)
+
+
+def _heads(d: int) -> int:
+    """Heads of a width-d mixer: d/64 when 64 divides d (head size 64), else 4 when 4 divides d, else 1."""
+    if d % 64 == 0:
+        return d // 64
+    return 4 if d % 4 == 0 else 1
+
+
+def _per_token(cost: Cost, n_tokens: int) -> Cost:
+    """A per-token cost run on T tokens: the shared weights read once, the activations T times."""
+    return Cost(cost.params, cost.weight_bytes, cost.act_bytes * n_tokens)
+
+
+# -------------------------------------------------------------------- mixers
+class TokenMLP(nn.Module):
+    """MLP-Mixer's token mixing: every feature channel through an MLP over the T tokens.
+
+    (B, T, D) -> (B, T, D): y = (W2 gelu(W1 hᵀ))ᵀ with W1: T -> 2T, W2: 2T -> T,
+    bias-free, shared by the D channels (token-hidden width 2T).
+    Cost: 4T² weights; per channel the two layers move T + 2T + 2T + T values.
+    """
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.n_tokens, self.d = n_tokens, d
+        self.w1 = Linear(n_tokens, 2 * n_tokens)
+        self.w2 = Linear(2 * n_tokens, n_tokens)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h.transpose(1, 2)  # (B, D, T)
+        return self.w2(F.gelu(self.w1(h))).transpose(1, 2)  # (B, T, D)
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        return _per_token(self.w1.nas_cost(dtype_bytes) + self.w2.nas_cost(dtype_bytes), self.d)
+
+
+class MaxState(nn.Module):
+    """MaxStateSuper (dfytensor/OpenASH ``open_ash.py``): a running maximum in place of softmax attention.
+
+    (B, T, D) -> (B, T, D), causal, O(T) time and memory::
+
+        a, b, c, d = split(W h)                    # W: D -> 4D, bias-free; each (B, T, D) in H heads of D/H
+        e = cummax(c) along T                      # e_t = max_{s ≤ t} c_s
+        g = G(cat_heads[a, b, c, d, e]) * e        # G: 5H -> H, bias-free, mixes the heads per position and channel
+        y = a·b + α1·b + α2·d + a·(α3·e + d) + b·(c + e) + c·e + g     # α1..α3 learnable, init 0.5
+
+    As in the reference, there is no output projection and the output
+    channels come out channel-major (D/H, H): a fixed permutation.
+    Cost: 4D² + 5H² + 3 weights; W moves (D + 4D) per token, the fused scan
+    and combination read a, b, c, d and write y: 5D per token.
+    """
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
+        self.w = Linear(d, 4 * d)
+        self.g = Linear(5 * self.heads, self.heads)
+        self.alpha = nn.Parameter(torch.full((3,), 0.5))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        # the scan and combination: a fused Triton kernel on CUDA, else the PyTorch reference (nas.kernels.maxstate)
+        return maxstate_combine(self.w(h), self.g.weight, self.alpha, self.heads)
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        n = self.g.in_features * self.g.out_features + self.alpha.numel()
+        combine = Cost(params=n, weight_bytes=n * dtype_bytes, act_bytes=5 * self.d * self.n_tokens * dtype_bytes)
+        return _per_token(self.w.nas_cost(dtype_bytes), self.n_tokens) + combine
+
+
+class Attention(nn.Module):
+    """Softmax multi-head self-attention, bidirectional (the baseline the cheap mixers replace).
+
+    (B, T, D) -> (B, T, D): q, k, v = split(W_qkv h) in H heads (``_heads``);
+    y = W_o softmax(q kᵀ / √(D/H)) v, bias-free (``scaled_dot_product_attention``).
+    Cost: 4D² weights; W_qkv moves D + 3D and W_o 2D per token; q kᵀ reads q, k
+    and writes the H·T² scores, which softmax·v reads back with v before writing
+    the T·D output: the H·T² score matrix is written once and read once, the
+    term that grows quadratically in T.
+    """
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
+        self.qkv = Linear(d, 3 * d)
+        self.out = Linear(d, d)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bsz, t, d = h.shape
+        q, k, v = self.qkv(h).view(bsz, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, T, D/H)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, D/H)
+        return self.out(y.transpose(1, 2).reshape(bsz, t, d))
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        t, d = self.n_tokens, self.d
+        scores = (2 * t * d + self.heads * t * t) + (self.heads * t * t + 2 * t * d)  # q kᵀ, then softmax·v
+        return (_per_token(self.qkv.nas_cost(dtype_bytes) + self.out.nas_cost(dtype_bytes), t)
+                + Cost(act_bytes=scores * dtype_bytes))
+
+
+# -------------------------------------------------------------------- the net
+class MixerLayer(nn.Module):
+    """h + mix(norm(h)), then the channel block: (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, mixer: nn.Module, block: HourglassBlock, n_tokens: int, d: int, norm: str):
+        super().__init__()
+        self.n_tokens, self.d = n_tokens, d
+        self.norm = NORMS.get(norm)(d)
+        self.mix = mixer
+        self.block = block
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bsz, t, d = h.shape
+        h = h + self.mix(self.norm(h.reshape(bsz * t, d)).view(bsz, t, d))
+        return self.block(h.reshape(bsz * t, d)).view(bsz, t, d)
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        t = self.n_tokens
+        skip = Cost(act_bytes=t * self.d * dtype_bytes)  # the residual add reads h once more
+        return (_per_token(_cost_of(self.norm, dtype_bytes), t) + self.mix.nas_cost(dtype_bytes) + skip
+                + _per_token(self.block.nas_cost(dtype_bytes), t))
+
+
+class MixerNet(nn.Module):
+    """tokens -> embed [+ positions] -> depth × MixerLayer -> mean over tokens -> head: (B, d_in) -> (B, d_out).
+
+    ``token_mlp`` and ``attention`` add a learned position table (T, D)
+    (initialised N(0, 0.02²)): without it attention cannot tell the tokens
+    apart. ``maxstate`` has none: its running maximum is causal and so order-aware.
+    All three pool by the mean over the T tokens (for ``maxstate`` the last
+    token alone would see the rest only through the running maximum).
+    """
+
+    def __init__(self, spec: ArchSpec, fresh: bool = False):
+        from nas.spaces.builder import make_ffn
+
+        super().__init__()
+        self.spec = spec
+        self.tokens = Tokens(spec.in_shape, spec.patch, spec.d_in)
+        t, f = self.tokens.n_tokens, self.tokens.features
+        d = spec.lift_width if spec.lift != "none" else f
+        self.n_tokens, self.d = t, d
+        self.embed = LIFTS.get(spec.lift)(f, d, spec.lift_seed)
+        self.pos = nn.Parameter(torch.randn(t, d) * 0.02) if spec.mixer != "maxstate" else None
+        self.layers = nn.ModuleList(
+            MixerLayer(_MIX[spec.mixer](t, d), HourglassBlock(d, spec.hidden_width, spec.activation, spec.norm,
+                                                              make_ffn(spec, d, fresh)), t, d, spec.norm)
+            for _ in range(spec.depth)
+        )
+        self.head = Linear(d, spec.d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(x)  # (B, T, F)
+        if self.embed is not None:  # lifts (and their kernels) take 2-D input: (B·T, F) -> (B·T, D)
+            h = self.embed(h.reshape(-1, self.tokens.features)).view(x.shape[0], self.n_tokens, self.d)
+        if self.pos is not None:
+            h = h + self.pos
+        for layer in self.layers:
+            h = layer(h)
+        return self.head(h.mean(dim=1))  # (B, D) -> (B, d_out)
+
+    def nas_cost(self, dtype_bytes: int = 4) -> Cost:
+        """The embedding per token (the position add fused into it), the layers, the mean (reads T·D, writes D), the head."""
+        t, d = self.n_tokens, self.d
+        total = _per_token(_cost_of(self.embed, dtype_bytes), t) if self.embed is not None else Cost()
+        if self.pos is not None:
+            total = total + Cost(params=t * d, weight_bytes=t * d * dtype_bytes)
+        for layer in self.layers:
+            total = total + layer.nas_cost(dtype_bytes)
+        pool = Cost(act_bytes=(t * d + d) * dtype_bytes)
+        return total + pool + self.head.nas_cost(dtype_bytes)
+
+
+_MIX = {"token_mlp": TokenMLP, "maxstate": MaxState, "attention": Attention}  # factory(n_tokens, d)
+for _name in _MIX:
+    MIXERS.register(_name)(MixerNet)

@@ -1,0 +1,239 @@
+"""The learnable activations, the mixture-of-experts bottleneck and the Hadamard lift."""
+
+import math
+
+import pytest
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+from nas.evaluators.datasets import load_task
+from nas.evaluators.train import evaluate
+from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
+from nas.spaces.lifts import HadamardLift, fwht
+from nas.spaces.moe import BALANCE_COEF, MixtureOfExperts
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: tiny models run in milliseconds, even on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------- activations
+def _spec(activation: str) -> ArchSpec:
+    return ArchSpec(d_in=12, d_out=3, lift="learned", lift_width=16, hidden_width=8, depth=2, activation=activation)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_every_activation_trains_a_step_and_its_parameters_learn(name):
+    torch.manual_seed(0)
+    model = build(_spec(name))
+    acts = [block.act for block in model.blocks]
+    assert acts[0] is not acts[1]  # each layer owns its activation
+    act_params = [p for a in acts for p in a.parameters()]
+    assert not any(p is q for p in act_params[: len(act_params) // 2] for q in act_params[len(act_params) // 2 :])
+    before = [p.detach().clone() for p in act_params]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+    loss = F.cross_entropy(model(x), y)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    for act in acts:  # (pwl's outer slopes only learn from inputs outside [-3, 3]: tested below)
+        assert sum(p.grad.abs().sum() for p in act.parameters()) > 0 or not list(act.parameters())
+    opt.step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, act_params))  # AdamW's decay moves even zero-grad ones
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_every_activation_is_counted_on_the_meta_device(name):
+    spec = _spec(name)
+    n_act = sum(p.numel() for p in ACTIVATIONS.get(name)(spec.hidden_width).parameters())
+    plain = 12 * 16 + 2 * 2 * 16 * 8 + 16 * 3
+    cost = model_cost(spec)
+    assert cost.params == plain + 2 * n_act
+    assert bandwidth_bytes(cost) == bandwidth_bytes(model_cost(_spec("relu"))) + 2 * n_act * 4
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_activation_keeps_shape_and_dtype(name, dtype):
+    act = ACTIVATIONS.get(name)(5).to(dtype)
+    x = torch.randn(2, 3, 5).to(dtype)
+    y = act(x)
+    assert y.shape == x.shape and y.dtype == dtype and torch.isfinite(y).all()
+    ref = ACTIVATIONS.get(name)(5)(x.float())
+    torch.testing.assert_close(y.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_rational_starts_close_to_gelu():
+    x = torch.linspace(-3, 3, 601)
+    with torch.no_grad():
+        y = ACTIVATIONS.get("rational")(4)(x)
+    assert (y - F.gelu(x)).abs().max() < 0.01
+
+
+def test_pwl_starts_as_relu():
+    x = torch.cat([torch.linspace(-10, 10, 2001), torch.linspace(-3, 3, 9)])  # the knots themselves too
+    with torch.no_grad():
+        y = ACTIVATIONS.get("pwl")(4)(x)
+    torch.testing.assert_close(y, torch.relu(x), rtol=0, atol=1e-6)
+
+
+def test_pwl_interpolates_its_knot_values_and_extrapolates_with_its_slopes():
+    pwl = ACTIVATIONS.get("pwl")(1)
+    with torch.no_grad():
+        pwl.values.copy_(torch.arange(9.0) ** 2)
+        pwl.slopes.copy_(torch.tensor([-2.0, 3.0]))
+    x = torch.tensor([-5.0, -3.0, -2.625, 0.0, 0.375, 3.0, 4.0])
+    expected = torch.tensor([0 + -2 * -2.0, 0, 0.5, 16, 20.5, 64, 64 + 3])
+    torch.testing.assert_close(pwl(x), expected)
+    pwl(x).sum().backward()
+    assert (pwl.values.grad != 0).any() and (pwl.slopes.grad != 0).all()
+
+
+# ---------------------------------------------------------- mixture of experts
+def _moe(experts=3, top_k=2, d_z=4, d_h=5, activation="relu", seed=0):
+    torch.manual_seed(seed)
+    return MixtureOfExperts(d_z, d_h, activation, experts, top_k, make_expert=lambda: None)
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_moe_runs_each_sample_through_exactly_top_k_experts(top_k):
+    moe = _moe(experts=4, top_k=top_k)
+    seen = []
+    for expert in moe.experts:
+        expert.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach()))
+    x = torch.randn(50, 4)
+    moe(x)
+    assert sum(len(s) for s in seen) == 50 * top_k  # no expert ran on a sample it was not chosen for
+    for row in x:
+        assert sum(bool((s == row).all(dim=1).any()) for s in seen) == top_k
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_moe_matches_a_hand_computed_reference(top_k):
+    moe = _moe(experts=3, top_k=top_k)
+    x = torch.randn(7, 4)
+    expected = torch.zeros(7, 4)
+    for i in range(7):
+        p = torch.softmax(x[i] @ moe.router.weight.t(), dim=0)  # (3,)
+        chosen = sorted(range(3), key=lambda e: -p[e].item())[:top_k]
+        norm = 1.0 if top_k == 1 else sum(p[e] for e in chosen)  # top-1 keeps the raw probability
+        for e in chosen:
+            ex = moe.experts[e]
+            expected[i] += p[e] / norm * (ex.w2.weight @ torch.relu(ex.w1.weight @ x[i]))
+    torch.testing.assert_close(moe(x), expected)
+
+
+def test_moe_gives_every_part_a_gradient_and_runs_in_bfloat16():
+    moe = _moe(experts=3, top_k=2)
+    x = torch.randn(64, 4)
+    moe(x).pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in moe.parameters())
+    y = moe.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+
+
+def test_moe_balance_loss_in_training_only_and_least_for_uniform_routing():
+    moe = _moe(experts=4, top_k=2)
+    x = torch.randn(64, 4)
+    moe.train()
+    moe(x)
+    random_routing = moe.nas_aux_loss
+    assert random_routing is not None and random_routing.requires_grad
+    random_routing.backward()
+    assert moe.router.weight.grad.abs().sum() > 0
+    moe.eval()
+    moe(x)
+    assert moe.nas_aux_loss is None
+    moe.train()
+    with torch.no_grad():
+        moe.router.weight.zero_()  # uniform probabilities
+    moe(x)
+    uniform = moe.nas_aux_loss.item()
+    assert uniform == pytest.approx(BALANCE_COEF)  # E · Σ f_i / E
+    with torch.no_grad():  # every sample prefers expert 0, then expert 1: p ≈ (0.9975, 0.0025, 0, 0)
+        moe.router.weight[0] = 3.0
+        moe.router.weight[1] = 1.5
+    moe(torch.ones(64, 4) + 0.05 * torch.randn(64, 4))
+    skewed = moe.nas_aux_loss.item()  # f = (1/2, 1/2, 0, 0): 0.01 · 4 · (0.9975 + 0.0025) / 2
+    assert skewed == pytest.approx(2 * BALANCE_COEF, rel=0.01)
+    assert random_routing.item() == pytest.approx(uniform, rel=0.05)  # a random router balances about as well
+
+
+def test_moe_cost_hand_computed():
+    # fixed lift 8 -> 16, one block (no norm) of 4 experts 16 -> 4 -> 16 with top-2, head 16 -> 3
+    spec = ArchSpec(d_in=8, d_out=3, lift="fixed_random", lift_width=16, hidden_width=4, depth=1, norm="none",
+                    moe_experts=4, moe_top_k=2)
+    f = 4
+    cost = model_cost(spec)
+    assert cost.params == 16 * 4 + 4 * (2 * 16 * 4) + 16 * 3  # router, all 4 experts, head
+    lift = (8 + 16) * f
+    router = 16 * 4 * f + (16 + 4) * f
+    expert = 2 * 16 * 4 * f + (16 + 4) * f + (4 + 16) * f
+    block = router + 2 * expert + 16 * f  # only the 2 chosen experts; the residual add
+    head = 16 * 3 * f + (16 + 3) * f
+    assert bandwidth_bytes(cost) == lift + block + head == 2108
+
+
+# ------------------------------------------------------------- Hadamard lift
+@pytest.mark.parametrize("n", [1, 2, 8, 32])
+def test_fwht_is_the_hadamard_matrix_product(n):
+    x = torch.randn(3, 2, n, dtype=torch.float64)
+    h = torch.tensor(scipy.linalg.hadamard(n), dtype=torch.float64)
+    torch.testing.assert_close(fwht(x), x @ h)
+
+
+def test_hadamard_lift_is_seeded_and_stores_nothing():
+    x = torch.randn(5, 12)
+    a, b, c = HadamardLift(12, 40, 3), HadamardLift(12, 40, 3), HadamardLift(12, 40, 4)
+    assert a.n == 64 and a(x).shape == (5, 40)
+    assert torch.equal(a(x), b(x)) and not torch.allclose(a(x), c(x))
+    assert dict(a.state_dict()) == {} and not list(a.parameters())
+    spec = ArchSpec(d_in=12, d_out=3, lift="hadamard", lift_width=40, hidden_width=4, depth=1, norm="none")
+    fixed = ArchSpec(**{**spec.to_json(), "lift": "fixed_random"})
+    assert model_cost(spec) == model_cost(fixed)  # params 0, weight bytes 0, (d_in + d_z) activation bytes
+    assert model_cost(spec).params == 2 * 40 * 4 + 40 * 3
+    assert ArchSpec(**{**spec.to_json(), "lift_seed": 1}).arch_id != spec.arch_id
+
+
+def test_hadamard_lift_scales_like_the_fixed_random_lift():
+    x = torch.randn(12)
+    full = HadamardLift(12, 16, 0)  # d_z = n: exactly (n / d_in)·‖x‖²
+    torch.testing.assert_close(full(x).pow(2).sum(), 16 / 12 * x.pow(2).sum())
+    z = torch.stack([HadamardLift(12, 40, seed)(x) for seed in range(300)])  # (seeds, d_z)
+    per_coord = z.pow(2).mean(0) / (x.pow(2).sum() / 12)  # variance over the seeds / ‖x‖²/d_in
+    assert per_coord.mean().item() == pytest.approx(1.0, abs=0.05)
+    assert z.mean().abs().item() < 0.1 * math.sqrt(x.pow(2).sum().item() / 12)
+
+
+# ------------------------------------------------------------------ end to end
+def test_moe_candidate_trains_on_digits_and_its_state_loads_strictly():
+    task = load_task("digits")
+    spec = ArchSpec(d_in=task.d_in, d_out=task.d_out, lift="hadamard", lift_width=96, hidden_width=16, depth=2,
+                    activation="pwl", moe_experts=4, moe_top_k=2)
+    result = evaluate(spec, TrainSpec(epochs=1, batch_size=64, lr=3e-3), task)
+    assert 0.0 <= result.objectives["accuracy"] <= 1.0 and result.epochs_trained == 1
+    model = build(spec)
+    model.load_state_dict(result.state, strict=True)
+    assert result.objectives["params"] == model_cost(spec).params
+
+
+def test_every_family_shows_in_the_one_line_description_and_the_diagram():
+    from nas.dashboard.data import block_diagram, describe
+
+    spec = ArchSpec(d_in=64, d_out=10, lift="hashed", lift_width=32, hidden_width=16, depth=4, activation="pwl",
+                    mixer="maxstate", patch=2, in_shape=(8, 8), moe_experts=4, moe_top_k=2, fpe_alpha=2,
+                    fpe_split="feature")
+    line = describe(spec.to_json())
+    assert line == "maxstate/p2 hashed 32 | 16×4 pwl batchnorm · moe 4 top-2 · fpe α2 feature"
+    dot = block_diagram(spec.to_json())
+    for part in ("patch 2", "hashed lift", "maxstate mixer", "4 experts, top-2", "FPE α2 (feature)", "blocks 3…4",
+                 "mean over tokens", "head\\n32 → 10"):
+        assert part in dot, part
+    assert describe(ArchSpec(d_in=64, d_out=10, hidden_width=256).to_json()) == "conventional | 256×2 relu batchnorm"
