@@ -1,0 +1,185 @@
+"""The Triton kernels of nas.kernels against their PyTorch references, on CPU through Triton's interpreter.
+
+Every kernel: forward output and all gradients on fresh random inputs, odd
+shapes (not multiples of the block sizes), float32 and bfloat16, with the
+outputs the launchers allocate poisoned (NaN) so an element a kernel does
+not write fails the comparison.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # read when a kernel module is first imported: set before any is
+
+from nas.kernels import backend  # noqa: E402
+from nas.kernels.lift import hashed_lift, hashed_lift_reference, hashed_matrix, hashed_signs  # noqa: E402
+from nas.kernels.maxstate import maxstate_combine, maxstate_combine_reference  # noqa: E402
+from nas.kernels.moe import grouped_matmul, grouped_matmul_reference  # noqa: E402
+from nas.spaces import build  # noqa: E402
+from nas.spaces.arch import ArchSpec  # noqa: E402
+
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                  reason="triton is not installed (pip install -e '.[test]' on Linux x86_64)")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# (rtol, atol) of a kernel against its reference: float32 differs only in the order of the sums,
+# bfloat16 also in where the 8-bit mantissas are rounded
+TOL = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (2e-2, 2e-2)}
+
+
+@pytest.fixture
+def poisoned(monkeypatch):
+    """Run with NAS_KERNELS=triton and every ``torch.empty`` float tensor filled with NaN."""
+    empty = torch.empty
+
+    def nan_empty(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        return out.fill_(math.nan) if out.is_floating_point() else out
+
+    monkeypatch.setattr(torch, "empty", nan_empty)
+    monkeypatch.setenv("NAS_KERNELS", "triton")
+
+
+def _close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> None:
+    rtol, atol = TOL[dtype]
+    assert got.dtype == want.dtype and got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------ dispatch
+def test_backend_setting(monkeypatch):
+    x = torch.zeros(2)
+    monkeypatch.setenv("NAS_KERNELS", "torch")
+    assert backend(x) == "torch"
+    monkeypatch.setenv("NAS_KERNELS", "auto")
+    assert backend(x) == "torch"  # CPU tensors: the reference
+    monkeypatch.setenv("NAS_KERNELS", "cuda")
+    with pytest.raises(ValueError, match="NAS_KERNELS must be one of auto, triton, torch"):
+        backend(x)
+
+
+# ------------------------------------------------------------- hashed lift
+def test_hashed_signs_are_deterministic_and_unbiased():
+    d_z, d_in = 256, 300
+    r = hashed_matrix(5, d_z, d_in)
+    assert torch.equal(r, hashed_matrix(5, d_z, d_in))
+    assert not torch.equal(r, hashed_matrix(6, d_z, d_in))
+    assert torch.equal(hashed_signs(5, range(100, 140), d_in), hashed_signs(5, range(d_z), d_in)[100:140])
+    scale = torch.tensor(1 / math.sqrt(d_in)).item()  # in float32
+    assert set(r.unique().tolist()) == {-scale, scale}
+    n = d_z * d_in
+    assert abs(r.mean().item()) * math.sqrt(d_in) < 4 / math.sqrt(n)  # the signs' mean within 4 standard errors
+    assert r.var().item() == pytest.approx(1 / d_in, rel=1e-3)
+    gram = (r @ r.t()).fill_diagonal_(0)  # off the diagonal: row correlations, each ~ N(0, 1/d_in)
+    assert gram.abs().max().item() < 6 / math.sqrt(d_in)
+    assert abs(gram.sum().item()) / (d_z * (d_z - 1)) < 4 / math.sqrt(d_in * d_z * (d_z - 1))
+
+
+@needs_triton
+@pytest.mark.parametrize("seed", [0, 1, 2**40 + 3, -7])
+def test_hashed_lift_kernel_generates_the_reference_matrix(poisoned, seed):
+    d_in, d_z = 37, 70
+    r_t = hashed_lift(torch.eye(d_in, device=DEVICE), seed, d_z)  # I Rᵀ = Rᵀ, exact: one ±1 term per entry
+    assert torch.equal(r_t.t().cpu(), hashed_matrix(seed, d_z, d_in))
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("lead,d_in,d_z", [((1,), 37, 45), ((19,), 70, 130), ((3, 5), 65, 33)])
+def test_hashed_lift_kernel_matches_reference(poisoned, dtype, lead, d_in, d_z):
+    seed = int(torch.randint(0, 2**31, ()))
+    x = torch.randn(*lead, d_in, device=DEVICE, dtype=dtype, requires_grad=True)
+    grad = torch.randn(*lead, d_z, device=DEVICE, dtype=dtype)
+    y = hashed_lift(x, seed, d_z)
+    (gx,) = torch.autograd.grad(y, x, grad)
+    x_ref = x.detach().clone().requires_grad_()
+    y_ref = hashed_lift_reference(x_ref, seed, d_z)
+    (gx_ref,) = torch.autograd.grad(y_ref, x_ref, grad)
+    _close(y, y_ref, dtype)
+    _close(gx, gx_ref, dtype)
+
+
+@needs_triton
+@pytest.mark.parametrize("extra", [
+    {},
+    {"mixer": "token_mlp", "in_shape": (6, 7)},
+    {"mixer": "maxstate", "in_shape": (6, 7)},  # the lift and the maxstate kernels
+    {"moe_experts": 3, "moe_top_k": 2},  # the lift and the grouped products
+    {"moe_experts": 4, "activation": "prelu"},  # a learnable activation per expert
+], ids=["flat", "token_mlp", "maxstate", "moe", "moe_prelu"])
+def test_blocks_same_with_kernels_and_references(monkeypatch, extra):
+    """A candidate with the hashed lift (and other kernels): NAS_KERNELS=triton gives =torch's output and gradients."""
+    spec = ArchSpec(d_in=42, d_out=3, lift="hashed", lift_width=24, hidden_width=8, depth=1, lift_seed=11,
+                    norm="layernorm", **extra)
+    torch.manual_seed(0)
+    model = build(spec).to(DEVICE)
+    x = torch.randn(5, 42, device=DEVICE)
+    out = {}
+    for mode in ("torch", "triton"):
+        monkeypatch.setenv("NAS_KERNELS", mode)
+        model.zero_grad()
+        y = model(x)
+        y.square().sum().backward()
+        out[mode] = (y.detach(), [torch.zeros_like(p) if p.grad is None else p.grad.clone()  # an unused expert
+                                  for p in model.parameters()])
+    torch.testing.assert_close(out["triton"][0], out["torch"][0], rtol=1e-5, atol=1e-5)
+    for got, want in zip(out["triton"][1], out["torch"][1]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ maxstate
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bsz,t,d,heads", [(2, 7, 12, 4), (3, 5, 8, 1), (1, 6, 40, 2)])
+def test_maxstate_kernel_matches_reference(poisoned, dtype, bsz, t, d, heads):
+    """Forward and the gradients of p, G and α. In bfloat16 the kernel computes in float32 and rounds once,
+    so its reference is the float32 reference on the same bfloat16 operands, rounded to bfloat16."""
+    p = torch.randn(bsz, t, 4 * d, device=DEVICE).to(dtype).requires_grad_()
+    g_weight = torch.randn(heads, 5 * heads, device=DEVICE).to(dtype).requires_grad_()
+    alpha = torch.rand(3, device=DEVICE).to(dtype).requires_grad_()
+    grad = torch.randn(bsz, t, d, device=DEVICE).to(dtype)
+    y = maxstate_combine(p, g_weight, alpha, heads)
+    grads = torch.autograd.grad(y, (p, g_weight, alpha), grad)
+    ref_in = [x.detach().float().requires_grad_() for x in (p, g_weight, alpha)]
+    y_ref = maxstate_combine_reference(*ref_in, heads)
+    grads_ref = torch.autograd.grad(y_ref, ref_in, grad.float())
+    _close(y, y_ref.to(dtype), dtype)
+    for got, want in zip(grads, grads_ref):
+        _close(got, want.to(dtype), dtype)
+
+
+@needs_triton
+def test_maxstate_kernel_gradient_goes_to_the_last_of_tied_maxima(poisoned):
+    """Small integers tie often: the gradient of the running maximum must go where torch.cummax sends it."""
+    p = torch.randint(-2, 3, (2, 9, 4 * 12), device=DEVICE).float().requires_grad_()
+    g_weight = torch.randn(4, 20, device=DEVICE, requires_grad=True)
+    alpha = torch.rand(3, device=DEVICE, requires_grad=True)
+    grad = torch.randn(2, 9, 12, device=DEVICE)
+    got = torch.autograd.grad(maxstate_combine(p, g_weight, alpha, 4), (p, g_weight, alpha), grad)
+    want = torch.autograd.grad(maxstate_combine_reference(p, g_weight, alpha, 4), (p, g_weight, alpha), grad)
+    for a, b in zip(got, want):
+        _close(a, b, torch.float32)
+
+
+# ----------------------------------------------------------------------- MoE
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("counts,n,k", [([5, 0, 37, 1], 19, 45), ([70], 66, 33), ([0, 0, 3], 8, 8)])
+def test_grouped_matmul_kernel_matches_reference(poisoned, dtype, counts, n, k):
+    """Segments of odd sizes, empty ones included (their weight gradient must be written as 0)."""
+    x = torch.randn(sum(counts), k, device=DEVICE).to(dtype).requires_grad_()
+    w = torch.randn(len(counts), n, k, device=DEVICE).to(dtype).requires_grad_()
+    grad = torch.randn(sum(counts), n, device=DEVICE).to(dtype)
+    y = grouped_matmul(x, w, counts)
+    grads = torch.autograd.grad(y, (x, w), grad)
+    y_ref = grouped_matmul_reference(x, w, counts)
+    grads_ref = torch.autograd.grad(y_ref, (x, w), grad)
+    _close(y, y_ref, dtype)
+    for got, want in zip(grads, grads_ref):
+        _close(got, want, dtype)
