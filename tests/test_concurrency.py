@@ -34,7 +34,7 @@ def test_four_workers_two_hundred_candidates_with_a_reader(storage_url):
             except Exception as exc:  # before the study exists the reader is told so: anything else is a bug
                 if "no study 'busy'" not in str(exc) and "no database at" not in str(exc):
                     read_errors.append(repr(exc))
-            time.sleep(0.2)
+            time.sleep(0.5)
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 SPACE = """\
 name: crash
 task: {dataset: digits}
-space: {hidden_width: {int: [64, 512], log: true}, depth: {int: [1, 3]}}
-train: {epochs: 40}
+space: {hidden_width: {int: [64, 256], log: true}, depth: {int: [1, 2]}}
+train: {epochs: 25}
 search: {sampler: random, trials: 8, workers: 2, seed: 0}
 """
 

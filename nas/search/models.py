@@ -75,3 +75,22 @@ class Candidate(Base):
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Progress(Base):
+    """The state of a study's search after each candidate that finished training (or was reused).
+
+    What a search-quality comparison needs: how good the front was (hypervolume,
+    see ``nas.search.quality``) after how much training (epochs, summed over
+    every candidate trained so far, complete or stopped early).
+    """
+
+    __tablename__ = "nas_progress"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(128), index=True)
+    trial_number: Mapped[int] = mapped_column(Integer)  # the candidate that just finished
+    n_complete: Mapped[int] = mapped_column(Integer)
+    epochs_total: Mapped[int] = mapped_column(Integer)
+    hypervolume: Mapped[float | None] = mapped_column(Float, nullable=True)  # None until the reference point is set
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

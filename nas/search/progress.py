@@ -10,22 +10,28 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from nas.search.results import format_score, score_metric
+
 
 
 class RunProgress:
-    """Candidates done / failed / running, best accuracy, Pareto front size, elapsed and remaining time."""
+    """Candidates done / failed / running, best score, Pareto front size, elapsed and remaining time.
 
-    def __init__(self, study: str, total: int, enabled: bool = True, accuracy: bool = True):
-        self.study, self.total, self.enabled, self.show_acc = study, total, enabled, accuracy
+    ``metrics``: the study's objective names; the best so far is shown for its score
+    (``score_metric``: accuracy, else psnr), none without one.
+    """
+
+    def __init__(self, study: str, total: int, enabled: bool = True, metrics: list[str] = ("accuracy",)):
+        self.study, self.total, self.enabled, self.score = study, total, enabled, score_metric(metrics)
         self.console = Console(stderr=True)
         self.live = enabled and self.console.is_terminal
-        self.best_acc: float | None = None
+        self.best_score: float | None = None
         self.front = 0
         self._front_at = 0.0
         self._progress: Progress | None = None
         self._task = None
         self._start_complete: int | None = None
-        self._acc_index: int | None = None
+        self._score_index: int | None = None
 
     def __enter__(self) -> "RunProgress":
         if self.live:
@@ -55,30 +61,36 @@ class RunProgress:
         if snap["complete"] and now - self._front_at > 1.0:  # the front is a query: at most once a second
             self._front_at = now
             self.front = len(study.best_trials)
-            if self._acc_index is None and self.show_acc and "accuracy" in (study.metric_names or []):
-                self._acc_index = study.metric_names.index("accuracy")
-                done = [t.values[self._acc_index]
+            if self._score_index is None and self.score is not None and self.score in (study.metric_names or []):
+                self._score_index = study.metric_names.index(self.score)
+                done = [t.values[self._score_index]
                         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-                self.best_acc = max(done, default=None)
+                self.best_score = max(done, default=None)
         if self._start_complete is None:
             self._start_complete = snap["complete"]
         remaining = max(0, self.total - snap["complete"])
         rate = snap["done_this_run"] / snap["elapsed"] if snap["elapsed"] > 0 else 0
         eta = _clock(remaining / rate) if rate > 0 else "?"
         status = (f"done {snap['complete']} · failed {snap['failed']} · running {snap['running']}"
-                  + (f" · best acc {self.best_acc:.3f}" if self.best_acc is not None else "")
+                  + (f" · best {self.score} {format_score(self.score, self.best_score)}"
+                     if self.best_score is not None else "")
                   + f" · front {self.front}")
         if self._progress is not None:
             self._progress.update(self._task, completed=min(snap["complete"], self.total), status=status, eta=eta)
         self._last = (status, eta, snap["elapsed"])
 
     def candidate_done(self, number: int, values: list[float], wall: float | None) -> None:
-        if self._acc_index is not None:
-            acc = values[self._acc_index]
-            self.best_acc = acc if self.best_acc is None else max(self.best_acc, acc)
+        if self._score_index is not None:
+            value = values[self._score_index]
+            self.best_score = value if self.best_score is None else max(self.best_score, value)
         if self.enabled and not self.live:
             status, eta, elapsed = getattr(self, "_last", ("", "?", 0))
             print(f"nas: trial {number} complete in {wall or 0:.1f} s: {_fmt(values)}  [{status}; eta {eta}]",
+                  file=sys.stderr, flush=True)
+
+    def candidate_stopped(self, number: int, epochs: int | None) -> None:
+        if self.enabled and not self.live:
+            print(f"nas: trial {number} stopped early after {epochs} epoch(s): dominated at its rung",
                   file=sys.stderr, flush=True)
 
     def candidate_failed(self, number: int, error: str | None) -> None:

@@ -12,6 +12,17 @@ from nas.search.models import Candidate, Run
 from nas.search.storage import Store, redact
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
+SCORES = ("accuracy", "psnr")  # the objectives that score a study, in order of preference
+
+
+def score_metric(metrics) -> str | None:
+    """The study's score among its objective names: ``accuracy`` if there, else ``psnr`` (image tasks), else None."""
+    return next((m for m in SCORES if m in metrics), None)
+
+
+def format_score(metric: str, value: float) -> str:
+    """``0.9231`` for an accuracy, ``24.31 dB`` for a PSNR."""
+    return f"{value:.2f} dB" if metric == "psnr" else f"{value:.4f}"
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
@@ -21,7 +32,10 @@ def _storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def list_studies(url: str) -> list[dict[str, Any]]:
-    """Every study in the database with its counts, objectives, best accuracy and start time."""
+    """Every study in the database with its counts, objectives, best score and start time.
+
+    ``score``: the study's score metric (``score_metric``); ``best``: its best value over complete trials.
+    """
     store = Store(url, create=False)
     try:
         if not store.optuna_ready():
@@ -36,16 +50,17 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 if t.state.name in counts:
                     counts[t.state.name] += 1
             metrics = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
-            best_acc = None
-            if "accuracy" in metrics:
-                i = metrics.index("accuracy")
+            score, best = score_metric(metrics), None
+            if score is not None:
+                i = metrics.index(score)
                 done = [t.values[i] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-                best_acc = max(done) if done else None
+                best = max(done) if done else None
             out.append({
                 "study": summary.study_name,
                 "objectives": dict(zip(metrics, (d.name.lower() for d in study.directions))),
                 "counts": counts,
-                "best_accuracy": best_acc,
+                "score": score,
+                "best": best,
                 "started": summary.datetime_start.isoformat(timespec="seconds") if summary.datetime_start else None,
                 "state": _run_state(store, summary.study_name),
             })
@@ -108,3 +123,88 @@ def study_report(url: str, name: str) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def compare(url: str, names: list[str], reference: dict[str, float] | None = None) -> dict[str, Any]:
+    """Several studies' search quality side by side: hypervolume against training spent.
+
+    Every study is measured against one reference point (``reference``, or one
+    derived from the complete candidates of all the studies together, see
+    ``nas.search.quality``), so the hypervolumes are comparable. For each
+    study: its hypervolume curve over the epochs trained so far (candidates in
+    finishing order; reused results cost 0 epochs, early-stopped ones their
+    epochs), the final value, and the epochs it took to reach the FIRST study's
+    final hypervolume, also as a ratio of the first study's epochs.
+    """
+    import numpy as np
+
+    from nas.search import quality
+
+    if len(set(names)) != len(names) or not names:
+        raise NasInputError("nas compare: name each study once (at least one)")
+    reports = [study_report(url, n) for n in names]  # NasInputError for an unknown study
+    dirs = reports[0]["directions"]
+    for r in reports[1:]:
+        if r["directions"] != dirs:
+            raise NasInputError(
+                f"nas compare: {r['study']!r} has the objectives {r['directions']}, {names[0]!r} has {dirs}; "
+                "only studies with the same objectives can be compared"
+            )
+    metrics, directions = list(dirs), list(dirs.values())
+    store = Store(url, create=False)
+    try:
+        series = {}
+        for name in names:
+            with store.session() as s:
+                rows = s.execute(
+                    sa.select(Candidate.state, Candidate.objectives, Candidate.epochs_trained,
+                              Candidate.reused_from, Candidate.error, Candidate.trial_number)
+                    .where(Candidate.study_name == name, Candidate.state.in_(("COMPLETE", "PRUNED")))
+                    .order_by(Candidate.finished_at, Candidate.id)
+                ).all()
+                sampler = s.scalars(sa.select(Run.sampler).where(Run.study_name == name)
+                                    .order_by(Run.id.desc()).limit(1)).first()
+            series[name] = (rows, sampler)
+    finally:
+        store.close()
+
+    def values_of(rows):
+        return [[float(r.objectives[m]) for m in metrics] for r in rows
+                if r.state == "COMPLETE" and r.objectives and all(m in r.objectives for m in metrics)]
+
+    everything = [v for rows, _ in series.values() for v in values_of(rows)]
+    if reference:
+        missing = [m for m in metrics if m not in reference]
+        if missing:
+            raise NasInputError(f"nas compare: --reference lacks {', '.join(missing)}; give one value per objective")
+        ref = [float(reference[m]) for m in metrics]
+    elif everything:
+        ref = [float(x) for x in quality.derive_reference(np.array(everything), directions)]
+    else:
+        raise NasInputError(f"nas compare: no complete candidates in {', '.join(names)}")
+
+    out = []
+    for name in names:
+        rows, sampler = series[name]
+        epochs, curve, done = 0, [], []
+        for r in rows:
+            epochs += 0 if r.reused_from is not None else int(r.epochs_trained or 0)
+            if r.state == "COMPLETE" and r.objectives and all(m in r.objectives for m in metrics):
+                done.append([float(r.objectives[m]) for m in metrics])
+            hv = quality.hypervolume(np.array(done), directions, ref) if done else 0.0
+            curve.append({"trial": r.trial_number, "epochs": epochs, "complete": len(done), "hypervolume": hv})
+        out.append({
+            "study": name,
+            "sampler": sampler,
+            "complete": len(done),
+            "early_stopped": sum(r.state == "PRUNED" and not (r.error or "").startswith("infeasible") for r in rows),
+            "epochs": epochs,
+            "hypervolume": curve[-1]["hypervolume"] if curve else 0.0,
+            "curve": curve,
+        })
+    target, base_epochs = out[0]["hypervolume"], out[0]["epochs"]
+    for s in out:
+        reached = next((p["epochs"] for p in s["curve"] if p["hypervolume"] >= target), None) if target > 0 else None
+        s["epochs_to_first"] = reached
+        s["compute_ratio"] = (reached / base_epochs) if reached is not None and base_epochs else None
+    return {"directions": dirs, "reference": dict(zip(metrics, ref)), "studies": out}

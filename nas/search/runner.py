@@ -9,6 +9,7 @@ settings, sends the rest to the workers, and records every result in SQL.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy as sa
 
@@ -26,11 +28,13 @@ from nas.errors import NasInputError
 from nas.evaluators import load_task, static_objectives
 from nas.evaluators.worker import TrainEvaluator
 from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
-from nas.search.models import Candidate, Run, utcnow
+from nas.search.models import Candidate, Progress, Run, utcnow
 from nas.search.progress import RunProgress
-from nas.search.samplers import make_sampler
+from nas.search import pruning, quality
+from nas.search.samplers import check_options, make_sampler
 from nas.search.storage import Store, optuna_storage, redact, weights_root
 from nas.spaces import SearchSpace
+from nas.spaces.schema import IMAGE_KINDS
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
@@ -62,6 +66,7 @@ class RunSummary:
     trials_target: int
     run_id: int
     errors: list[str] = field(default_factory=list)
+    infeasible: int = 0  # sampled candidates over a constraint, recorded untrained
 
 
 class _Suggest:
@@ -95,10 +100,13 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     base_dir = str(Path(space.file).resolve().parent)
 
     # ---- everything that can be wrong with the input is checked before any write
+    options = space.task.sat.model_dump() if space.task.sat is not None else None
+    in_shape: tuple = ()
     if opts.evaluator is None:
-        task = load_task(space.task.dataset, space.task.kind, base_dir)
-        d_in, d_out = task.d_in, task.d_out
-        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir)
+        task = load_task(space.task.dataset, space.task.kind, base_dir, options)
+        d_in, d_out, in_shape = task.d_in, task.d_out, task.in_shape
+        space.check_task(d_in, in_shape)
+        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options)
         del task
     else:
         if opts.dims is None:
@@ -106,10 +114,13 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         d_in, d_out = opts.dims
         evaluator = opts.evaluator
     task_key = f"{space.task.kind}|{space.task.dataset}"
+    if options is not None:
+        task_key += "|" + json.dumps(options, sort_keys=True, separators=(",", ":"))
     if space.task.dataset.startswith("npz:"):
         npz = Path(space.task.dataset[4:]).expanduser()
         task_key = f"{space.task.kind}|npz:{(Path(base_dir) / npz).resolve()}"
 
+    check_options(space)
     check_address(opts.address)
     store = Store(opts.storage)
     storage = optuna_storage(opts.storage)
@@ -142,7 +153,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         seed = space.search.seed
         if seed is not None and exists:  # a resumed study must not replay the sampler's first proposals
             seed += summaries[study_name].n_trials
-        sampler = make_sampler(space.search.sampler, seed, trials, workers)
+        sampler = make_sampler(space.search.sampler, seed, trials, workers, space.search.options)
         study = optuna.create_study(
             study_name=study_name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True
         )
@@ -164,7 +175,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
             print(f"nas: {recovered} candidate(s) left running by an earlier run were marked failed and queued "
                   "again", file=sys.stderr)
         driver = _Driver(space, study, store, pool, run_row.id, study_name, metrics, trials, workers,
-                         d_in, d_out, task_key, opts)
+                         d_in, d_out, task_key, opts, in_shape)
         return driver.loop()
     finally:
         pool.close()
@@ -228,8 +239,9 @@ class _InFlight:
 
 class _Driver:
     def __init__(self, space, study, store, pool, run_id, study_name, metrics, trials, workers, d_in, d_out,
-                 task_key, opts):
+                 task_key, opts, in_shape=()):
         self.space, self.study, self.store, self.pool = space, study, store, pool
+        self.in_shape = in_shape
         self.run_id, self.study_name, self.metrics = run_id, study_name, metrics
         self.trials, self.workers, self.d_in, self.d_out = trials, workers, d_in, d_out
         self.task_key, self.opts = task_key, opts
@@ -238,25 +250,30 @@ class _Driver:
         self.waiting: dict[tuple, list[_InFlight]] = {}
         self.by_worker: dict[str, int] = {}
         self.failed = 0
+        self.infeasible = 0  # candidates over a constraint: recorded, never trained, not part of the budget
+        self.max_infeasible = 50 * trials
         self.reused = 0
         self.errors: list[str] = []
         self.complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         self.complete_at_start = self.complete
+        self.stopped = sum(  # stopped early: part of the budget (infeasible ones are not)
+            not str(t.system_attrs.get("fail_reason", "")).startswith("infeasible")
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
         self.max_failures = max(10, trials)
         self.last_beat = time.monotonic()
+        self._load_progress()
 
     # ------------------------------------------------------------ main loop
     def loop(self) -> RunSummary:
         t0 = time.monotonic()
-        progress = RunProgress(self.study_name, self.trials, enabled=self.opts.progress,
-                               accuracy="accuracy" in self.metrics)
+        progress = RunProgress(self.study_name, self.trials, enabled=self.opts.progress, metrics=self.metrics)
         state, message = "FINISHED", None
         try:
             with progress:
                 progress.update(self._snapshot(t0))
-                while self.complete < self.trials:
+                while self.complete + self.stopped < self.trials:
                     self._fill()
-                    if not self.inflight and not self.waiting and self.complete >= self.trials:
+                    if not self.inflight and not self.waiting and self.complete + self.stopped >= self.trials:
                         break
                     for msg in self.pool.poll(timeout=0.25):
                         self._handle(msg, progress)
@@ -280,7 +297,7 @@ class _Driver:
                 r.state, r.finished_at, r.message = state, utcnow(), message
         pareto = len(self.study.best_trials) if self.complete else 0
         return RunSummary(self.study_name, self.complete, self.failed, self.reused, pareto,
-                          time.monotonic() - t0, self.trials, self.run_id, self.errors)
+                          time.monotonic() - t0, self.trials, self.run_id, self.errors, self.infeasible)
 
     def _snapshot(self, t0: float) -> dict[str, Any]:
         return {
@@ -303,18 +320,28 @@ class _Driver:
     # ------------------------------------------------------------- asking
     def _fill(self) -> None:
         n_waiting = sum(map(len, self.waiting.values()))
-        while (self.complete + len(self.inflight) + n_waiting < self.trials
+        while (self.complete + self.stopped + len(self.inflight) + n_waiting < self.trials
                and len(self.inflight) < 2 * self.workers):
             trial = self.study.ask()
             try:
                 values = self.space.sample(_Suggest(trial))
-                arch, train = self.space.freeze(values, self.d_in, self.d_out)
+                arch, train = self.space.freeze(values, self.d_in, self.d_out, self.in_shape)
             except BaseException:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
-            static = static_objectives(arch)
             key = (arch.arch_id, train.train_key, self.task_key)
             trial.set_user_attr("arch_id", arch.arch_id)
+            try:
+                static = static_objectives(arch)
+            except ValueError as exc:  # a shape that cannot be built (a patch from a range that does not tile)
+                self._infeasible(trial, arch, train, values, {}, {}, why=f"infeasible: {exc}")
+                continue
+            over = self.space.violations(static)
+            for metric, violation in over.items():  # what constrained samplers read (> 0: infeasible)
+                trial.set_constraint(metric, violation)
+            if any(v > 0 for v in over.values()):
+                self._infeasible(trial, arch, train, values, static, over)
+                continue
             # Short sessions only, and never one open across an Optuna call: on SQLite an open
             # write transaction here would lock Optuna's own connection out.
             with self.store.session() as s:
@@ -333,7 +360,7 @@ class _Driver:
                 n_waiting += 1
                 continue
             self.inflight[trial.number] = item
-            self.pool.submit({"trial_number": trial.number, "arch": arch.to_json(), "train": train.to_json()})
+            self.pool.submit(self._job(trial.number, arch.to_json(), train.to_json(), static))
 
     # ------------------------------------------------------------ results
     def _handle(self, msg: Message, progress: "RunProgress") -> None:
@@ -346,7 +373,10 @@ class _Driver:
             item = self.inflight.pop(msg.trial_number, None)
             if item is None:
                 return  # already failed (its worker was reported dead); a late result is dropped
-            if msg.payload.get("ok"):
+            if msg.payload.get("ok") and msg.payload.get("stopped_early"):
+                self._finish_stopped(item, msg.payload, msg.worker)
+                progress.candidate_stopped(item.trial.number, msg.payload.get("epochs_trained"))
+            elif msg.payload.get("ok"):
                 self._finish_ok(item, msg.payload, msg.worker)
                 progress.candidate_done(item.trial.number, self._objectives_of(msg.payload["objectives"]),
                                         msg.payload.get("wall_time_s"))
@@ -366,14 +396,32 @@ class _Driver:
                         for twin in self.waiting.pop(item.key, []):
                             self._resolve_twin(twin)
         elif msg.kind == "workers_gone":
-            if self.complete < self.trials:
+            if self.complete + self.stopped < self.trials:
                 why = f" ({type(self.pool.fit_error).__name__}: {self.pool.fit_error})" if self.pool.fit_error else ""
                 raise _Abort("all Ray workers stopped before the study finished" + why)
 
     def _job_of(self, item: _InFlight) -> dict[str, Any]:
         with self.store.session() as s:
             cand = s.get(Candidate, item.candidate_id)
-            return {"trial_number": item.trial.number, "arch": cand.arch, "train": cand.train}
+            return self._job(item.trial.number, cand.arch, cand.train, item.values_static)
+
+    def _job(self, number: int, arch: dict, train: dict, static: dict[str, float]) -> dict[str, Any]:
+        job = {"trial_number": number, "arch": arch, "train": train}
+        cfg = self.space.pruning
+        if cfg is not None:  # the rung table as it is now, as thresholds the worker applies (ASHA-like)
+            job["stop_rules"] = pruning.stop_rules(static["params"], static["bandwidth"], int(train["epochs"]),
+                                                   self.rungs, cfg.min_epochs, cfg.reduction_factor)
+        return job
+
+    def _add_to_rungs(self, curve: list | None, objectives: dict, epochs: int) -> None:
+        cfg = self.space.pruning
+        if cfg is None or not curve or "params" not in objectives or "bandwidth" not in objectives:
+            return
+        entries = pruning.entries_of(curve, self.score_key, float(objectives["params"]),
+                                     float(objectives["bandwidth"]),
+                                     pruning.rung_epochs(cfg.min_epochs, cfg.reduction_factor, epochs))
+        for r, entry in entries.items():
+            self.rungs.setdefault(r, []).append(entry)
 
     def _objectives_of(self, objectives: dict[str, float]) -> list[float]:
         return [float(objectives[m]) for m in self.metrics]
@@ -384,12 +432,109 @@ class _Driver:
             path = self._write_weights(item.trial.number, payload["weights"])
         self.study.tell(item.trial, self._objectives_of(payload["objectives"]))
         self.complete += 1
+        self._record_progress(item.trial.number, self._objectives_of(payload["objectives"]),
+                              int(payload.get("epochs_trained") or 0))
+        self._add_to_rungs(payload.get("curve"), payload["objectives"], int(payload.get("epochs_trained") or 0))
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
                     state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
                     wall_time_s=payload.get("wall_time_s"), epochs_trained=payload.get("epochs_trained"),
                     weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
+                )
+            )
+
+    # ------------------------------------------------------------ progress
+    def _load_progress(self) -> None:
+        """The finished candidates so far (a resumed study goes on counting) and the reference point."""
+        with self.store.session() as s:
+            rows = s.execute(
+                sa.select(Candidate.state, Candidate.objectives, Candidate.epochs_trained, Candidate.reused_from)
+                .where(Candidate.study_name == self.study_name, Candidate.state.in_(("COMPLETE", "PRUNED")))
+                .order_by(Candidate.finished_at, Candidate.id)
+            ).all()
+        self.done_values = [[float(obj[m]) for m in self.metrics] for state, obj, _, _ in rows
+                            if state == "COMPLETE" and obj and all(m in obj for m in self.metrics)]
+        self.epochs_total = sum(e or 0 for _, _, e, reused in rows if reused is None)
+        ref = self.study.user_attrs.get(quality.REFERENCE_ATTR)
+        self.reference = [float(ref[m]) for m in self.metrics] if ref else None
+        # the rung table of early stopping: every trained candidate's validation score at each rung
+        self.score_key = "val_psnr" if self.space.task.kind in IMAGE_KINDS else "val_accuracy"
+        self.rungs: dict[int, list[pruning.Entry]] = {}
+        if self.space.pruning is not None:
+            with self.store.session() as s:
+                trained = s.execute(
+                    sa.select(Candidate.curve, Candidate.objectives, Candidate.train)
+                    .where(Candidate.study_name == self.study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
+                           Candidate.curve.is_not(None))
+                ).all()
+            for curve, objectives, train in trained:
+                self._add_to_rungs(curve, objectives or {}, int(train.get("epochs", 0)))
+
+    def _record_progress(self, trial_number: int, values: list[float] | None, epochs: int) -> None:
+        """After a candidate finished: its values join the front, the hypervolume is stored with the compute."""
+        if values is not None:
+            self.done_values.append(values)
+        self.epochs_total += epochs
+        dirs = [self.space.objectives[m] for m in self.metrics]
+        backfill = False
+        if self.reference is None:
+            ref = quality.reference_of(self.space.search.reference, self.metrics, np.array(self.done_values),
+                                       dirs)
+            if ref is not None:
+                self.reference = [float(r) for r in ref]
+                self.study.set_user_attr(quality.REFERENCE_ATTR, dict(zip(self.metrics, self.reference)))
+                backfill = True
+        hv = None
+        if self.reference is not None and self.done_values:
+            hv = quality.hypervolume(np.array(self.done_values), dirs, self.reference)
+        with self.store.session() as s:
+            s.add(Progress(study_name=self.study_name, trial_number=trial_number, n_complete=self.complete,
+                           epochs_total=self.epochs_total, hypervolume=hv))
+            if backfill:  # the rows written before the reference point existed
+                curve = quality.history(np.array(self.done_values), dirs, self.reference)
+                for n, value in enumerate(curve, start=1):
+                    s.execute(sa.update(Progress).where(Progress.study_name == self.study_name,
+                                                        Progress.n_complete == n,
+                                                        Progress.hypervolume.is_(None)).values(hypervolume=value))
+
+    def _infeasible(self, trial, arch, train, values, static, over: dict[str, float], why: str = "") -> None:
+        """Record a candidate over a constraint (or that cannot be built) as PRUNED, untrained."""
+        why = why or "infeasible: " + "; ".join(
+            f"{m} {static[m]:,.0f} > max {self.space.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
+        self.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", why)
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self.infeasible += 1
+        with self.store.session() as s:
+            s.add(Candidate(
+                run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
+                trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=train.train_key,
+                task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
+                state="PRUNED", objectives=dict(static), error=why, finished_at=utcnow(),
+            ))
+        if self.infeasible >= self.max_infeasible:
+            raise _Abort(f"{self.infeasible} sampled candidates were infeasible, none trained for them "
+                         f"(last: {why}); loosen the constraints or narrow the space")
+
+    def _finish_stopped(self, item: _InFlight, payload: dict[str, Any], worker: str) -> None:
+        """A candidate the rung rule stopped: PRUNED, with its curve, its last values and the epochs it used."""
+        epochs = int(payload.get("epochs_trained") or 0)
+        cfg = self.space.pruning
+        why = (f"stopped early at epoch {epochs}: dominated at its rung (another candidate had at least its "
+               f"{self.score_key} with no more params and bandwidth) and not in the top 1/{cfg.reduction_factor}")
+        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", why)
+        self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
+        self.stopped += 1
+        self._record_progress(item.trial.number, None, epochs)
+        curve = payload.get("curve") or []
+        train_epochs = int(curve[-1]["epoch"]) if curve else epochs
+        self._add_to_rungs(curve, payload["objectives"], train_epochs + 1)  # its rungs up to where it stopped
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="PRUNED", objectives=payload["objectives"], curve=curve, error=why,
+                    wall_time_s=payload.get("wall_time_s"), epochs_trained=epochs, worker=worker,
+                    finished_at=utcnow(),
                 )
             )
 
@@ -420,6 +565,7 @@ class _Driver:
         self.study.tell(item.trial, self._objectives_of(prior.objectives))
         self.complete += 1
         self.reused += 1
+        self._record_progress(item.trial.number, self._objectives_of(prior.objectives), 0)
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(

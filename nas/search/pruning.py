@@ -1,0 +1,98 @@
+"""Multi-objective early stopping: successive-halving rungs that know params and bandwidth.
+
+Optuna's pruners refuse multi-objective studies and Ray's ASHA follows one
+metric; nas knows two of its objectives (params, bandwidth) before training,
+so a candidate can be judged against the others at the same point of training.
+
+Rungs are the epochs ``min_epochs · η^k`` below the candidate's last epoch
+(η = ``reduction_factor``). At a rung a candidate stops when both hold:
+
+- it is dominated: another candidate at the same rung has at least its
+  validation score with no more params and no more bandwidth;
+- it is not in the top ``max(1, ⌊n / η⌋)`` validation scores of the n
+  candidates at that rung (itself included).
+
+The decision is made asynchronously, as in ASHA: against the candidates that
+had reached the rung when the candidate was handed to a worker. The driver
+turns the rung table into two thresholds per rung (``stop_rules``), which the
+worker applies to its own validation score: no search logic runs on workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from nas.evaluators.worker import stops  # the worker's side of a rule
+
+__all__ = ["Entry", "entries_of", "keep_count", "rung_epochs", "should_stop", "stop_rule", "stop_rules", "stops"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One candidate at one rung: its validation score and its static cost."""
+
+    score: float
+    params: float
+    bandwidth: float
+
+
+def rung_epochs(min_epochs: int, reduction_factor: int, epochs: int) -> list[int]:
+    """The rungs of a candidate trained for ``epochs``: min_epochs · η^k, below ``epochs``."""
+    out, r = [], min_epochs
+    while r < epochs:
+        out.append(r)
+        r *= reduction_factor
+    return out
+
+
+def keep_count(n: int, reduction_factor: int) -> int:
+    """How many of ``n`` candidates at a rung the reduction factor keeps by score alone."""
+    return max(1, n // reduction_factor)
+
+
+def should_stop(me: Entry, others: Sequence[Entry], reduction_factor: int) -> bool:
+    """The rule itself: dominated at the rung and not in its top fraction (scores are maximised)."""
+    dominated = any(o.score >= me.score and o.params <= me.params and o.bandwidth <= me.bandwidth for o in others)
+    if not dominated:
+        return False
+    pool = sorted([o.score for o in others] + [me.score], reverse=True)
+    kth = pool[keep_count(len(pool), reduction_factor) - 1]
+    return me.score < kth
+
+
+def stop_rule(params: float, bandwidth: float, others: Sequence[Entry], reduction_factor: int) -> dict | None:
+    """``should_stop`` for a candidate of known cost, as thresholds on its score: stop iff
+    ``score <= dominated_at_or_below and score < top_below``; None when nothing can stop it.
+
+    ``dominated_at_or_below``: the best score among the others with no more params
+    and no more bandwidth. ``top_below``: the k-th best score of the others, where
+    k = keep_count(n + 1) (the candidate itself makes n + 1): a score below it
+    cannot be among the top k of the pool.
+    """
+    cheaper = [o.score for o in others if o.params <= params and o.bandwidth <= bandwidth]
+    if not cheaper:
+        return None
+    k = keep_count(len(others) + 1, reduction_factor)
+    scores = sorted((o.score for o in others), reverse=True)
+    if len(scores) < k:
+        return None
+    return {"dominated_at_or_below": max(cheaper), "top_below": scores[k - 1]}
+
+
+def stop_rules(params: float, bandwidth: float, epochs: int, table: dict[int, list[Entry]],
+               min_epochs: int, reduction_factor: int) -> dict[str, dict]:
+    """The rules of every rung of a candidate, keyed by the rung's epoch (as a string: JSON keys)."""
+    out = {}
+    for r in rung_epochs(min_epochs, reduction_factor, epochs):
+        rule = stop_rule(params, bandwidth, table.get(r, []), reduction_factor)
+        if rule is not None:
+            out[str(r)] = rule
+    return out
+
+
+def entries_of(curve: Iterable[dict], score_key: str, params: float, bandwidth: float,
+               rungs: Iterable[int]) -> dict[int, Entry]:
+    """The rung entries a finished (or stopped) candidate's learning curve gives."""
+    by_epoch = {int(p["epoch"]): p for p in curve if score_key in p}
+    return {r: Entry(float(by_epoch[r][score_key]), params, bandwidth) for r in rungs if r in by_epoch}

@@ -1,0 +1,84 @@
+"""Multi-objective early stopping on hand-made rung data: who stops, who goes on."""
+
+import random
+
+import pytest
+
+from nas.search.pruning import Entry, entries_of, rung_epochs, should_stop, stop_rule, stop_rules, stops
+
+
+def test_rungs_are_geometric_and_below_the_last_epoch():
+    assert rung_epochs(1, 3, 10) == [1, 3, 9]
+    assert rung_epochs(2, 2, 16) == [2, 4, 8]
+    assert rung_epochs(5, 3, 5) == []  # a candidate of 5 epochs has no rung before its end
+
+
+# the rung: four candidates that reached epoch 2 (score = validation accuracy)
+RUNG = [Entry(0.90, 1000, 4000), Entry(0.80, 500, 2000), Entry(0.70, 300, 1200), Entry(0.60, 5000, 20000)]
+
+
+@pytest.mark.parametrize("me, stop, why", [
+    (Entry(0.75, 600, 2400), True, "0.80 with fewer params and bytes dominates it; top 1 of 5 is 0.90"),
+    (Entry(0.75, 100, 400), False, "the cheapest of all: nobody dominates it"),
+    (Entry(0.95, 2000, 8000), False, "best score: in the top fraction (and undominated)"),
+    (Entry(0.80, 500, 2000), True, "ties with 0.80 at the same cost: weakly dominated, below 0.90"),
+    (Entry(0.65, 400, 1600), True, "0.70 at 300/1200 dominates it"),
+    (Entry(0.65, 250, 1600), False, "fewer params than anyone scoring more: not dominated"),
+])
+def test_who_stops_and_who_goes_on(me, stop, why):
+    assert should_stop(me, RUNG, 3) is stop, why
+    assert stops(stop_rule(me.params, me.bandwidth, RUNG, 3), me.score) is stop, why
+
+
+def test_the_top_fraction_is_kept_even_when_dominated():
+    # nine others: η = 3 keeps the top 3 of 10; a dominated candidate scoring third best goes on
+    others = [Entry(0.9 - 0.05 * i, 100, 100) for i in range(9)]  # 0.90 ... 0.50, all cheaper than me
+    assert not should_stop(Entry(0.82, 1000, 1000), others, 3)  # third of ten: 0.90, 0.85, 0.82
+    assert should_stop(Entry(0.78, 1000, 1000), others, 3)  # fourth: stops
+    assert not should_stop(Entry(0.78, 1000, 1000), others, 2)  # η = 2 keeps five
+
+
+def test_the_first_at_a_rung_always_goes_on():
+    assert not should_stop(Entry(0.1, 10**9, 10**9), [], 3)
+    assert stop_rule(10**9, 10**9, [], 3) is None
+
+
+def test_thresholds_agree_with_the_rule_on_random_rungs():
+    rng = random.Random(0)
+    for _ in range(2000):
+        others = [Entry(rng.choice([0.5, 0.6, 0.7, rng.random()]), rng.randint(1, 9), rng.randint(1, 9))
+                  for _ in range(rng.randint(0, 8))]
+        me = Entry(rng.choice([0.5, 0.6, 0.7, rng.random()]), rng.randint(1, 9), rng.randint(1, 9))
+        eta = rng.choice([2, 3, 4])
+        assert stops(stop_rule(me.params, me.bandwidth, others, eta), me.score) == should_stop(me, others, eta)
+
+
+def test_rules_cover_each_rung_and_curves_fill_the_table():
+    table = {1: RUNG, 3: RUNG[1:2]}  # at rung 3 only the 0.80 candidate, cheaper than this one
+    rules = stop_rules(600, 2400, 10, table, 1, 3)
+    assert set(rules) == {"1", "3"}  # rung 9 has nobody yet: no rule
+    assert stops(rules["1"], 0.75) and not stops(rules["1"], 0.85)
+    curve = [{"epoch": e, "val_accuracy": 0.1 * e} for e in range(1, 5)]
+    got = entries_of(curve, "val_accuracy", 600, 2400, [1, 3, 9])
+    assert got == {1: Entry(0.1, 600, 2400), 3: Entry(pytest.approx(0.3), 600, 2400)}
+
+
+def test_the_worker_stops_real_training_at_a_rung_and_only_there():
+    import torch
+
+    from nas.evaluators.worker import TrainEvaluator
+    from nas.spaces import ArchSpec, TrainSpec
+
+    torch.set_num_threads(1)
+    ev = TrainEvaluator("digits", "classification")
+    ev.setup(1, "cpu")
+    job = {"arch": ArchSpec(d_in=64, d_out=10, hidden_width=16, depth=1).to_json(),
+           "train": TrainSpec(epochs=3, batch_size=256).to_json(),
+           "stop_rules": {"2": {"dominated_at_or_below": 2.0, "top_below": 2.0}}}  # any accuracy stops at epoch 2
+    out = ev(job)
+    assert out["stopped_early"] and out["epochs_trained"] == 2 and len(out["curve"]) == 2
+    assert out["weights"] is None and "accuracy" not in out["objectives"]
+    assert out["objectives"]["val_accuracy"] == out["curve"][-1]["val_accuracy"]
+    job["stop_rules"] = {"2": {"dominated_at_or_below": -1.0, "top_below": 2.0}}  # nobody dominates it: goes on
+    out = ev(job)
+    assert not out["stopped_early"] and out["epochs_trained"] == 3 and 0 < out["objectives"]["accuracy"] <= 1
