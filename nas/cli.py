@@ -68,7 +68,9 @@ def run(
         raise typer.Exit(130)
     print(
         f"nas: study {summary.study}: {summary.complete}/{summary.trials_target} complete"
-        f" ({summary.reused} reused), {summary.failed} failed, Pareto front of {summary.pareto},"
+        f" ({summary.reused} reused), {summary.failed} failed,"
+        + (f" {summary.infeasible} infeasible (untrained)," if summary.infeasible else "")
+        + f" Pareto front of {summary.pareto},"
         f" {summary.wall_time_s:.0f} s, in {redact(storage)}\n"
         f"nas: next: nas show {summary.study}" + ("" if storage == DEFAULT_STORAGE else f" --storage '{redact(storage)}'"),
         file=sys.stderr,
@@ -78,7 +80,7 @@ def run(
 @app.command("ls")
 def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "--format")) -> None:
     """List the studies in the database with their candidate counts."""
-    from nas.search.results import list_studies
+    from nas.search.results import format_score, list_studies
 
     rows = list_studies(storage)
     if format is Format.json:
@@ -87,15 +89,52 @@ def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "-
     if not rows:
         err.print("no studies yet: run `nas run SPACE.yaml`")
         return
-    table = Table("study", "state", "complete", "failed", "pruned", "running", "best acc", "objectives", "started")
+    table = Table("study", "state", "complete", "failed", "pruned", "running", "best", "objectives", "started")
     for r in rows:
         c = r["counts"]
         table.add_row(
             r["study"], r["state"], str(c["COMPLETE"]), str(c["FAIL"]), str(c["PRUNED"]), str(c["RUNNING"]),
-            f"{r['best_accuracy']:.4f}" if r["best_accuracy"] is not None else "-",
+            format_score(r["score"], r["best"]) if r["best"] is not None else "-",
             ", ".join(f"{m} ({'max' if d == 'maximize' else 'min'})" for m, d in r["objectives"].items()),
             r["started"] or "-",
         )
+    out.print(table)
+
+
+@app.command()
+def compare(
+    studies: list[str] = typer.Argument(..., help="Studies to compare; the first is the baseline."),
+    storage: str = StorageOpt,
+    reference: list[str] = typer.Option(
+        [], "--reference", help="METRIC=VALUE, once per objective: the hypervolume's reference point "
+        "(default: derived from all the studies' complete candidates)."),
+    format: Format = typer.Option(Format.table, "--format", help="table, or json with every curve."),
+) -> None:
+    """Compare studies: hypervolume of the front against the training it took."""
+    from nas.search.results import compare as compare_studies
+
+    ref = {}
+    for item in reference:
+        key, sep, value = item.partition("=")
+        try:
+            ref[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise NasInputError(f"--reference {item!r}: expected METRIC=NUMBER, e.g. params=2000000")
+    report = compare_studies(storage, studies, ref or None)
+    if format is Format.json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    ref_text = ", ".join(f"{m} {v:.4g}" for m, v in report["reference"].items())
+    table = Table(title=f"hypervolume against training (reference point: {ref_text})")
+    for col in ("study", "sampler", "complete", "early stopped", "epochs", "hypervolume",
+                f"epochs to {studies[0]}'s", "compute ratio"):
+        table.add_column(col, justify="left" if col in ("study", "sampler") else "right")
+    for s in report["studies"]:
+        table.add_row(s["study"], s["sampler"] or "-", str(s["complete"]), str(s["early_stopped"]), str(s["epochs"]),
+                      f"{s['hypervolume']:.4f}", "-" if s["epochs_to_first"] is None else str(s["epochs_to_first"]),
+                      "-" if s["compute_ratio"] is None else f"{s['compute_ratio']:.2f}")
     out.print(table)
 
 
@@ -107,8 +146,8 @@ def show(
     all_trials: bool = typer.Option(False, "--all", help="Table of every trial, not only the Pareto front."),
 ) -> None:
     """Show a study: its Pareto-optimal candidates (table) or every trial (JSON)."""
-    from nas.search.format import human_bytes, human_count
-    from nas.search.results import study_report
+    from nas.search.format import describe_arch, human_bytes, human_count
+    from nas.search.results import format_score, score_metric, study_report
 
     report = study_report(storage, study)
     if format is Format.json:
@@ -116,24 +155,22 @@ def show(
         return
     metrics = list(report["directions"])
     rows = [t for t in report["trials"] if all_trials or t["pareto"]]
-    key = "accuracy" if "accuracy" in metrics else (metrics[0] if metrics else None)
+    score = score_metric(metrics) or "accuracy"  # the score column: accuracy, or psnr for an image task
+    key = score if score in metrics else (metrics[0] if metrics else None)
     if key:
         sign = -1 if report["directions"][key] == "maximize" else 1
         rows.sort(key=lambda t: sign * t["values"].get(key, float("inf") * sign))
     title = f"{study}: " + (f"{len(rows)} trials" if all_trials else f"Pareto front, {len(rows)} of "
                             f"{sum(t['state'] == 'COMPLETE' for t in report['trials'])} complete")
     table = Table(title=title)
-    for col in ("trial", "state", "architecture", "accuracy", "params", "bandwidth", "latency", "train s"):
+    for col in ("trial", "state", "architecture", score, "params", "bandwidth", "latency", "train s"):
         table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
     for t in rows:
         m = t["measured"] or t["values"]
-        p = t["params"]
-        lift = p.get("lift", "none")
-        arch = (f"{lift} {p.get('lift_width', '')}".strip() if lift != "none" else "conventional") + (
-            f" | {p.get('hidden_width', '?')}×{p.get('depth', '?')} {p.get('activation', '')} {p.get('norm', '')}")
+        arch = describe_arch(t["params"])
         table.add_row(
             str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip(),
-            f"{m['accuracy']:.4f}" if "accuracy" in m else "-",
+            format_score(score, m[score]) if score in m else "-",
             human_count(m["params"]) if "params" in m else "-",
             human_bytes(m["bandwidth"]) if "bandwidth" in m else "-",
             f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else "-",
@@ -159,11 +196,13 @@ def export(
     """Export one candidate of STUDY as a standalone PyTorch module (needs only torch)."""
     from nas.search.export import export_candidate
     from nas.search.format import human_bytes, human_count
+    from nas.search.results import format_score, score_metric
 
     path = export_candidate(storage, study, out_dir, trial=trial, pick=pick, store_lift=store_lift)
     card = json.loads((path / "arch.json").read_text())
     obj = card["objectives"] or {}
-    shown = [f"accuracy {obj['accuracy']:.4f}" if "accuracy" in obj else None,
+    score = score_metric(obj)
+    shown = [f"{score} {format_score(score, obj[score])}" if score else None,
              f"{human_count(obj['params'])} params" if "params" in obj else None,
              f"{human_bytes(obj['bandwidth'])} bandwidth" if "bandwidth" in obj else None]
     about = ", ".join(x for x in shown if x)

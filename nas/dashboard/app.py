@@ -20,6 +20,7 @@ import streamlit as st
 
 from nas.dashboard import data
 from nas.errors import NasInputError
+from nas.search.results import format_score, score_metric
 from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
@@ -108,9 +109,10 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
     cols = st.columns(5)
     for col, state in zip(cols, data.STATE_ORDER):
         col.metric(state.lower(), int(counts.get(state, 0)))
-    acc = next((m for m in ("accuracy", "psnr") if m in dirs), None)
+    acc = score_metric(dirs)
     done = df[df["state"] == "COMPLETE"] if not df.empty else df
-    cols[4].metric(f"best {acc}" if acc else "objectives", f"{done[acc].max():.4f}" if acc and len(done) else "-")
+    cols[4].metric(f"best {acc}" if acc else "objectives",
+                   format_score(acc, done[acc].max()) if acc and len(done) else "-")
 
     tabs = st.tabs(["Pareto fronts", "Progress", "What matters", "Candidates", "Compare", "Studies"])
     with tabs[0]:
@@ -212,9 +214,22 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
     with right:
         if d["curve"]:
             curve = pd.DataFrame(d["curve"])
-            st.plotly_chart(px.line(curve, x="epoch", y=[c for c in ("val_accuracy", "train_loss") if c in curve],
-                                    markers=True, title="learning curve"), key="curve")
+            st.plotly_chart(curve_chart(curve), key="curve")
         export_button(url, study, int(trial), d)
+
+
+def curve_chart(curve: pd.DataFrame) -> go.Figure:
+    """The validation score per epoch (val_accuracy, or val_psnr in dB) and, on a right axis, the train loss."""
+    score = next((c for c in ("val_accuracy", "val_psnr") if c in curve), None)
+    fig = go.Figure()
+    if score is not None:
+        fig.add_scatter(x=curve["epoch"], y=curve[score], name=score, mode="lines+markers")
+    if "train_loss" in curve:
+        fig.add_scatter(x=curve["epoch"], y=curve["train_loss"], name="train_loss", mode="lines+markers", yaxis="y2")
+    fig.update_layout(title="learning curve", xaxis_title="epoch",
+                      yaxis_title=f"{score} (dB)" if score == "val_psnr" else score,
+                      yaxis2={"title": "train_loss", "overlaying": "y", "side": "right", "showgrid": False})
+    return fig
 
 
 def export_button(url: str, study: str, trial: int, d: dict) -> None:
@@ -242,21 +257,23 @@ def compare(url: str, names: list[str], study: str) -> None:
     others = st.multiselect("studies", names, default=[study], max_selections=4, key="compare")
     if len(others) < 1:
         return
+    # the selected study's score; studies scored by another one are left out
+    score = score_metric(_directions(url, study)) or "accuracy"
     frames = []
     for name in others:
         df = _candidates(url, name)
         dirs = _directions(url, name)
-        if df.empty or not {"accuracy", "params"} <= set(dirs) or "accuracy" not in df.columns:
+        if df.empty or not {score, "params"} <= set(dirs) or score not in df.columns:
             continue
         done = df[df["state"] == "COMPLETE"]
-        front = done[data.pareto_mask(done, {"accuracy": dirs["accuracy"], "params": dirs["params"]}).loc[done.index]]
+        front = done[data.pareto_mask(done, {score: dirs[score], "params": dirs["params"]}).loc[done.index]]
         frames.append(front.assign(study=name).sort_values("params"))
     if not frames:
-        st.info("No complete candidates with accuracy and params to compare.")
+        st.info(f"No complete candidates with {score} and params to compare.")
         return
     both = pd.concat(frames)
-    fig = px.line(both, x="params", y="accuracy", color="study", markers=True, line_shape="hv",
-                  hover_data=["trial", "architecture"], log_x=True, title="accuracy against params: fronts")
+    fig = px.line(both, x="params", y=score, color="study", markers=True, line_shape="hv",
+                  hover_data=["trial", "architecture"], log_x=True, title=f"{score} against params: fronts")
     _axis(fig, "params", "x")
     st.plotly_chart(fig, key="compare-chart")
 

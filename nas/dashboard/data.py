@@ -15,6 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from nas.search.format import describe_arch
+
 STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
 
 
@@ -86,10 +88,9 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
 
 
 def describe(arch: dict[str, Any]) -> str:
-    """A one-line architecture: 'fixed_random 1024 | 64×3 gelu batchnorm' or 'conventional | 256×2 ...'."""
-    lift = arch.get("lift", "none")
-    head = f"{lift} {arch.get('lift_width')}" if lift != "none" else "conventional"
-    return f"{head} | {arch.get('hidden_width')}×{arch.get('depth')} {arch.get('activation')} {arch.get('norm')}"
+    """A one-line architecture: 'fixed_random 1024 | 64×3 gelu batchnorm', 'conventional | 256×2 ...',
+    with the mixer, experts and FPE when the candidate has them (``nas.search.format.describe_arch``)."""
+    return describe_arch(arch)
 
 
 def _as_min(values: np.ndarray, dirs: list[str]) -> np.ndarray:
@@ -159,20 +160,35 @@ def block_diagram(arch: dict[str, Any]) -> str:
     """The candidate's structure as Graphviz DOT (labels are numbers and registry names only)."""
     d_in, d_z, d_h, depth = arch["d_in"], arch.get("lift_width") or arch["d_in"], arch["hidden_width"], arch["depth"]
     lift = arch.get("lift", "none")
+    mixer, experts, alpha = arch.get("mixer", "none"), int(arch.get("moe_experts", 1)), int(arch.get("fpe_alpha", 1))
     lines = ["digraph G {", "rankdir=LR; node [shape=box, style=rounded, fontsize=10];",
              f'x [label="input\\n{d_in}", shape=ellipse];']
     prev = "x"
+    if mixer != "none":
+        lines.append(f'tok [label="cut into tokens\\npatch {int(arch.get("patch", 0))}"];')
+        lines.append(f"{prev} -> tok;")
+        prev = "tok"
     if lift != "none":
-        lines.append(f'lift [label="{lift} lift\\n{d_in} → {d_z}"];')
+        per = "each token" if mixer != "none" else f"{d_in} → {d_z}"
+        lines.append(f'lift [label="{lift} lift\\n{per}"];')
         lines.append(f"{prev} -> lift;")
         prev = "lift"
+    inner = f"W1 {d_z}→{d_h * alpha} → {arch.get('activation')} → W2"
+    if alpha > 1:
+        inner = f"FPE α{alpha} ({arch.get('fpe_split', 'random')}): " + inner
+    if experts > 1:
+        inner = f"{experts} experts, top-{int(arch.get('moe_top_k', 1))}: " + inner
+    mix = f"{mixer} mixer + skip\\n" if mixer != "none" else ""
     shown = min(depth, 3)
     for i in range(shown):
         label = f"block {i + 1}" if shown == depth or i < shown - 1 else f"blocks {i + 1}…{depth}"
-        lines.append(f'b{i} [label="{label}\\n{arch.get("norm")} → W1 {d_z}→{d_h} → {arch.get("activation")} '
-                     f'→ W2 {d_h}→{d_z}\\n+ skip"];')
+        lines.append(f'b{i} [label="{label}\\n{mix}{arch.get("norm")} → {inner}\\n+ skip"];')
         lines.append(f"{prev} -> b{i};")
         prev = f"b{i}"
+    if mixer != "none":
+        lines.append('pool [label="mean over tokens"];')
+        lines.append(f"{prev} -> pool;")
+        prev = "pool"
     lines.append(f'head [label="head\\n{d_z} → {arch["d_out"]}"];')
     lines.append(f"{prev} -> head;")
     lines.append("}")

@@ -45,14 +45,108 @@ KNEE = "knee"
 CHECK_BATCH = 16  # random inputs the export-time equality check runs
 
 # -------------------------------------------------------------- the snippets
-# Each table maps a registry name to the code that mirrors nas's module op for op
-# (nas/spaces/blocks.py). A registry name without an entry here cannot be exported.
+# Each snippet mirrors a nas module op for op (nas/spaces/blocks.py, activations.py, lifts.py, fpe.py, moe.py,
+# mixers.py and the PyTorch reference paths in nas/kernels/), so the state dict keys match and the outputs are
+# the same bits. A registry name without an entry in these tables cannot be exported.
 
-ACTIVATION_CODE = {
-    "relu": ("nn.ReLU()", "relu"),
-    "gelu": ('nn.GELU()  # the exact (erf) GELU, approximate="none"', "gelu"),
-    "silu": ("nn.SiLU()", "silu"),
-    "tanh": ("nn.Tanh()", "tanh"),
+_PRELU = '''
+
+class PReLU(nn.Module):
+    """y = x for x >= 0, a x otherwise: one learnable slope a for the whole layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.slope = nn.Parameter(torch.zeros(()))  # a, filled by load()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., width) -> (..., width)
+        return torch.where(x >= 0, x, self.slope.to(x.dtype) * x)
+'''
+
+_SWISH = '''
+
+class Swish(nn.Module):
+    """y = x sigmoid(beta x): one learnable beta for the whole layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.beta = nn.Parameter(torch.zeros(()))  # beta, filled by load()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., width) -> (..., width)
+        return x * torch.sigmoid(self.beta.to(x.dtype) * x)
+'''
+
+_RATIONAL = '''
+
+class Rational(nn.Module):
+    """A learnable Pade activation: y = P(x) / (1 + |b_1 x + ... + b_4 x^4|), P(x) = a_0 + a_1 x + ... + a_5 x^5.
+
+    Ten coefficients for the whole layer; evaluated by Horner's rule in float32.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.numerator = nn.Parameter(torch.zeros(6))  # a_0..a_5, filled by load()
+        self.denominator = nn.Parameter(torch.zeros(4))  # b_1..b_4, filled by load()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., width) -> (..., width)
+        xf = x.float()
+        a, b = self.numerator.float(), self.denominator.float()
+        p = a[-1]
+        for coef in a.flip(0)[1:]:  # Horner: (((a_5 x + a_4) x + a_3) x + ...) x + a_0
+            p = p * xf + coef
+        q = b[-1]
+        for coef in b.flip(0)[1:]:  # (((b_4 x + b_3) x + b_2) x + b_1) x
+            q = q * xf + coef
+        return (p / (1 + (q * xf).abs())).to(x.dtype)
+'''
+
+_PWL = '''
+
+PWL_KNOTS, PWL_REACH = 9, 3.0  # the fixed knots t_0..t_8 = linspace(-3, 3, 9)
+
+
+class PiecewiseLinear(nn.Module):
+    """A learnable piecewise-linear function on the knots t_0..t_8: 11 numbers for the whole layer.
+
+    Inside [-3, 3] y interpolates linearly between the values v_i = y(t_i);
+    below it y = v_0 + s_l (x - t_0), above it y = v_8 + s_r (x - t_8). In float32.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.step = 2 * PWL_REACH / (PWL_KNOTS - 1)
+        self.values = nn.Parameter(torch.zeros(PWL_KNOTS))  # v_0..v_8, filled by load()
+        self.slopes = nn.Parameter(torch.zeros(2))  # s_l, s_r, filled by load()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., width) -> (..., width)
+        xf = x.float()
+        v, s = self.values.float(), self.slopes.float()
+        u = (xf + PWL_REACH) / self.step  # position in segments from t_0
+        i = u.floor().clamp(0, PWL_KNOTS - 2).long()  # the segment, in 0..7
+        v0, v1 = v[i], v[i + 1]
+        inside = v0 + (u - i) * (v1 - v0)
+        below = v[0] + s[0] * (xf + PWL_REACH)
+        above = v[-1] + s[1] * (xf - PWL_REACH)
+        y = torch.where(xf < -PWL_REACH, below, torch.where(xf > PWL_REACH, above, inside))
+        return y.to(x.dtype)
+'''
+
+ACTIVATION_CODE = {  # name -> (the module, its name in words, the class it needs)
+    "relu": ("nn.ReLU()", "relu", None),
+    "gelu": ('nn.GELU()  # the exact (erf) GELU, approximate="none"', "gelu", None),
+    "silu": ("nn.SiLU()", "silu", None),
+    "tanh": ("nn.Tanh()", "tanh", None),
+    "prelu": ("PReLU()", "prelu", _PRELU),
+    "swish": ("Swish()", "swish", _SWISH),
+    "rational": ("Rational()", "rational", _RATIONAL),
+    "pwl": ("PiecewiseLinear()", "pwl", _PWL),
+}
+ACTIVATION_WORDS = {  # how the model card describes a learnable activation
+    "prelu": "PReLU (one learnable negative slope per layer)",
+    "swish": "Swish x·sigmoid(βx) (one learnable β per layer)",
+    "rational": "a rational (Padé) activation P(x)/(1 + |Q(x)|) of degrees 5 and 4 (10 learnable coefficients "
+                "per layer)",
+    "pwl": "a piecewise-linear activation on 9 fixed knots in [-3, 3] (11 learnable values and slopes per layer)",
 }
 
 NORM_CODE = {
@@ -60,8 +154,6 @@ NORM_CODE = {
     "layernorm": "nn.LayerNorm(d_z, elementwise_affine=False)  # no affine",
     "none": None,  # no norm: the block reads h directly
 }
-
-LIFT_KINDS = ("fixed_random", "learned", "none")
 
 _FIXED_LIFT = '''
 
@@ -89,7 +181,7 @@ class FixedRandomLift(nn.Module):
     """z = x R^T with R ~ N(0, 1/d_in): seeded and never trained.
 
     Exported with --store-lift: R is read from weights.safetensors
-    ("lift.weight") instead of being regenerated from its seed.
+    ("{lift_attr}.weight") instead of being regenerated from its seed.
     """
 
     def __init__(self, d_in: int, d_z: int):
@@ -110,6 +202,195 @@ class LearnedLift(nn.Linear):
         super().__init__(d_in, d_z, bias=False)  # weight: (d_z, d_in)
 '''
 
+_HADAMARD_LIFT = '''
+
+def fwht(x: torch.Tensor) -> torch.Tensor:
+    """The unnormalised fast Walsh-Hadamard transform over the last axis: (..., n) -> (..., n), n a power of two."""
+    shape, n = x.shape, x.shape[-1]
+    h = 1
+    while h < n:
+        pairs = x.reshape(-1, n // (2 * h), 2, h)  # (M, blocks, 2, h): entries i and i + h of each block of 2h
+        a, b = pairs[:, :, 0], pairs[:, :, 1]
+        x = torch.stack((a + b, a - b), dim=2)
+        h *= 2
+    return x.reshape(shape)
+
+
+class HadamardLift(nn.Module):
+    """z = (1/sqrt(d_in)) S H_n D pad(x): a seeded structured random lift, never trained.
+
+    n = the next power of two >= max(d_in, d_z); pad(x) appends n - d_in
+    zeros; D = diag of n random signs; H_n the Walsh-Hadamard matrix (fwht);
+    S keeps a random subset of d_z of the n coordinates. The signs and the
+    subset are not stored: they are regenerated from the seed with PyTorch's
+    CPU generator, exactly as nas does (nas.spaces.lifts.HadamardLift).
+    Computed in float32.
+    """
+
+    def __init__(self, d_in: int, d_z: int, seed: int):
+        super().__init__()
+        self.d_in, self.d_z, self.seed = d_in, d_z, seed
+        self.n = 1 << (max(d_in, d_z) - 1).bit_length()
+        self.scale = 1 / math.sqrt(d_in)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        signs = torch.randint(0, 2, (self.n,), generator=gen, device="cpu") * 2 - 1
+        keep = torch.randperm(self.n, generator=gen, device="cpu")[:d_z].sort().values
+        self.register_buffer("signs", signs.float(), persistent=False)  # (n,) +-1
+        self.register_buffer("keep", keep, persistent=False)  # (d_z,) indices
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_z)
+        padded = F.pad(x.float(), (0, self.n - self.d_in)) * self.signs.float()  # (B, n)
+        return (fwht(padded).index_select(-1, self.keep) * self.scale).to(x.dtype)  # (B, d_z)
+'''
+
+_HASHED_LIFT = '''
+
+MASK32 = 0xFFFFFFFF
+
+
+def _mul32(a: torch.Tensor, c: int) -> torch.Tensor:
+    """a c mod 2^32 for int64 a in [0, 2^32) and a constant c < 2^32, without int64 overflow."""
+    lo, hi = c & 0xFFFF, c >> 16
+    return (a * lo + (((a * hi) & 0xFFFF) << 16)) & MASK32
+
+
+def _fmix32(h: torch.Tensor) -> torch.Tensor:  # murmur3's finaliser, on int64 tensors holding uint32 values
+    h = h ^ (h >> 16)
+    h = _mul32(h, 0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = _mul32(h, 0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def _fmix32_int(h: int) -> int:  # the same on a Python int
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & MASK32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & MASK32
+    return h ^ (h >> 16)
+
+
+def hashed_signs(seed: int, d_z: int, d_in: int) -> torch.Tensor:
+    """S (d_z, d_in) float32 of +-1, a pure function of (seed, row, column) (nas.kernels.lift):
+
+    key = fmix32((seed mod 2^32) ^ fmix32((seed >> 32 mod 2^32) ^ 0x5BD1E995))
+    row(i) = fmix32(key ^ (i 0x9E3779B9)); S[i, j] = +1 if fmix32(row(i) ^ (j 0x85EBCA77)) < 2^31 else -1
+    (32-bit unsigned arithmetic, here in int64 tensors), hashed about 2^20 entries at a time.
+    """
+    j = _mul32(torch.arange(d_in, dtype=torch.int64), 0x85EBCA77)  # (d_in,)
+    key = _fmix32_int((seed & MASK32) ^ _fmix32_int(((seed >> 32) & MASK32) ^ 0x5BD1E995))
+    step, parts = max(1, (1 << 20) // max(d_in, 1)), []
+    for start in range(0, d_z, step):
+        i = torch.arange(start, min(start + step, d_z), dtype=torch.int64)
+        row = _fmix32(key ^ _mul32(i, 0x9E3779B9))  # (rows,)
+        h = _fmix32(row[:, None] ^ j[None, :])  # (rows, d_in)
+        parts.append(1.0 - 2.0 * (h >> 31).to(torch.float32))
+    return torch.cat(parts)
+
+
+class HashedLift(nn.Module):
+    """z = x R^T, R = S/sqrt(d_in) with +-1 entries hashed from (seed, row, column): seeded and never trained.
+
+    S is not stored: it is hashed from the seed with integer arithmetic, exactly
+    as nas does (nas.spaces.lifts.HashedLift). Computed in float32.
+    """
+
+    def __init__(self, d_in: int, d_z: int, seed: int):
+        super().__init__()
+        self.d_in, self.d_z, self.seed = d_in, d_z, seed
+        self.register_buffer("signs", hashed_signs(seed, d_z, d_in), persistent=False)  # S (d_z, d_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_z)
+        y = x.reshape(-1, self.d_in).float() @ self.signs.t()  # (B, d_z)
+        return (y * (1 / math.sqrt(self.d_in))).to(x.dtype).reshape(*x.shape[:-1], self.d_z)
+'''
+
+# name -> (the class, its snippet, whether it is regenerated from LIFT_SEED); none: no lift
+LIFT_CODE = {
+    "fixed_random": ("FixedRandomLift", _FIXED_LIFT, True),
+    "learned": ("LearnedLift", _LEARNED_LIFT, False),
+    "none": None,
+    "hadamard": ("HadamardLift", _HADAMARD_LIFT, True),
+    "hashed": ("HashedLift", _HASHED_LIFT, True),
+}
+STORABLE_LIFTS = ("fixed_random",)  # --store-lift writes these lifts' matrix into weights.safetensors
+
+_FPE = '''
+
+class FPEPair(nn.Module):
+    """W2 act(W1 x) after Fixed Parameter Expansion: FPE_ALPHA children per hidden neuron.
+
+    w1 (alpha d_h, d_z) and w2 (d_z, alpha d_h) are used as w1 * mask1 and
+    w2 * mask2: the fixed 0/1 masks training chose (weights.safetensors) keep
+    d_h (d_z + d_z) non-zero weights, as many as the dense pair's.
+    """
+
+    def __init__(self, d_z: int, d_h: int, alpha: int):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.zeros(alpha * d_h, d_z))  # filled by load()
+        self.act = {act_code}
+        self.w2 = nn.Parameter(torch.zeros(d_z, alpha * d_h))  # filled by load()
+        self.register_buffer("mask1", torch.zeros(alpha * d_h, d_z))  # 0/1, filled by load()
+        self.register_buffer("mask2", torch.zeros(d_z, alpha * d_h))  # 0/1, filled by load()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, alpha d_h) -> (N, d_z)
+        return self.act(x @ (self.w1 * self.mask1).t()) @ (self.w2 * self.mask2).t()
+'''
+
+_DENSE_EXPERT = '''
+
+class DenseExpert(nn.Module):
+    """W2 act(W1 x): one expert, (N, d_z) -> (N, d_h) -> (N, d_z), no biases."""
+
+    def __init__(self, d_z: int, d_h: int):
+        super().__init__()
+        self.w1 = nn.Linear(d_z, d_h, bias=False)  # weight: (d_h, d_z)
+        self.act = {act_code}
+        self.w2 = nn.Linear(d_h, d_z, bias=False)  # weight: (d_z, d_h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_z)
+        return self.w2(self.act(self.w1(x)))
+'''
+
+_MOE = '''
+
+class MixtureOfExperts(nn.Module):
+    """y = sum over the top-k experts e of x of g_e(x) expert_e(x): (N, d_z) -> (N, d_z).
+
+    Router: p = softmax(x R) in float32, R a bias-free Linear(d_z, E). Each
+    sample goes to the k experts of largest p; its gates are those
+    probabilities renormalised over the chosen k (top-1: the raw probability).
+    The samples are grouped by expert, each expert runs once on its group and
+    the gated outputs are added back in expert order (nas.spaces.moe.MixtureOfExperts).
+    """
+
+    def __init__(self, d_z: int, d_h: int, experts: int, top_k: int):
+        super().__init__()
+        self.num_experts, self.top_k = experts, top_k
+        self.router = nn.Linear(d_z, experts, bias=False)  # weight: (E, d_z)
+        self.experts = nn.ModuleList({expert_code} for _ in range(experts))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_z)
+        n = x.shape[0]
+        probs = self.router(x).float().softmax(dim=-1)  # (N, E)
+        top, chosen = probs.topk(self.top_k, dim=-1)  # (N, k), (N, k)
+        gates = top if self.top_k == 1 else top / top.sum(dim=-1, keepdim=True)
+        expert_of = chosen.reshape(-1)  # (N k,) the expert of each assignment
+        order = expert_of.argsort(stable=True)  # assignments grouped by expert
+        token_of = torch.arange(n, device=x.device).repeat_interleave(self.top_k)[order]  # (N k,)
+        gate_of = gates.reshape(-1)[order].to(x.dtype)  # (N k,)
+        counts = torch.bincount(expert_of, minlength=self.num_experts)  # (E,)
+        out = torch.zeros_like(x)
+        start = 0
+        for expert, count in zip(self.experts, counts.tolist()):
+            if count:
+                tokens = token_of[start : start + count]  # (count,)
+                y = expert(x.index_select(0, tokens)) * gate_of[start : start + count, None]  # (count, d_z)
+                out.index_put_((tokens,), y, accumulate=True)  # added into (N, d_z)
+            start += count
+        return out
+'''
+
 _BLOCK = '''
 
 class HourglassBlock(nn.Module):
@@ -124,14 +405,30 @@ class HourglassBlock(nn.Module):
         self.act = {act_code}
         self.w2 = nn.Linear(d_h, d_z, bias=False)  # weight: (d_z, d_h)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, d_z) -> (B, d_z)
-        return h + self.w2(self.act(self.w1({norm_call})))  # (B, d_z) -> (B, d_h) -> (B, d_z)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_z)
+        return h + self.w2(self.act(self.w1({norm_call})))  # (N, d_z) -> (N, d_h) -> (N, d_z)
+'''
+
+_FFN_BLOCK = '''
+
+class HourglassBlock(nn.Module):
+    """h + ffn({norm_expr}): the residual block, its W2 {act_name}(W1 .) {ffn_words}.
+
+    d_z = {d_z}, d_h = {d_h} ({shape_word}).
+    """
+
+    def __init__(self, d_z: int, d_h: int):
+        super().__init__()
+{norm_line}        self.ffn = {ffn_code}
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_z)
+        return h + self.ffn({norm_call})
 '''
 
 _MODEL = '''
 
 class HourglassMLP(nn.Module):
-    """lift -> DEPTH x HourglassBlock -> head: x (B, D_IN) -> logits (B, D_OUT)."""
+    """lift -> DEPTH x HourglassBlock -> head: x (B, D_IN) -> (B, D_OUT)."""
 
     def __init__(self):
         super().__init__()
@@ -143,6 +440,144 @@ class HourglassMLP(nn.Module):
         for block in self.blocks:
             h = block(h)  # (B, {d_z})
         return self.head(h)  # (B, {d_out})
+'''
+
+_PATCHES = '''
+
+class Tokens(nn.Module):
+    """(B, D_IN) -> (B, N_TOKENS, FEATURES): the IN_SHAPE image cut into PATCH x PATCH patches, row by row."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, (h, w), p = x.shape[0], IN_SHAPE, PATCH
+        x = x.reshape(b, h // p, p, w // p, p).transpose(2, 3)  # (B, H/P, W/P, P, P)
+        return x.reshape(b, N_TOKENS, FEATURES)
+'''
+
+_TOKENS = '''
+
+class Tokens(nn.Module):
+    """(B, D_IN) -> (B, N_TOKENS, FEATURES): {how}."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], N_TOKENS, FEATURES)
+'''
+
+_TOKEN_MLP = '''
+
+class TokenMLP(nn.Module):
+    """MLP-Mixer's token mixing: y = (W2 gelu(W1 h^T))^T, every channel through an MLP over the tokens.
+
+    (B, T, D) -> (B, T, D); W1: T -> 2T, W2: 2T -> T, bias-free, shared by the D channels.
+    """
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.w1 = nn.Linear(n_tokens, 2 * n_tokens, bias=False)
+        self.w2 = nn.Linear(2 * n_tokens, n_tokens, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h.transpose(1, 2)  # (B, D, T)
+        return self.w2(F.gelu(self.w1(h))).transpose(1, 2)  # (B, T, D)
+'''
+
+_MAXSTATE = '''
+
+class MaxState(nn.Module):
+    """A running maximum along the tokens in place of attention (MaxStateSuper): (B, T, D) -> (B, T, D), causal.
+
+    a, b, c, d = split(W h) in H heads of D/H channels (W: D -> 4D, bias-free);
+    e = cummax(c) along T; g = G(cat_heads[a, b, c, d, e]) * e (G: 5H -> H, bias-free);
+    y = a b + alpha1 b + alpha2 d + a (alpha3 e + d) + b (c + e) + c e + g, channels out (D/H, H)-major
+    (nas.kernels.maxstate's reference).
+    """
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.heads = HEADS
+        self.w = nn.Linear(d, 4 * d, bias=False)
+        self.g = nn.Linear(5 * self.heads, self.heads, bias=False)
+        self.alpha = nn.Parameter(torch.zeros(3))  # alpha1..alpha3, filled by load()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        p = self.w(h)  # (B, T, 4D)
+        bsz, t, d4 = p.shape
+        d = d4 // 4
+        x = p.view(bsz, t, 4, self.heads, d // self.heads).transpose(-1, -2)  # (B, T, 4, D/H, H)
+        a, b, c, dd = x.unbind(2)  # each (B, T, D/H, H)
+        e = torch.cummax(c, dim=1).values
+        g = F.linear(torch.cat([a, b, c, dd, e], dim=-1), self.g.weight) * e
+        a1, a2, a3 = self.alpha
+        y = a * b + a1 * b + a2 * dd + a * (a3 * e + dd) + b * (c + e) + c * e + g
+        return y.reshape(bsz, t, d)
+'''
+
+_ATTENTION = '''
+
+class Attention(nn.Module):
+    """Softmax multi-head self-attention, bidirectional: y = W_o softmax(q k^T / sqrt(D/H)) v, bias-free.
+
+    (B, T, D) -> (B, T, D); q, k, v = split(W_qkv h) in HEADS heads.
+    """
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.heads = HEADS
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bsz, t, d = h.shape
+        q, k, v = self.qkv(h).view(bsz, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, T, D/H)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, D/H)
+        return self.out(y.transpose(1, 2).reshape(bsz, t, d))
+'''
+
+# name -> (the class, its snippet, whether the net adds a learned position table); none: the flat path
+MIXER_CODE = {
+    "none": None,
+    "token_mlp": ("TokenMLP", _TOKEN_MLP, True),
+    "maxstate": ("MaxState", _MAXSTATE, False),
+    "attention": ("Attention", _ATTENTION, True),
+}
+MIXER_WORDS = {
+    "token_mlp": "MLP-Mixer token mixing (every channel through a bias-free MLP T -> 2T -> T over the tokens, GELU)",
+    "maxstate": "maxstate mixing (a causal running maximum along the tokens in place of attention, combined "
+                "elementwise and across heads; no position table: the running maximum is order-aware)",
+    "attention": "softmax multi-head self-attention (bidirectional, bias-free)",
+}
+
+_MIXER_LAYER = '''
+
+class MixerLayer(nn.Module):
+    """h + {mixer}(norm(h)) across the tokens, then the channel block on every token: (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, n_tokens: int, d_z: int, d_h: int):
+        super().__init__()
+{norm_line}        self.mix = {mixer}(n_tokens, d_z)
+        self.block = HourglassBlock(d_z, d_h)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bsz, t, d = h.shape
+        h = h + self.mix({norm_call}.view(bsz, t, d))
+        return self.block(h.reshape(bsz * t, d)).view(bsz, t, d)  # every token alike: (B T, D)
+'''
+
+_MIXER_NET = '''
+
+class MixerNet(nn.Module):
+    """tokens -> embed{pos_words} -> DEPTH x MixerLayer -> mean over tokens -> head: x (B, D_IN) -> (B, D_OUT)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens = Tokens()
+{embed_line}{pos_line}        self.layers = nn.ModuleList(MixerLayer(N_TOKENS, D_Z, D_H) for _ in range(DEPTH))
+        self.head = nn.Linear(D_Z, D_OUT, bias=False)  # W_out: (B, {d_z}) -> (B, {d_out})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, {d_in}) -> (B, {d_out})
+        h = self.tokens(x)  # (B, {t}, {f})
+{embed_call}{pos_call}        for layer in self.layers:
+            h = layer(h)  # (B, {t}, {d_z})
+        return self.head(h.mean(dim=1))  # (B, {d_z}) -> (B, {d_out})
 '''
 
 _READER_AND_LOAD = '''
@@ -192,7 +627,7 @@ def read_safetensors(path) -> dict:
     return tensors
 
 
-def load(directory=None) -> HourglassMLP:
+def load(directory=None) -> {model_class}:
     """The exported model with its trained weights, in eval mode.
 
     ``directory``: the folder holding arch.json and weights.safetensors
@@ -200,9 +635,10 @@ def load(directory=None) -> HourglassMLP:
     """
     directory = pathlib.Path(__file__).resolve().parent if directory is None else pathlib.Path(directory)
     arch = json.loads((directory / "arch.json").read_text())
-    if arch.get("arch") != ARCH:
+    given = arch.get("arch") or {}
+    if {key: given.get(key) for key in ARCH} != ARCH:
         raise ValueError(f"{directory / 'arch.json'} describes another architecture than this model.py ({ARCH_ID})")
-    net = HourglassMLP()
+    net = {model_class}()
     net.load_state_dict(read_safetensors(directory / "weights.safetensors"), strict=True)
     return net.eval()
 '''
@@ -211,7 +647,9 @@ def load(directory=None) -> HourglassMLP:
 # ------------------------------------------------------------ validation
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _HEX = re.compile(r"[0-9a-f]{16}\Z")
-_SPEC_FIELDS = ("d_in", "d_out", "lift", "lift_width", "hidden_width", "depth", "activation", "norm", "lift_seed")
+_SPEC_FIELDS = ("d_in", "d_out", "lift", "lift_width", "hidden_width", "depth", "activation", "norm", "lift_seed",
+                "fpe_alpha", "fpe_split", "fpe_at", "moe_experts", "moe_top_k", "mixer", "patch", "in_shape")
+_TRAINING_ONLY = ("fpe_at",)  # in arch.json but not in model.py: the trained model's forward pass does not read it
 
 
 @dataclass(frozen=True)
@@ -220,13 +658,23 @@ class _Parts:
 
     d_in: int
     d_out: int
-    d_z: int
+    d_z: int  # the width the blocks run at: the lift's width, or the token features F of a mixer without a lift
     d_h: int
     depth: int
     seed: int
     lift: str
     activation: str
     norm: str
+    fpe_alpha: int
+    fpe_split: str
+    moe_experts: int
+    moe_top_k: int
+    mixer: str
+    patch: int
+    in_shape: tuple[int, ...]
+    n_tokens: int  # T, 0 on the flat path
+    features: int  # F, the features of a token (the lift's input); d_in on the flat path
+    heads: int  # of the maxstate and attention mixers, else 0
     arch_id: str
     arch: dict[str, Any]  # ArchSpec.to_json(), of the checked values only
 
@@ -251,79 +699,147 @@ def _name(kind: str, value: Any, registry, snippets: Mapping[str, Any]) -> str:
 def check_spec(spec) -> _Parts:
     """Check every value of ``spec`` that reaches the generated code; NasInputError otherwise."""
     from nas.spaces import ACTIVATIONS, LIFTS, NORMS, ArchSpec
+    from nas.spaces.blocks import MIXERS
+    from nas.spaces.fpe import SPLITS
+    from nas.spaces.mixers import _heads, token_grid
 
     if not isinstance(spec, ArchSpec):
         raise NasInputError(f"cannot export: expected an ArchSpec, found {type(spec).__name__}")
-    fields = tuple(f.name for f in dataclasses.fields(spec))
-    unknown = [f for f in fields if f not in _SPEC_FIELDS]
+    unknown = [f.name for f in dataclasses.fields(spec) if f.name not in _SPEC_FIELDS]
     if unknown:
         raise NasInputError(
             f"cannot export: ArchSpec has fields nas export does not know yet ({', '.join(unknown)}); "
             "add them to nas/search/export.py"
         )
-    lift = _name("lift", spec.lift, LIFTS, dict.fromkeys(LIFT_KINDS))
+    lift = _name("lift", spec.lift, LIFTS, LIFT_CODE)
     activation = _name("activation", spec.activation, ACTIVATIONS, ACTIVATION_CODE)
     norm = _name("norm", spec.norm, NORMS, NORM_CODE)
+    mixer = _name("mixer", spec.mixer, MIXERS, MIXER_CODE)
+    if spec.fpe_split not in SPLITS:
+        raise NasInputError(f"cannot export: unknown FPE split {spec.fpe_split!r}; expected one of "
+                            f"{', '.join(SPLITS)}")
+    split = next(s for s in SPLITS if s == spec.fpe_split)
+    at = spec.fpe_at
+    if type(at) not in (int, float) or not 0 <= at < 1:
+        raise NasInputError(f"cannot export: ArchSpec.fpe_at must be a number in [0, 1), found {at!r}")
     d_in = _int("d_in", spec.d_in, 1)
     d_out = _int("d_out", spec.d_out, 1)
     d_z = _int("lift_width", spec.lift_width, 1)
     d_h = _int("hidden_width", spec.hidden_width, 1)
     depth = _int("depth", spec.depth, 1, 10_000)
     seed = _int("lift_seed", spec.lift_seed, 0, 2**63 - 1)
+    alpha = _int("fpe_alpha", spec.fpe_alpha, 1, 1024)
+    experts = _int("moe_experts", spec.moe_experts, 1, 1024)
+    top_k = _int("moe_top_k", spec.moe_top_k, 1, experts)
+    patch = _int("patch", spec.patch, 0)
+    in_shape = tuple(_int(f"in_shape[{i}]", s, 1) for i, s in enumerate(spec.in_shape))
     if lift == "none" and d_z != d_in:
         raise NasInputError(f"cannot export: lift none needs lift_width == d_in, found {d_z} and {d_in}")
-    arch = {"d_in": d_in, "d_out": d_out, "lift": lift, "lift_width": d_z, "hidden_width": d_h, "depth": depth,
-            "activation": activation, "norm": norm, "lift_seed": seed}
+    n_tokens, features, heads = 0, d_in, 0
+    if mixer != "none":
+        try:
+            n_tokens, features = token_grid(in_shape, patch, d_in)
+        except ValueError as exc:
+            raise NasInputError(f"cannot export: {exc}") from None
+        if lift == "none":
+            d_z = features  # no embedding: the tokens' own features are the width
+        heads = _heads(d_z) if mixer in ("maxstate", "attention") else 0
+    arch = {"d_in": d_in, "d_out": d_out, "lift": lift, "lift_width": spec.lift_width, "hidden_width": d_h,
+            "depth": depth, "activation": activation, "norm": norm, "lift_seed": seed, "fpe_alpha": alpha,
+            "fpe_split": split, "fpe_at": at, "moe_experts": experts, "moe_top_k": top_k, "mixer": mixer,
+            "patch": patch, "in_shape": list(in_shape)}
     if arch != spec.to_json():
         raise NasInputError("cannot export: the ArchSpec does not round-trip through its checked values")
     arch_id = spec.arch_id
     if not _HEX.match(arch_id):
         raise NasInputError(f"cannot export: unexpected arch_id {arch_id!r}")
-    return _Parts(d_in, d_out, d_z, d_h, depth, seed, lift, activation, norm, arch_id, arch)
+    return _Parts(d_in, d_out, d_z, d_h, depth, seed, lift, activation, norm, alpha, split, experts, top_k, mixer,
+                  patch, in_shape, n_tokens, features, heads, arch_id, arch)
 
 
 # ------------------------------------------------------------ the source
 def _py_literal(value: Any) -> str:
-    """An int or a checked name as Python source (nothing else is accepted)."""
+    """An int, a checked name, or a list of ints as Python source (nothing else is accepted)."""
     if type(value) is int:
         return str(value)
     if isinstance(value, str) and (_NAME.match(value) or _HEX.match(value)):
         return f'"{value}"'
+    if type(value) in (list, tuple) and all(type(v) is int for v in value):
+        inner = ", ".join(str(v) for v in value) + ("," if type(value) is tuple and len(value) == 1 else "")
+        return f"[{inner}]" if type(value) is list else f"({inner})"
     raise TypeError(f"not a literal the export writes: {value!r}")
 
 
 def _kind(p: _Parts) -> str:
+    if p.mixer != "none":
+        return {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention"}[p.mixer]
     if p.lift == "none":
         return "Conventional residual"  # the paper's baseline: d_z = d_in
     return "Hourglass" if p.d_h < p.d_z else "Residual"
 
 
-def describe(p: _Parts, store_lift: bool = False) -> str:
-    """One line: the architecture in words (for the card and the module docstring)."""
+def _lift_words(p: _Parts, store_lift: bool, d_in: int) -> str:
     if p.lift == "fixed_random":
         how = "stored" if store_lift else "regenerated from its seed"
-        lift = f"fixed random lift {p.d_in} -> {p.d_z} (seed {p.seed}, {how})"
-    elif p.lift == "learned":
-        lift = f"learned lift {p.d_in} -> {p.d_z}"
-    else:
-        lift = f"no lift (d_z = d_in = {p.d_in})"
+        return f"fixed random lift {d_in} -> {p.d_z} (seed {p.seed}, {how})"
+    if p.lift == "hadamard":
+        return f"Hadamard lift {d_in} -> {p.d_z} (seeded signs and subset, regenerated from seed {p.seed})"
+    if p.lift == "hashed":
+        return f"hashed ±1 lift {d_in} -> {p.d_z} (hashed from seed {p.seed})"
+    if p.lift == "learned":
+        return f"learned lift {d_in} -> {p.d_z}"
+    return f"no lift (d_z = {'F' if p.mixer != 'none' else 'd_in'} = {d_in})"
+
+
+def describe(p: _Parts, store_lift: bool = False) -> str:
+    """One line: the architecture in words (for the card and the module docstring)."""
     norm = "no norm" if p.norm == "none" else p.norm
-    return (f"{lift}; {p.depth} x residual block {p.d_z} -> {p.d_h} -> {p.d_z} ({norm}, {p.activation}); "
-            f"head {p.d_z} -> {p.d_out}")
+    ffn = ""
+    if p.moe_experts > 1:
+        ffn = f", mixture of {p.moe_experts} {'FPE ' if p.fpe_alpha > 1 else ''}experts top-{p.moe_top_k}"
+    if p.fpe_alpha > 1:
+        ffn += f", FPE alpha {p.fpe_alpha} ({p.fpe_split} split)"
+    block = f"residual block {p.d_z} -> {p.d_h} -> {p.d_z} ({norm}, {p.activation}{ffn})"
+    if p.mixer == "none":
+        return f"{_lift_words(p, store_lift, p.d_in)}; {p.depth} x {block}; head {p.d_z} -> {p.d_out}"
+    grid = "x".join(str(s) for s in p.in_shape) if p.in_shape else str(p.d_in)
+    tokens = f"{p.patch}x{p.patch} patches" if p.patch and len(p.in_shape) == 2 else \
+        (f"chunks of {p.patch}" if p.patch else "its first axis")
+    return (f"{p.n_tokens} tokens of {p.features} features ({grid} input cut into {tokens}); "
+            f"{_lift_words(p, store_lift, p.features)} per token; {p.depth} x ({p.mixer} across the tokens, then "
+            f"{block} on every token); mean over the tokens; head {p.d_z} -> {p.d_out}")
+
+
+def _norm_call(p: _Parts, arg: str) -> str:
+    return arg if p.norm == "none" else f"self.norm({arg})"
+
+
+def _lift_ctor(p: _Parts, stored: bool, d_in: str) -> str:
+    cls, _, seeded = LIFT_CODE[p.lift]
+    return f"{cls}({d_in}, D_Z{', LIFT_SEED' if seeded and not stored else ''})"
 
 
 def model_source(p: _Parts, store_lift: bool = False) -> str:
     """The text of model.py for the checked architecture ``p``."""
     lit = _py_literal
-    stored = store_lift and p.lift == "fixed_random"
-    kind = {"Hourglass": "An hourglass", "Residual": "A residual"}.get(_kind(p), "A conventional residual")
+    stored = store_lift and p.lift in STORABLE_LIFTS
+    mixed = p.mixer != "none"
     shape_word = "an hourglass: d_h < d_z" if p.d_h < p.d_z else "a conventional block: d_h >= d_z"
+    if mixed:
+        title = f"{_kind(p)} net"
+        flow = ("    x (B, D_IN) -> N_TOKENS tokens (B, T, FEATURES) -> embed -> h (B, T, D_Z) -> DEPTH x "
+                "(h = h + mix(norm(h)); h = h + W2 act(W1 norm(h)) on every token) -> W_out mean_T(h) (B, D_OUT)")
+    else:
+        title = {"Hourglass": "An hourglass MLP", "Residual": "A residual MLP"}.get(_kind(p),
+                                                                                     "A conventional residual MLP")
+        flow = "    x (B, D_IN) -> lift -> h (B, D_Z) -> DEPTH x (h = h + W2 act(W1 norm(h))) -> W_out h (B, D_OUT)"
+    functional = p.lift == "hadamard" or mixed
     lines = [
-        f'"""{kind} MLP exported by nas (arch {p.arch_id}): standalone, it needs only PyTorch.',
+        f'"""{title} exported by nas (arch {p.arch_id}): standalone, it needs only PyTorch.',
         "",
         f"    {describe(p, store_lift)}",
         "",
-        "    x (B, D_IN) -> lift -> h (B, D_Z) -> DEPTH x (h = h + W2 act(W1 norm(h))) -> W_out h (B, D_OUT)",
+        flow,
         "",
         "``load(directory)`` reads arch.json and weights.safetensors from the folder",
         "and returns the model in eval mode. Generated by ``nas export``: the",
@@ -336,51 +852,115 @@ def model_source(p: _Parts, store_lift: bool = False) -> str:
         "import pathlib",
         "",
         "import torch",
+        *(["import torch.nn.functional as F"] if functional else []),
         "from torch import nn",
         "",
         f"D_IN = {lit(p.d_in)}  # input features",
+    ]
+    if mixed:
+        lines += [
+            f"IN_SHAPE = {lit(p.in_shape)}  # the shape of one sample",
+            f"PATCH = {lit(p.patch)}  # {'features per token' if p.patch else '0: the tokens are the first axis'}",
+            f"N_TOKENS = {lit(p.n_tokens)}  # T",
+            f"FEATURES = {lit(p.features)}  # F, features per token",
+        ]
+    lines += [
         f"D_Z = {lit(p.d_z)}  # width of the residual stream",
         f"D_H = {lit(p.d_h)}  # hidden (bottleneck) width of each block",
-        f"DEPTH = {lit(p.depth)}  # residual blocks",
+        f"DEPTH = {lit(p.depth)}  # {'mixer layers' if mixed else 'residual blocks'}",
         f"D_OUT = {lit(p.d_out)}  # outputs",
     ]
-    if p.lift == "fixed_random" and not stored:
-        lines.append(f"LIFT_SEED = {lit(p.seed)}  # seed of the fixed random lift")
+    if p.heads:
+        lines.append(f"HEADS = {lit(p.heads)}  # heads of the mixer")
+    if p.fpe_alpha > 1:
+        lines.append(f"FPE_ALPHA = {lit(p.fpe_alpha)}  # FPE children per hidden neuron")
+    if p.moe_experts > 1:
+        lines.append(f"EXPERTS = {lit(p.moe_experts)}  # experts of each block's mixture")
+        lines.append(f"TOP_K = {lit(p.moe_top_k)}  # experts each sample uses")
+    if LIFT_CODE[p.lift] is not None and LIFT_CODE[p.lift][2] and not stored:
+        lines.append(f"LIFT_SEED = {lit(p.seed)}  # seed of the {p.lift} lift")
     lines.append(f"ARCH_ID = {lit(p.arch_id)}")
-    lines.append("ARCH = {  # the ArchSpec this file was generated for; load() checks arch.json against it")
-    lines += [f'    "{key}": {lit(value)},' for key, value in p.arch.items()]
+    lines.append("ARCH = {  # the ArchSpec this file was generated for (less the training schedule's fpe_at); "
+                 "load() checks arch.json against it")
+    lines += [f'    "{key}": {lit(value)},' for key, value in p.arch.items() if key not in _TRAINING_ONLY]
     lines.append("}")
     src = "\n".join(lines) + "\n"
 
-    if p.lift == "fixed_random":
-        src += _STORED_LIFT if stored else _FIXED_LIFT
-    elif p.lift == "learned":
-        src += _LEARNED_LIFT
+    lift_attr = "embed" if mixed else "lift"
+    if LIFT_CODE[p.lift] is not None:
+        src += _STORED_LIFT.replace("{lift_attr}", lift_attr) if stored else LIFT_CODE[p.lift][1]
 
-    act_code, act_name = ACTIVATION_CODE[p.activation]
+    act_code, act_name, act_class = ACTIVATION_CODE[p.activation]
+    if act_class is not None:
+        src += act_class
+    if p.fpe_alpha > 1:
+        src += _FPE.replace("{act_code}", act_code)
+    if p.moe_experts > 1:
+        if p.fpe_alpha > 1:
+            expert = "FPEPair(d_z, d_h, FPE_ALPHA)"
+        else:
+            src += _DENSE_EXPERT.replace("{act_code}", act_code)
+            expert = "DenseExpert(d_z, d_h)"
+        src += _MOE.replace("{expert_code}", expert)
     norm_code = NORM_CODE[p.norm]
-    src += (_BLOCK
+    norm_line = "" if norm_code is None else f"        self.norm = {norm_code}\n"
+    if p.moe_experts > 1 or p.fpe_alpha > 1:
+        if p.moe_experts > 1:
+            ffn_code = "MixtureOfExperts(d_z, d_h, EXPERTS, TOP_K)"
+            ffn_words = (f"is a mixture of {p.moe_experts} {'FPE pairs' if p.fpe_alpha > 1 else 'dense experts'} "
+                         f"(top-{p.moe_top_k})")
+        else:
+            ffn_code, ffn_words = "FPEPair(d_z, d_h, FPE_ALPHA)", f"expanded by FPE (alpha {p.fpe_alpha})"
+        block = _FFN_BLOCK.replace("{ffn_code}", ffn_code).replace("{ffn_words}", ffn_words)
+    else:
+        block = _BLOCK.replace("{act_code}", act_code)
+    src += (block
             .replace("{act_name}", act_name)
             .replace("{norm_expr}", "h" if norm_code is None else f"{p.norm}(h)")
             .replace("{d_z}", lit(p.d_z)).replace("{d_h}", lit(p.d_h)).replace("{shape_word}", shape_word)
-            .replace("{norm_line}", "" if norm_code is None else f"        self.norm = {norm_code}\n")
-            .replace("{act_code}", act_code)
-            .replace("{norm_call}", "h" if norm_code is None else "self.norm(h)"))
+            .replace("{norm_line}", norm_line)
+            .replace("{norm_call}", _norm_call(p, "h")))
 
-    if p.lift == "fixed_random":
-        lift_line = ("        self.lift = FixedRandomLift(D_IN, D_Z)  # (B, {d_in}) -> (B, {d_z})\n" if stored else
-                     "        self.lift = FixedRandomLift(D_IN, D_Z, LIFT_SEED)  # (B, {d_in}) -> (B, {d_z})\n")
-        lift_call, lift_comment = "self.lift(x)", ""
-    elif p.lift == "learned":
-        lift_line = "        self.lift = LearnedLift(D_IN, D_Z)  # W_in: (B, {d_in}) -> (B, {d_z})\n"
-        lift_call, lift_comment = "self.lift(x)", ""
+    if mixed:
+        if p.patch and len(p.in_shape) == 2:
+            src += _PATCHES
+        else:
+            how = (f"consecutive chunks of PATCH features" if p.patch else
+                   "the sample's first axis is the tokens, the rest their features")
+            src += _TOKENS.replace("{how}", how)
+        mix_class, mix_code, positions = MIXER_CODE[p.mixer]
+        src += mix_code
+        src += (_MIXER_LAYER.replace("{mixer}", mix_class).replace("{norm_line}", norm_line)
+                .replace("{norm_call}", _norm_call(p, "h.reshape(bsz * t, d)")))
+        if LIFT_CODE[p.lift] is not None:
+            embed_line = f"        self.embed = {_lift_ctor(p, stored, 'FEATURES')}  # every token: F -> D_Z\n"
+            embed_call = ("        h = self.embed(h.reshape(-1, FEATURES)).view(x.shape[0], N_TOKENS, D_Z)"
+                          f"  # (B, {p.n_tokens}, {p.d_z})\n")
+        else:
+            embed_line = embed_call = ""
+        if positions:
+            pos_line = ("        self.pos = nn.Parameter(torch.zeros(N_TOKENS, D_Z))"
+                        "  # learned positions, filled by load()\n")
+            pos_call, pos_words = "        h = h + self.pos\n", " + positions"
+        else:
+            pos_line = pos_call = pos_words = ""
+        src += (_MIXER_NET.replace("{embed_line}", embed_line).replace("{embed_call}", embed_call)
+                .replace("{pos_line}", pos_line).replace("{pos_call}", pos_call).replace("{pos_words}", pos_words)
+                .replace("{d_in}", lit(p.d_in)).replace("{d_z}", lit(p.d_z)).replace("{d_out}", lit(p.d_out))
+                .replace("{t}", lit(p.n_tokens)).replace("{f}", lit(p.features)))
+        model_class = "MixerNet"
     else:
-        lift_line = ""
-        lift_call, lift_comment = "x", "no lift: the residual stream is the input itself, d_z = d_in: "
-    src += (_MODEL.replace("{lift_line}", lift_line).replace("{lift_call}", lift_call)
-            .replace("{lift_comment}", lift_comment)
-            .replace("{d_in}", lit(p.d_in)).replace("{d_z}", lit(p.d_z)).replace("{d_out}", lit(p.d_out)))
-    src += _READER_AND_LOAD
+        if LIFT_CODE[p.lift] is not None:
+            lift_line = f"        self.lift = {_lift_ctor(p, stored, 'D_IN')}  # (B, {{d_in}}) -> (B, {{d_z}})\n"
+            lift_call, lift_comment = "self.lift(x)", ""
+        else:
+            lift_line = ""
+            lift_call, lift_comment = "x", "no lift: the residual stream is the input itself, d_z = d_in: "
+        src += (_MODEL.replace("{lift_line}", lift_line).replace("{lift_call}", lift_call)
+                .replace("{lift_comment}", lift_comment)
+                .replace("{d_in}", lit(p.d_in)).replace("{d_z}", lit(p.d_z)).replace("{d_out}", lit(p.d_out)))
+        model_class = "HourglassMLP"
+    src += _READER_AND_LOAD.replace("{model_class}", model_class)
     return src
 
 
@@ -420,7 +1000,7 @@ def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | N
     p = check_spec(spec)
     meta = meta or ExportMeta()
     out = _check_out(out_dir)
-    stored = bool(store_lift) and p.lift == "fixed_random"
+    stored = bool(store_lift) and p.lift in STORABLE_LIFTS
 
     if isinstance(weights, Mapping):
         weights_file = None
@@ -449,7 +1029,8 @@ def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | N
         raise NasInputError(f"{where} does not fit arch {p.arch_id}: {' '.join(str(exc).split())[:500]}") from None
     reference.eval()
     if stored:
-        tensors["lift.weight"] = reference.lift.weight.detach().clone()  # the regenerated R, as nas has it
+        attr = "embed" if p.mixer != "none" else "lift"
+        tensors[f"{attr}.weight"] = getattr(reference, attr).weight.detach().clone()  # the regenerated R, as nas has it
         file_meta["lift"] = "stored"
 
     source = model_source(p, store_lift=stored)
@@ -537,7 +1118,10 @@ def _check(folder: Path, source: str, reference, p: _Parts, check_torch_export: 
         raise RuntimeError(f"bug in nas export: the exported arch {p.arch_id} does not reproduce nas's outputs "
                            f"(max difference {diff})")
     checks: dict[str, Any] = {"outputs_equal_nas": True, "inputs_checked": CHECK_BATCH}
-    if check_torch_export:
+    if check_torch_export and p.moe_experts > 1:
+        checks["torch_export"] = ("not supported: the mixture of experts' routing has data-dependent shapes "
+                                  "(tokens per expert), which torch.export cannot trace")
+    elif check_torch_export:
         try:
             ep = torch.export.export(net, (torch.randn(1, p.d_in),))
             x1 = x[:1]
@@ -562,11 +1146,13 @@ def _md(text: Any) -> str:
 def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: int) -> str:
     from nas.search.format import human_bytes, human_count
     from nas.spaces import ArchSpec
+    from nas.spaces.schema import IMAGE_KINDS
 
     p = check_spec(ArchSpec.from_json(card["arch"]))
     task, obj = card["task"], card["objectives"] or {}
     directions = card["directions"] or {}
-    title = f"{_kind(p)} MLP {p.d_in} -> {p.d_z} -> {p.d_out}"
+    image = task.get("kind") in IMAGE_KINDS
+    title = f"{_kind(p)} {'net' if p.mixer != 'none' else 'MLP'} {p.d_in} -> {p.d_z} -> {p.d_out}"
     if card["study"] is not None:
         title += f": trial {card['trial']} of study {_md(card['study'])}"
     lines = [f"# {title}", "",
@@ -580,9 +1166,12 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
                      f"({p.d_in} inputs, {p.d_out} outputs) |")
     else:
         lines.append(f"| task | {p.d_in} inputs, {p.d_out} outputs (not recorded) |")
+    lines.append("| output | " + ("`torch.sigmoid(net(x))` is the predicted image: pixels in [0, 1], not class "
+                                 "logits |" if image else "class logits (the prediction is their argmax) |"))
     train = card.get("train") or {}
     if train:
         lines.append("| training | " + ", ".join(f"{k} {_md(v)}" for k, v in train.items()) + " |")
+    lines += ["", "### The blocks", ""] + [f"- {text}" for text in _blocks_in_words(p, card["lift_stored"])]
     lines += ["", "## Objectives", ""]
     if obj:
         lines += ["As nas measured them.", "", "| metric | value | in the study |", "|---|---|---|"]
@@ -604,10 +1193,16 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
                   'spec = importlib.util.spec_from_file_location("model", "PATH/TO/THIS/FOLDER/model.py")',
                   "model = importlib.util.module_from_spec(spec); spec.loader.exec_module(model)",
                   'net = model.load("PATH/TO/THIS/FOLDER")   # eval mode']
-    lines += [f"logits = net(torch.randn(1, {p.d_in}))   # (B, {p.d_in}) -> (B, {p.d_out})", "```", ""]
+    if image:
+        lines += [f"pixels = torch.sigmoid(net(torch.rand(1, {p.d_in})))   # (B, {p.d_in}) -> (B, {p.d_out}) "
+                  "pixels in [0, 1]", "```", ""]
+    else:
+        lines += [f"logits = net(torch.randn(1, {p.d_in}))   # (B, {p.d_in}) -> (B, {p.d_out})", "```", ""]
     if p.lift == "fixed_random":
+        lift_attr = "embed" if p.mixer != "none" else "lift"
         lines += ["The fixed random lift is " + (
-            "stored in `weights.safetensors` (`lift.weight`, exported with `--store-lift`)." if card["lift_stored"]
+            f"stored in `weights.safetensors` (`{lift_attr}.weight`, exported with `--store-lift`)."
+            if card["lift_stored"]
             else "not stored: `model.py` regenerates it from its seed with PyTorch's CPU generator, as nas does "
                  "(export with `--store-lift` to keep the matrix in the file instead)."), ""]
     lines += ["## How it was found", ""]
@@ -637,9 +1232,7 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
               "random inputs: checked at export time.",
               f"- `torch.export.export(net, (torch.randn(1, {p.d_in}),))`: "
               + ("works (checked at export time)." if te == "ok" else f"{te}."),
-              "- ONNX: not checked by nas (the `onnx` package is not a nas dependency). Every op is a standard "
-              "ONNX op (MatMul, BatchNormalization / LayerNormalization, Relu / Gelu / Sigmoid·Mul / Tanh, Add), so "
-              f"`torch.onnx.export(net, (torch.randn(1, {p.d_in}),), \"model.onnx\")` is expected to work.",
+              "- ONNX: not checked by nas (the `onnx` package is not a nas dependency). " + _onnx_words(p),
               "", "## Files", "",
               "| file | |", "|---|---|",
               "| `model.py` | the model's classes and `load()`; imports only torch, math, json, pathlib |",
@@ -649,11 +1242,69 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
     return "\n".join(lines)
 
 
+def _blocks_in_words(p: _Parts, stored: bool) -> list[str]:
+    """The model card's description of each block the architecture uses, one paragraph each."""
+    d_lift = p.features if p.mixer != "none" else p.d_in
+    lift = {
+        "fixed_random": f"a fixed random matrix R ({p.d_z} x {d_lift}, entries N(0, 1/{d_lift})), never trained; "
+                        + ("stored in the weights file" if stored else
+                           f"regenerated from seed {p.seed} with PyTorch's CPU generator"),
+        "learned": f"a trained bias-free linear layer {d_lift} -> {p.d_z}",
+        "hadamard": f"a seeded Hadamard transform: random signs, the fast Walsh-Hadamard transform and a random "
+                    f"subset of {p.d_z} coordinates, scaled by 1/sqrt({d_lift}); never trained, regenerated from seed "
+                    f"{p.seed} with PyTorch's CPU generator",
+        "hashed": f"a ±1/sqrt({d_lift}) matrix ({p.d_z} x {d_lift}) whose entries are an integer hash of (seed "
+                  f"{p.seed}, row, column); never trained, recomputed by `model.py`",
+        "none": "none: the residual stream is the input itself",
+    }[p.lift]
+    words = [f"Lift{' (the per-token embedding)' if p.mixer != 'none' else ''}: {lift}."]
+    norm = {"batchnorm": "BatchNorm without affine parameters (running statistics from training)",
+            "layernorm": "LayerNorm without affine parameters", "none": "no norm"}[p.norm]
+    act = ACTIVATION_WORDS.get(p.activation, p.activation)
+    words.append(f"Residual blocks: h + W2 act(W1 norm(h)), {p.d_z} -> {p.d_h} -> {p.d_z}, no biases; norm: {norm}; "
+                 f"activation: {act}.")
+    if p.fpe_alpha > 1:
+        words.append(f"Fixed Parameter Expansion (alpha {p.fpe_alpha}, {p.fpe_split} split): each hidden neuron of "
+                     f"W1 was split into {p.fpe_alpha} children during training, so the hidden layer has "
+                     f"{p.fpe_alpha * p.d_h} neurons; fixed 0/1 masks (`mask1`, `mask2` in the weights) keep as many "
+                     "non-zero weights as the dense pair, and the forward pass uses W ⊙ mask.")
+    if p.moe_experts > 1:
+        kind = "an FPE pair" if p.fpe_alpha > 1 else "a dense W2 act(W1 ·) pair"
+        gate = ("its router probability" if p.moe_top_k == 1 else
+                f"the router probabilities renormalised over the chosen {p.moe_top_k}")
+        words.append(f"Mixture of experts: each block's W2 act(W1 ·) is {p.moe_experts} experts (each {kind}) "
+                     f"behind a bias-free linear router with a softmax; every sample uses its top-{p.moe_top_k} "
+                     f"experts, each weighted by {gate}.")
+    if p.mixer != "none":
+        positions = " plus a learned position table" if MIXER_CODE[p.mixer][2] else ""
+        words.append(f"Token mixing: the input is cut into {p.n_tokens} tokens of {p.features} features, each "
+                     f"embedded by the lift{positions}; each of the {p.depth} layers adds "
+                     f"{MIXER_WORDS[p.mixer]} of the normed tokens, then runs the residual block on every token; "
+                     "the head reads the mean over the tokens.")
+    return words
+
+
+def _onnx_words(p: _Parts) -> str:
+    if p.moe_experts > 1:
+        return ("The mixture of experts routes samples with data-dependent shapes, so a traced ONNX graph would "
+                "fix the routing of its example input: not expected to work as is.")
+    if p.mixer == "maxstate":
+        return "maxstate's running maximum (`torch.cummax`) has no standard ONNX op: not expected to work as is."
+    if p.mixer != "none" or p.lift == "hadamard" or p.activation in ("rational", "pwl") or p.fpe_alpha > 1:
+        return (f"`torch.onnx.export(net, (torch.randn(1, {p.d_in}),), \"model.onnx\")` is expected to work "
+                "(standard ops only), but nas has not tried it.")
+    return ("Every op is a standard ONNX op (MatMul, BatchNormalization / LayerNormalization, Relu / Gelu / "
+            f"Sigmoid·Mul / Tanh / Where, Add), so `torch.onnx.export(net, (torch.randn(1, {p.d_in}),), "
+            "\"model.onnx\")` is expected to work.")
+
+
 def _metric(metric: str, value: Any, human_count, human_bytes) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return _md(value)
     if metric == "accuracy":
         return f"{value:.4f} (test accuracy of the best-validation checkpoint)"
+    if metric == "psnr":
+        return f"{value:.2f} dB (mean per-image test PSNR of the best-validation checkpoint)"
     if metric == "params":
         return f"{human_count(value)} ({int(value):,} stored parameters)"
     if metric == "bandwidth":
