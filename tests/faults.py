@@ -43,8 +43,8 @@ class FaultyEvaluator(TrainEvaluator):
         super().setup(threads, device)
         real_build = train_mod.build
 
-        def build(spec):
-            model = real_build(spec)
+        def build(spec, **kwargs):
+            model = real_build(spec, **kwargs)
             fault = FAULTS.get(spec.hidden_width)
             if fault is not None:
                 model.blocks[0].register_forward_hook(fault)
