@@ -29,10 +29,18 @@ and the speed-up over the baselines:
   gathered from the dense weight as FPEPair does) against the masked
   product's forward and backward.
 
+  A ``feature`` split (every neuron's children read the same input
+  groups) runs W1 as α dense products after one permutation
+  (``grouped_forward``): the ``fpe grouped`` rows, against the same
+  ``dense_nnz`` layer and the masked product.
+
 Every kernel is first checked against its reference. Needs a GPU: without
-one it says so and exits with status 2.
+one it says so and exits with status 2, unless ``--dry-run``: then every
+code path runs once on tiny shapes on the CPU through Triton's interpreter
+(the timings mean nothing; it checks the script itself), which the tests do.
 
     python benchmarks/kernels.py
+    TRITON_INTERPRET=1 python benchmarks/kernels.py --dry-run
 
 Last line: ``key=value`` pairs: the GPU, the measured roofline, and per
 kernel the smallest and largest speed-ups.
@@ -40,27 +48,46 @@ kernel the smallest and largest speed-ups.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import torch
+
+DRY = "--dry-run" in sys.argv[1:]
+DEV = "cpu" if DRY else "cuda"
 
 
 def _bench(fn) -> float:
     """Median milliseconds of ``fn()``."""
+    if DRY:  # one call, timed by the clock: checks the code path only
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
     from triton.testing import do_bench
 
     return do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
+def _compile(fn):
+    """``_compile(fn)``, or ``fn`` itself in a dry run (no compiler needed on the CPU)."""
+    return fn if DRY else torch.compile(fn)
+
+
+def shapes(full: list, dry: list) -> list:
+    return dry if DRY else full
+
+
 def roofline() -> tuple[float, float]:
     """(copy GB/s, bf16 matmul TFLOP/s) of this GPU, measured now."""
-    src = torch.empty(1 << 29, dtype=torch.bfloat16, device="cuda")  # 1 GiB
+    n, k = (1 << 20, 256) if DRY else (1 << 29, 8192)  # 1 GiB, 8192³ on the GPU
+    src = torch.empty(n, dtype=torch.bfloat16, device=DEV)
     dst = torch.empty_like(src)
     ms = _bench(lambda: dst.copy_(src))
     gbps = 2 * src.numel() * 2 / ms / 1e6  # read + write
-    a = torch.randn(8192, 8192, dtype=torch.bfloat16, device="cuda")
+    a = torch.randn(k, k, dtype=torch.bfloat16, device=DEV)
     ms = _bench(lambda: a @ a)
-    return gbps, 2 * 8192**3 / ms / 1e9
+    return gbps, 2 * k**3 / ms / 1e9
 
 
 def row(name: str, shape: str, ms: float, nbytes: float, flops: float, roof: tuple[float, float],
@@ -69,7 +96,7 @@ def row(name: str, shape: str, ms: float, nbytes: float, flops: float, roof: tup
     bound_ms = max(nbytes / roof[0] / 1e6, flops / roof[1] / 1e9)
     ratios = {k: v / ms for k, v in baselines.items()}
     print(f"{name:<14} {shape:<24} {ms * 1e3:>9.1f} µs {gbps:>8.1f} GB/s {tflops:>7.2f} TFLOP/s "
-          f"{100 * bound_ms / ms:>5.1f}% roof  " + "  ".join(f"×{r:.2f} vs {k}" for k, r in ratios.items()))
+          f"{100 * bound_ms / ms:>5.1f}% roof  " + "  ".join(f"×{r:.2f} vs {k.split('_vs_')[-1]}" for k, r in ratios.items()))
     return ratios
 
 
@@ -78,12 +105,12 @@ def bench_lift(roof: tuple[float, float]) -> dict[str, list[float]]:
     from nas.kernels.lift import hashed_lift_reference, hashed_matrix
 
     out: dict[str, list[float]] = {"stored": [], "eager": [], "compile": []}
-    compiled = torch.compile(hashed_lift_reference)
-    for d_in in (784, 3072):
-        for d_z in (2048, 8192):
-            r = hashed_matrix(7, d_z, d_in, "cuda").to(torch.bfloat16)
-            for m in (1, 64, 1024):
-                x = torch.randn(m, d_in, device="cuda", dtype=torch.bfloat16)
+    compiled = _compile(hashed_lift_reference)
+    for d_in in shapes([784, 3072], [37]):
+        for d_z in shapes([2048, 8192], [70]):
+            r = hashed_matrix(7, d_z, d_in, DEV).to(torch.bfloat16)
+            for m in shapes([1, 64, 1024], [3]):
+                x = torch.randn(m, d_in, device=DEV, dtype=torch.bfloat16)
                 y = hashed_lift_forward(x, 7, d_z)
                 torch.testing.assert_close(y, hashed_lift_reference(x, 7, d_z), rtol=2e-2, atol=2e-2)
                 ms = _bench(lambda: hashed_lift_forward(x, 7, d_z))
@@ -102,13 +129,13 @@ def bench_maxstate(roof: tuple[float, float]) -> dict[str, list[float]]:
     from nas.kernels.maxstate import maxstate_combine_reference
 
     out: dict[str, list[float]] = {"eager": [], "compile": [], "eager_fwdbwd": [], "compile_fwdbwd": []}
-    compiled = torch.compile(maxstate_combine_reference)
-    for bsz, t, d in ((64, 196, 64), (32, 256, 256), (8, 1024, 512), (16, 64, 1024)):
-        heads = d // 64
-        p = torch.randn(bsz, t, 4 * d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        g = torch.randn(heads, 5 * heads, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        alpha = torch.full((3,), 0.5, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        gy = torch.randn(bsz, t, d, device="cuda", dtype=torch.bfloat16)
+    compiled = _compile(maxstate_combine_reference)
+    for bsz, t, d in shapes([(64, 196, 64), (32, 256, 256), (8, 1024, 512), (16, 64, 1024)], [(2, 9, 8)]):
+        heads = max(1, d // 64)
+        p = torch.randn(bsz, t, 4 * d, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+        g = torch.randn(heads, 5 * heads, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+        alpha = torch.full((3,), 0.5, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+        gy = torch.randn(bsz, t, d, device=DEV, dtype=torch.bfloat16)
         torch.testing.assert_close(MaxStateFunction.apply(p, g, alpha, heads),
                                    maxstate_combine_reference(p.float(), g.float(), alpha.float(), heads)
                                    .to(torch.bfloat16), rtol=2e-2, atol=2e-2)
@@ -137,12 +164,13 @@ def bench_moe(roof: tuple[float, float]) -> dict[str, list[float]]:
     from nas.kernels.moe import grouped_matmul_reference
 
     out: dict[str, list[float]] = {"loop": [], "compile": []}
-    compiled = torch.compile(grouped_matmul_reference)
-    for tokens, experts, top_k, d_z, d_h in ((4096, 8, 2, 1024, 256), (1024, 16, 1, 512, 128), (256, 4, 2, 784, 64)):
+    compiled = _compile(grouped_matmul_reference)
+    for tokens, experts, top_k, d_z, d_h in shapes([(4096, 8, 2, 1024, 256), (1024, 16, 1, 512, 128),
+                                                    (256, 4, 2, 784, 64)], [(10, 3, 2, 20, 9)]):
         counts = torch.bincount(torch.randint(experts, (tokens * top_k,)), minlength=experts).tolist()
-        x = torch.randn(tokens * top_k, d_z, device="cuda", dtype=torch.bfloat16)
-        w1 = torch.randn(experts, d_h, d_z, device="cuda", dtype=torch.bfloat16) / d_z**0.5
-        w2 = torch.randn(experts, d_z, d_h, device="cuda", dtype=torch.bfloat16) / d_h**0.5
+        x = torch.randn(tokens * top_k, d_z, device=DEV, dtype=torch.bfloat16)
+        w1 = torch.randn(experts, d_h, d_z, device=DEV, dtype=torch.bfloat16) / d_z**0.5
+        w2 = torch.randn(experts, d_z, d_h, device=DEV, dtype=torch.bfloat16) / d_h**0.5
 
         def layer(mm):  # W2 relu(W1 x) on every segment
             return lambda: mm(torch.relu(mm(x, w1, counts)), w2, counts)
@@ -162,24 +190,40 @@ def bench_moe(roof: tuple[float, float]) -> dict[str, list[float]]:
 
 def bench_fpe(roof: tuple[float, float]) -> dict[str, list[float]]:
     from nas.kernels._fpe_triton import ell_forward
-    from nas.kernels.fpe import cached_layout, ell_values, masked_linear, masked_linear_reference
+    from nas.kernels.fpe import (cached_layout, ell_values, grouped_forward, grouped_layout, grouped_values,
+                                 masked_linear, masked_linear_reference)
 
-    out: dict[str, list[float]] = {"dense_nnz": [], "masked": [], "compile": [], "masked_fwdbwd": []}
-    compiled = torch.compile(masked_linear_reference)
-    for d_z, d_h in ((784, 256), (1024, 1024), (4096, 1024)):
+    out: dict[str, list[float]] = {"dense_nnz": [], "masked": [], "compile": [], "masked_fwdbwd": [],
+                                   "grouped_vs_dense_nnz": [], "grouped_vs_masked": []}
+    compiled = _compile(masked_linear_reference)
+    for d_z, d_h in shapes([(784, 256), (1024, 1024), (4096, 1024)], [(33, 7)]):
         for alpha in (2, 4):
-            w = torch.randn(alpha * d_h, d_z, device="cuda", dtype=torch.bfloat16) / d_z**0.5
-            assign = torch.randint(alpha, (d_h, d_z), device="cuda")  # child of each input of each neuron
-            mask = (assign.unsqueeze(1) == torch.arange(alpha, device="cuda").view(1, alpha, 1))
+            groups = torch.randint(alpha, (d_z,), device=DEV)  # a feature split: one grouping for all neurons
+            fmask = (groups[None, None, :] == torch.arange(alpha, device=DEV)[None, :, None]).expand(d_h, alpha, d_z)
+            fmask = fmask.reshape(alpha * d_h, d_z).to(torch.bfloat16)
+            glay = grouped_layout(fmask, alpha)
+            w = torch.randn(alpha * d_h, d_z, device=DEV, dtype=torch.bfloat16) / d_z**0.5
+            assign = torch.randint(alpha, (d_h, d_z), device=DEV)  # child of each input of each neuron
+            mask = (assign.unsqueeze(1) == torch.arange(alpha, device=DEV).view(1, alpha, 1))
             mask = mask.reshape(alpha * d_h, d_z).to(torch.bfloat16)
-            w_nnz = torch.randn(d_h, d_z, device="cuda", dtype=torch.bfloat16) / d_z**0.5
+            w_nnz = torch.randn(d_h, d_z, device=DEV, dtype=torch.bfloat16) / d_z**0.5
             layout = cached_layout(mask)
             vals = ell_values(w, layout)
             nnz = layout.nnz
-            for m in (1, 64, 1024):
-                x = torch.randn(m, d_z, device="cuda", dtype=torch.bfloat16)
+            for m in shapes([1, 64, 1024], [5]):
+                x = torch.randn(m, d_z, device=DEV, dtype=torch.bfloat16)
                 torch.testing.assert_close(ell_forward(x, vals, layout), masked_linear_reference(x, w, mask),
                                            rtol=2e-2, atol=2e-2)
+                blocks = grouped_values(w, fmask, glay)
+                torch.testing.assert_close(grouped_forward(x, blocks, glay), masked_linear_reference(x, w, fmask),
+                                           rtol=2e-2, atol=2e-2)
+                ms = _bench(lambda: grouped_forward(x, blocks, glay))
+                base = {"grouped_vs_dense_nnz": _bench(lambda: x @ w_nnz.t()),
+                        "grouped_vs_masked": _bench(lambda: masked_linear_reference(x, w, fmask))}
+                nbytes = 2 * m * (d_z + alpha * d_h) + 2 * d_h * d_z + 4 * d_z  # x, y, the blocks, the permutation
+                for k, v in row("fpe grouped", f"a={alpha} B={m} {d_z}->{alpha}x{d_h}", ms, nbytes,
+                                2 * m * d_h * d_z, roof, base).items():
+                    out[k].append(v)
                 ms = _bench(lambda: ell_forward(x, vals, layout))
                 base = {"dense_nnz": _bench(lambda: x @ w_nnz.t()),
                         "masked": _bench(lambda: masked_linear_reference(x, w, mask)),
@@ -190,7 +234,7 @@ def bench_fpe(roof: tuple[float, float]) -> dict[str, list[float]]:
                     out[k].append(v)
                 xg = x.clone().requires_grad_()
                 wg = w.clone().requires_grad_()
-                gy = torch.randn(m, alpha * d_h, device="cuda", dtype=torch.bfloat16)
+                gy = torch.randn(m, alpha * d_h, device=DEV, dtype=torch.bfloat16)
 
                 def step(fn):
                     return lambda: torch.autograd.grad(fn(xg, wg, mask), (xg, wg), gy)
@@ -205,20 +249,27 @@ def bench_fpe(roof: tuple[float, float]) -> dict[str, list[float]]:
 def main() -> int:
     from nas.kernels import triton_available
 
-    if not torch.cuda.is_available() or not triton_available():
+    if DRY:
+        if os.environ.get("TRITON_INTERPRET") != "1" or not triton_available():
+            print("benchmarks/kernels.py --dry-run needs triton and TRITON_INTERPRET=1", file=sys.stderr)
+            return 2
+        os.environ["NAS_KERNELS"] = "triton"
+    elif not torch.cuda.is_available() or not triton_available():
         print("benchmarks/kernels.py needs a CUDA GPU and triton; none here, so no figures "
-              "(the kernels' correctness is tested on CPU by tests/test_kernels.py)", file=sys.stderr)
+              "(the kernels' correctness is tested on CPU by tests/test_kernels.py; "
+              "TRITON_INTERPRET=1 python benchmarks/kernels.py --dry-run checks this script)", file=sys.stderr)
         return 2
     torch.manual_seed(0)
-    gpu = torch.cuda.get_device_name().replace(" ", "_")
+    gpu = "dry-run-cpu" if DRY else torch.cuda.get_device_name().replace(" ", "_")
     roof = roofline()
     print(f"{gpu}: copy {roof[0]:.0f} GB/s, bf16 matmul {roof[1]:.0f} TFLOP/s")
     summary = {"gpu": gpu, "copy_gbps": f"{roof[0]:.0f}", "bf16_tflops": f"{roof[1]:.0f}"}
     for name, results in (("lift", bench_lift(roof)), ("maxstate", bench_maxstate(roof)), ("moe", bench_moe(roof)),
                           ("fpe", bench_fpe(roof))):
         for k, v in results.items():
-            summary[f"{name}_vs_{k}_min"] = f"{min(v):.2f}"
-            summary[f"{name}_vs_{k}_max"] = f"{max(v):.2f}"
+            key = f"{name}_{k}" if "_vs_" in k else f"{name}_vs_{k}"  # fpe_grouped_vs_…: the feature split's rows
+            summary[f"{key}_min"] = f"{min(v):.2f}"
+            summary[f"{key}_max"] = f"{max(v):.2f}"
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return 0
 

@@ -76,3 +76,46 @@ def test_sigkill_then_same_command_loses_nothing(tmp_path, storage_url):
     engine.dispose()
     assert errors and all(e.startswith("interrupted") for e in errors)
     assert runs == ["INTERRUPTED", "FINISHED"]
+
+
+def test_an_end_nas_recorded_but_optuna_never_heard_is_told_on_resume(tmp_path):
+    """A run killed between nas's own record of a candidate's end and Optuna's tell: the next run tells Optuna
+    the recorded end (values, or the state with its reason) instead of training the candidate again."""
+    import optuna
+
+    from nas.search.models import Candidate, Run
+    from nas.search.runner import _recover_interrupted
+    from nas.search.storage import Store, optuna_storage
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    metrics = ["accuracy", "params", "bandwidth"]
+    study = optuna.create_study(study_name="s", storage=optuna_storage(url),
+                                directions=["maximize", "minimize", "minimize"])
+    store = Store(url)
+    rows = {"COMPLETE": ({"accuracy": 0.9, "params": 10.0, "bandwidth": 40.0, "latency_ms": 0.1}, None),
+            "PRUNED": ({"params": 10.0, "bandwidth": 40.0}, "stopped early at epoch 2: dominated"),
+            "FAIL": (None, "RuntimeError: boom"),
+            "RUNNING": (None, None)}
+    asked = {state: study.ask({"hidden_width": optuna.distributions.IntDistribution(1, 64)}) for state in rows}
+    trials = {state: t.number for state, t in asked.items()}
+    with store.session() as s:  # never open across an Optuna call (SQLite would lock Optuna out)
+        run = Run(study_name="s", space_text="", space_sha="", sampler="random", workers=1, target_trials=4,
+                  host="h", pid=1, nas_version="0")
+        s.add(run)
+        s.flush()
+        for state, (objectives, error) in rows.items():
+            t = asked[state]
+            s.add(Candidate(run_id=run.id, study_name="s", trial_number=t.number, trial_id=t._trial_id, arch_id="a",
+                            train_key="t", task_key="k", arch={}, train={}, values=t.params, state=state,
+                            objectives=objectives, error=error))
+    assert _recover_interrupted(store, study, "s", metrics) == 1  # only the one nas never saw end is re-queued
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert by_number[trials["COMPLETE"]].state == optuna.trial.TrialState.COMPLETE
+    assert by_number[trials["COMPLETE"]].values == [0.9, 10.0, 40.0]
+    assert by_number[trials["PRUNED"]].state == optuna.trial.TrialState.PRUNED
+    assert by_number[trials["PRUNED"]].system_attrs["fail_reason"].startswith("stopped early")
+    assert by_number[trials["FAIL"]].state == optuna.trial.TrialState.FAIL
+    assert by_number[trials["FAIL"]].system_attrs["fail_reason"] == "RuntimeError: boom"
+    assert by_number[trials["RUNNING"]].state == optuna.trial.TrialState.FAIL
+    waiting = [t for t in by_number.values() if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.user_attrs["nas:retry_of"] for t in waiting] == [trials["RUNNING"]]

@@ -77,10 +77,18 @@ def test_cost_is_the_expanded_layout_computed_by_hand():
     assert deployed.nas_cost(4) == expected
 
 
+def test_cost_of_a_feature_split_is_its_grouped_layout_by_hand():
+    # d_z = 6, d_h = 4, α = 2, float32: W1's 4·6 slots (no indices) and the 6 inputs' 4-byte permutation;
+    # W2's 4·6 non-zeros left by pruning × (4 + 2-byte index) and (6 + 1) row pointers
+    expected = Cost(params=48, weight_bytes=24 * 4 + 6 * 4 + 24 * 6 + 7 * 4, act_bytes=2 * (6 + 8) * 4)
+    assert FPEPair(6, 4, "relu", 2, "feature").nas_cost(4) == expected
+    assert expected.weight_bytes < FPEPair(6, 4, "relu", 2, "random").nas_cost(4).weight_bytes
+
+
 def test_model_cost_on_meta_for_an_fpe_spec():
     spec = ArchSpec(d_in=64, d_out=10, hidden_width=16, depth=2, fpe_alpha=4, fpe_split="feature", norm="none")
     cost = model_cost(spec)
-    per_block = FPEPair(64, 16, "relu", 4).nas_cost(4) + Cost(act_bytes=64 * 4)
+    per_block = FPEPair(64, 16, "relu", 4, "feature").nas_cost(4) + Cost(act_bytes=64 * 4)
     head = Cost(params=640, weight_bytes=640 * 4, act_bytes=74 * 4)
     assert cost == per_block + per_block + head
     assert cost.params == model_cost(ArchSpec(d_in=64, d_out=10, hidden_width=16, depth=2, norm="none")).params

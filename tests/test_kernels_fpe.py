@@ -21,7 +21,8 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # read when a kernel module is first imported: set before any is
 
 from nas.kernels.fpe import (  # noqa: E402
-    ell_dense, ell_layout, ell_linear, ell_linear_reference, ell_values, masked_linear, masked_linear_reference,
+    ell_dense, ell_layout, ell_linear, ell_linear_reference, ell_values, grouped_forward, grouped_layout,
+    grouped_values, masked_linear, masked_linear_reference,
 )
 from nas.spaces.fpe import FPEPair  # noqa: E402
 
@@ -179,3 +180,73 @@ def test_fpe_pair_same_with_kernel_and_reference(monkeypatch, alpha, split):
     for got, want in zip(out["triton"][1], out["torch"][1]):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert not pair.w1.grad[pair.mask1 == 0].any() and not pair.w2.grad[pair.mask2 == 0].any()
+
+
+def _feature_mask(d_h: int, d_z: int, alpha: int, prune: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask (α·d_h, d_z), groups (d_z,)) of a feature split: child k of every neuron reads group k;
+    ``prune``: the fraction of kept entries then zeroed, as FPE's pruning does."""
+    groups = torch.randint(alpha, (d_z,))
+    groups[: min(alpha, d_z)] = torch.arange(min(alpha, d_z))  # every group used...
+    if d_z > alpha:
+        groups[-1] = alpha - 1
+    mask = (groups[None, None, :] == torch.arange(alpha)[None, :, None]).expand(d_h, alpha, d_z)
+    mask = mask.reshape(alpha * d_h, d_z).float()
+    mask = mask * (torch.rand_like(mask) >= prune)
+    return mask.to(DEVICE), groups
+
+
+def test_grouped_layout_is_found_for_a_feature_split_and_refused_otherwise():
+    torch.manual_seed(3)
+    mask, groups = _feature_mask(5, 23, 3)
+    mask[:, 4] = 0  # an input no child uses is left out
+    lay = grouped_layout(mask, 3)
+    assert lay is not None and lay.groups == 3 and lay.shape == (15, 23)
+    assert sorted(lay.perm.tolist()) == [c for c in range(23) if c != 4]
+    for k in range(3):
+        cols = lay.perm[lay.offsets[k]:lay.offsets[k + 1]].tolist()
+        assert all(int(groups[c]) == k for c in cols)
+    random = (torch.randint(3, (5, 23)).unsqueeze(1) == torch.arange(3).view(1, 3, 1)).reshape(15, 23).float()
+    assert grouped_layout(random.to(DEVICE), 3) is None  # neurons disagree on the grouping
+    assert grouped_layout(mask, 2) is None  # 15 rows are not pairs of children
+    assert grouped_layout(torch.ones(6, 4, device=DEVICE), 2) is None  # W2-like: every child reads every input
+
+
+@pytest.mark.parametrize("lead,d_h,d_z,alpha,prune", [((1,), 7, 45, 2, 0.0), ((19,), 6, 33, 4, 0.3),
+                                                      ((3, 5), 9, 130, 3, 0.1), ((2,), 4, 5, 4, 0.0)])
+def test_grouped_product_matches_the_masked_one(lead, d_h, d_z, alpha, prune):
+    """Forward, grad_x and the dense weight's gradient (0 off the mask) of the grouped dense products."""
+    torch.manual_seed(4)
+    mask, _ = _feature_mask(d_h, d_z, alpha, prune)
+    lay = grouped_layout(mask, alpha)
+    assert lay is not None
+    w = torch.randn(alpha * d_h, d_z, device=DEVICE, requires_grad=True)
+    x = torch.randn(*lead, d_z, device=DEVICE, requires_grad=True)
+    grad = torch.randn(*lead, alpha * d_h, device=DEVICE)
+    if prune == 0:  # the other groups' columns are never read: NaN there cannot reach the output
+        poisoned_w = torch.where(mask != 0, w.detach(), torch.full_like(w, math.nan))
+        assert torch.isfinite(grouped_forward(x, grouped_values(poisoned_w, mask, lay), lay)).all()
+    y = grouped_forward(x, grouped_values(w, mask, lay), lay)
+    got = torch.autograd.grad(y, (x, w), grad)
+    y_ref = masked_linear_reference(x, w, mask)
+    want = torch.autograd.grad(y_ref, (x, w), grad)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert not got[1][mask == 0].any()
+
+
+def test_masked_linear_takes_the_grouped_path_only_with_groups(monkeypatch):
+    import nas.kernels.fpe as fpe
+
+    monkeypatch.setenv("NAS_KERNELS", "triton")
+    calls = []
+    real = fpe.grouped_forward
+    monkeypatch.setattr(fpe, "grouped_forward", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(5)
+    mask, _ = _feature_mask(4, 10, 2)
+    w, x = torch.randn(8, 10, device=DEVICE), torch.randn(3, 10, device=DEVICE)
+    torch.testing.assert_close(masked_linear(x, w, mask, groups=2), masked_linear_reference(x, w, mask))
+    assert calls == [1]
+    monkeypatch.setenv("NAS_KERNELS", "torch")
+    masked_linear(x, w, mask, groups=2)
+    assert calls == [1]  # the reference path never builds a layout

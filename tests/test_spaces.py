@@ -131,10 +131,11 @@ def test_fixed_lift_is_regenerated_not_stored():
 
 
 def test_bandwidth_hand_computed_hourglass():
-    # fixed lift 8 -> 32 (generated: no weight bytes), 2 blocks of 32 -> 4 -> 32 with batchnorm, head 32 -> 3
+    # fixed lift 8 -> 32 (not stored, but its 32·8 entries are read), 2 blocks of 32 -> 4 -> 32 with batchnorm,
+    # head 32 -> 3
     spec = ArchSpec(d_in=8, d_out=3, lift="fixed_random", lift_width=32, hidden_width=4, depth=2, norm="batchnorm")
     f = 4  # float32 bytes
-    lift = (8 + 32) * f
+    lift = 32 * 8 * f + (8 + 32) * f
     block = (
         2 * 32 * f  # batchnorm running mean and variance
         + 32 * 4 * f + (32 + 4) * f  # W1 weights, its input and output
@@ -142,7 +143,10 @@ def test_bandwidth_hand_computed_hourglass():
         + 32 * f  # the residual add reads the skip vector
     )
     head = 32 * 3 * f + (32 + 3) * f
-    assert bandwidth_bytes(model_cost(spec)) == lift + 2 * block + head == 4076
+    assert bandwidth_bytes(model_cost(spec)) == lift + 2 * block + head == 5100
+    assert model_cost(spec).params == 2 * 2 * 32 * 4 + 32 * 3  # the lift: 0 parameters
+    hashed = ArchSpec(**{**spec.to_json(), "lift": "hashed"})  # generated inside the product: no weight bytes
+    assert bandwidth_bytes(model_cost(hashed)) == 5100 - 32 * 8 * f
 
 
 def test_bandwidth_hand_computed_conventional_and_learned():

@@ -167,8 +167,9 @@ def test_moe_balance_loss_in_training_only_and_least_for_uniform_routing():
 
 
 def test_moe_cost_hand_computed():
-    # fixed lift 8 -> 16, one block (no norm) of 4 experts 16 -> 4 -> 16 with top-2, head 16 -> 3
-    spec = ArchSpec(d_in=8, d_out=3, lift="fixed_random", lift_width=16, hidden_width=4, depth=1, norm="none",
+    # hashed lift 8 -> 16 (generated in the product), one block (no norm) of 4 experts 16 -> 4 -> 16 with top-2,
+    # head 16 -> 3
+    spec = ArchSpec(d_in=8, d_out=3, lift="hashed", lift_width=16, hidden_width=4, depth=1, norm="none",
                     moe_experts=4, moe_top_k=2)
     f = 4
     cost = model_cost(spec)
@@ -197,7 +198,11 @@ def test_hadamard_lift_is_seeded_and_stores_nothing():
     assert dict(a.state_dict()) == {} and not list(a.parameters())
     spec = ArchSpec(d_in=12, d_out=3, lift="hadamard", lift_width=40, hidden_width=4, depth=1, norm="none")
     fixed = ArchSpec(**{**spec.to_json(), "lift": "fixed_random"})
-    assert model_cost(spec) == model_cost(fixed)  # params 0, weight bytes 0, (d_in + d_z) activation bytes
+    hashed = ArchSpec(**{**spec.to_json(), "lift": "hashed"})
+    assert model_cost(spec) == model_cost(hashed)  # params 0, weight bytes 0, (d_in + d_z) activation bytes
+    # the Gaussian lift is not stored either, but its 40×12 matrix is read: only its weight bytes differ
+    assert model_cost(fixed).params == model_cost(spec).params
+    assert model_cost(fixed).weight_bytes == model_cost(spec).weight_bytes + 40 * 12 * 4
     assert model_cost(spec).params == 2 * 40 * 4 + 40 * 3
     assert ArchSpec(**{**spec.to_json(), "lift_seed": 1}).arch_id != spec.arch_id
 

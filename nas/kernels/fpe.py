@@ -40,6 +40,16 @@ the mask tensor, rebuilt when the mask changes in place or moves), gathers
 gradient flows back to the dense parameter through the mask (masked
 entries get exactly 0), and the module's parameters and state dict are
 those of the reference path, ``masked_linear_reference``.
+
+Feature splits (``masked_linear(..., groups=α)``, FPEPair's W1 when
+``split == "feature"``): every neuron shares one grouping of the inputs,
+so child k of every neuron reads only group k. ``grouped_layout`` checks
+that structure on the mask itself (None where it does not hold, e.g. W2,
+or a random split) and gives one permutation of the input columns, after
+which the layer is α dense products (cuBLAS on CUDA) of the children's
+(d_h, n_k) blocks: no index per non-zero and the matrix units' full rate;
+entries pruned inside a block are stored as zeros (at most the dense
+d_h·d_z slots). Autograd differentiates the gathers and products.
 """
 
 from __future__ import annotations
@@ -152,20 +162,92 @@ def ell_linear(x: torch.Tensor, vals: torch.Tensor, layout: EllLayout) -> torch.
     return ell_linear_reference(x, vals, layout)
 
 
+@dataclass(frozen=True)
+class GroupedLayout:
+    """A mask (R, C) whose row r reads only inputs of group ``r % groups``: FPE's feature split of W1.
+
+    ``perm`` lists the used input columns group by group (columns no row
+    uses are left out), group k being ``perm[offsets[k]:offsets[k + 1]]``.
+    After this one permutation of x's columns the layer is ``groups`` dense
+    products, y[:, k::groups] = x[:, perm_k] W_kᵀ with W_k (R/groups, n_k)
+    the rows of child k at their group's columns: no per-non-zero index, and
+    the entries pruned inside a block are stored as zeros.
+    """
+
+    perm: torch.Tensor  # (C',) int32, C' ≤ C
+    offsets: tuple[int, ...]  # groups + 1 boundaries in perm
+    shape: tuple[int, int]  # (R, C)
+
+    @property
+    def groups(self) -> int:
+        return len(self.offsets) - 1
+
+
+@torch.no_grad()
+def grouped_layout(mask: torch.Tensor, groups: int) -> GroupedLayout | None:
+    """The grouped layout of ``mask`` (R, C) if row r uses only inputs that no row of another
+    child ``r' % groups ≠ r % groups`` uses, else None (then only the padded-rows layout fits)."""
+    r, c = mask.shape
+    if groups < 2 or r % groups:
+        return None
+    hits = (mask != 0).view(r // groups, groups, c).any(0)  # (groups, C): which children use input c
+    if bool((hits.sum(0) > 1).any()):
+        return None
+    parts = [hits[k].nonzero().flatten() for k in range(groups)]
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    return GroupedLayout(torch.cat(parts).to(torch.int32), tuple(offsets), (r, c))
+
+
+def grouped_values(weight: torch.Tensor, mask: torch.Tensor, layout: GroupedLayout) -> list[torch.Tensor]:
+    """The dense blocks W_k (R/groups, n_k) of ``weight ⊙ mask`` at group k's columns; differentiable in weight."""
+    g = layout.groups
+    return [(weight[k::g] * mask[k::g]).index_select(1, layout.perm[layout.offsets[k]:layout.offsets[k + 1]])
+            for k in range(g)]
+
+
+def grouped_forward(x: torch.Tensor, blocks: list[torch.Tensor], layout: GroupedLayout) -> torch.Tensor:
+    """y = x Wᵀ from the grouped blocks: x (…, C) -> (…, R); one gather of x, then one dense product a group."""
+    r, c = layout.shape
+    g = layout.groups
+    lead = x.shape[:-1]
+    xs = x.reshape(-1, c).index_select(1, layout.perm)  # (M, C'): x's used columns, group by group
+    parts = [xs[:, layout.offsets[k]:layout.offsets[k + 1]] @ blocks[k].t() for k in range(g)]  # each (M, R/g)
+    return torch.stack(parts, dim=-1).reshape(*lead, r)  # child k of neuron i is output i·g + k
+
+
+def cached_grouped_layout(mask: torch.Tensor, groups: int) -> GroupedLayout | None:
+    """``grouped_layout(mask, groups)``, kept on the mask tensor while its storage and version are unchanged."""
+    key = (mask.data_ptr(), mask._version, mask.device, tuple(mask.shape), groups)
+    cached = getattr(mask, "_nas_grouped_layout", None)
+    if cached is None or cached[0] != key:
+        cached = (key, grouped_layout(mask, groups))
+        mask._nas_grouped_layout = cached
+    return cached[1]
+
+
 def masked_linear_reference(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """y = x (weight ⊙ mask)ᵀ, the masked dense product (FPEPair's CPU path)."""
     return x @ (weight * mask).t()
 
 
-def masked_linear(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_linear(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor, groups: int | None = None
+                  ) -> torch.Tensor:
     """y = x (weight ⊙ mask)ᵀ: x (…, C), weight and mask (R, C) -> (…, R), gradients for x and weight.
 
     On the kernel's path (``nas.kernels.backend``) only the non-zeros are
-    read (the module's docstring); else ``masked_linear_reference``.
+    read: where ``groups`` is given and the mask has that block structure
+    (FPE's feature split, ``grouped_layout``) as ``groups`` dense products
+    after one permutation of x's columns, else by the padded-rows Triton
+    kernels (the module's docstring). Elsewhere ``masked_linear_reference``.
     """
     if backend(x, weight, mask) == "triton":
         from nas.kernels._fpe_triton import EllLinearFunction
 
+        grouped = cached_grouped_layout(mask, groups) if groups else None
+        if grouped is not None:
+            return grouped_forward(x, grouped_values(weight, mask, grouped), grouped)
         layout = cached_layout(mask)
         return EllLinearFunction.apply(x, ell_values(weight, layout), layout)
     return masked_linear_reference(x, weight, mask)

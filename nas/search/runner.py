@@ -170,7 +170,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
                 nas_version=nas.__version__,
             )
             s.add(run_row)
-        recovered = _recover_interrupted(store, study, study_name)
+        recovered = _recover_interrupted(store, study, study_name, metrics)
         if recovered and opts.progress:
             print(f"nas: {recovered} candidate(s) left running by an earlier run were marked failed and queued "
                   "again", file=sys.stderr)
@@ -209,10 +209,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _recover_interrupted(store: Store, study: optuna.Study, study_name: str) -> int:
-    """Trials left RUNNING by a run that died are failed and queued to run again."""
+def _recover_interrupted(store: Store, study: optuna.Study, study_name: str, metrics: list[str]) -> int:
+    """Trials left RUNNING by a run that died: failed and queued to run again, unless nas had already
+    recorded their end (a run killed between its own record and Optuna's tell): then Optuna is told it."""
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        with store.session() as s:
+            done = s.execute(
+                sa.select(Candidate.state, Candidate.objectives, Candidate.error)
+                .where(Candidate.study_name == study_name, Candidate.trial_number == t.number,
+                       Candidate.state.in_(("COMPLETE", "PRUNED", "FAIL")))
+            ).first()
+        if done is not None:
+            state, objectives, error = done
+            if state == "COMPLETE" and objectives and all(m in objectives for m in metrics):
+                study.tell(t.number, [float(objectives[m]) for m in metrics])
+                continue
+            if state in ("PRUNED", "FAIL") and error and not error.startswith("interrupted"):
+                study._storage.set_trial_system_attr(t._trial_id, "fail_reason", error)
+                study.tell(t.number, state=getattr(optuna.trial.TrialState, state))
+                continue
         reason = "interrupted: the nas run driving it stopped before it finished; re-queued"
         study._storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
@@ -426,15 +442,12 @@ class _Driver:
     def _objectives_of(self, objectives: dict[str, float]) -> list[float]:
         return [float(objectives[m]) for m in self.metrics]
 
+    # Every end is written to nas's own table first and told to Optuna second: a run killed between
+    # the two leaves a RUNNING trial whose end nas knows, which the next run tells (_recover_interrupted).
     def _finish_ok(self, item: _InFlight, payload: dict[str, Any], worker: str) -> None:
         path = None
         if payload.get("weights"):
             path = self._write_weights(item.trial.number, payload["weights"])
-        self.study.tell(item.trial, self._objectives_of(payload["objectives"]))
-        self.complete += 1
-        self._record_progress(item.trial.number, self._objectives_of(payload["objectives"]),
-                              int(payload.get("epochs_trained") or 0))
-        self._add_to_rungs(payload.get("curve"), payload["objectives"], int(payload.get("epochs_trained") or 0))
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
@@ -443,6 +456,11 @@ class _Driver:
                     weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
                 )
             )
+        self.study.tell(item.trial, self._objectives_of(payload["objectives"]))
+        self.complete += 1
+        self._record_progress(item.trial.number, self._objectives_of(payload["objectives"]),
+                              int(payload.get("epochs_trained") or 0))
+        self._add_to_rungs(payload.get("curve"), payload["objectives"], int(payload.get("epochs_trained") or 0))
 
     # ------------------------------------------------------------ progress
     def _load_progress(self) -> None:
@@ -502,9 +520,6 @@ class _Driver:
         """Record a candidate over a constraint (or that cannot be built) as PRUNED, untrained."""
         why = why or "infeasible: " + "; ".join(
             f"{m} {static[m]:,.0f} > max {self.space.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
-        self.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", why)
-        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        self.infeasible += 1
         with self.store.session() as s:
             s.add(Candidate(
                 run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
@@ -512,6 +527,9 @@ class _Driver:
                 task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
                 state="PRUNED", objectives=dict(static), error=why, finished_at=utcnow(),
             ))
+        self.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", why)
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self.infeasible += 1
         if self.infeasible >= self.max_infeasible:
             raise _Abort(f"{self.infeasible} sampled candidates were infeasible, none trained for them "
                          f"(last: {why}); loosen the constraints or narrow the space")
@@ -522,13 +540,7 @@ class _Driver:
         cfg = self.space.pruning
         why = (f"stopped early at epoch {epochs}: dominated at its rung (another candidate had at least its "
                f"{self.score_key} with no more params and bandwidth) and not in the top 1/{cfg.reduction_factor}")
-        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", why)
-        self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
-        self.stopped += 1
-        self._record_progress(item.trial.number, None, epochs)
         curve = payload.get("curve") or []
-        train_epochs = int(curve[-1]["epoch"]) if curve else epochs
-        self._add_to_rungs(curve, payload["objectives"], train_epochs + 1)  # its rungs up to where it stopped
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
@@ -537,18 +549,24 @@ class _Driver:
                     finished_at=utcnow(),
                 )
             )
+        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", why)
+        self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
+        self.stopped += 1
+        self._record_progress(item.trial.number, None, epochs)
+        train_epochs = int(curve[-1]["epoch"]) if curve else epochs
+        self._add_to_rungs(curve, payload["objectives"], train_epochs + 1)  # its rungs up to where it stopped
 
     def _finish_failed(self, item: _InFlight, error: str, worker: str | None) -> None:
-        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", error)
-        self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
-        self.failed += 1
-        self.errors.append(f"trial {item.trial.number}: {error}")
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
                     state="FAIL", error=error, worker=worker, finished_at=utcnow(),
                 )
             )
+        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", error)
+        self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
+        self.failed += 1
+        self.errors.append(f"trial {item.trial.number}: {error}")
 
     def _reuse(self, item: _InFlight) -> bool:
         """Complete ``item`` with an earlier result for the same architecture, training and task, if any."""
@@ -562,10 +580,6 @@ class _Driver:
             ).first()
         if prior is None:
             return False
-        self.study.tell(item.trial, self._objectives_of(prior.objectives))
-        self.complete += 1
-        self.reused += 1
-        self._record_progress(item.trial.number, self._objectives_of(prior.objectives), 0)
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
@@ -573,6 +587,10 @@ class _Driver:
                     epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
                 )
             )
+        self.study.tell(item.trial, self._objectives_of(prior.objectives))
+        self.complete += 1
+        self.reused += 1
+        self._record_progress(item.trial.number, self._objectives_of(prior.objectives), 0)
         return True
 
     def _resolve_twin(self, twin: _InFlight) -> None:

@@ -80,8 +80,11 @@ class FixedRandomLift(nn.Module):
     """z = x Rᵀ with R ~ N(0, 1/d_in), seeded and never trained.
 
     R is a non-persistent buffer: it is not saved with the weights but
-    regenerated from ``seed``, so it costs no stored parameters; on CUDA the
-    lift kernel generates it inside the product, so it moves no weight bytes.
+    regenerated from ``seed``, so it costs no stored parameters. It is drawn
+    from torch's Gaussian generator, which no kernel can evaluate entry by
+    entry, so an inference pass still reads R from memory: its d_z·d_in
+    entries count as weight bytes. The ``hashed`` lift (``nas.spaces.lifts``)
+    is the variant whose kernel generates R inside the product (0 bytes).
     """
 
     def __init__(self, d_in: int, d_z: int, seed: int):
@@ -101,8 +104,8 @@ class FixedRandomLift(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_z)
         return x @ self.weight.t()
 
-    def nas_cost(self, dtype_bytes: int) -> Cost:
-        return Cost(act_bytes=(self.d_in + self.d_z) * dtype_bytes)
+    def nas_cost(self, dtype_bytes: int) -> Cost:  # no stored parameters, but R is read once
+        return Cost(weight_bytes=self.d_z * self.d_in * dtype_bytes, act_bytes=(self.d_in + self.d_z) * dtype_bytes)
 
 
 class Linear(nn.Linear):

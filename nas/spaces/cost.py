@@ -26,8 +26,10 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
     - every stored tensor read once: ``dtype_bytes`` × its non-zeros
       (weights, and the 2·d_z statistics of each BatchNorm), plus index bytes
       where a sparse layout needs them;
-    - a seed-generated projection (``fixed_random`` lift): 0 weight bytes,
-      because the lift kernel generates it on the fly;
+    - a seeded lift generated on the fly (``hashed``: the kernel hashes R
+      inside the product; ``hadamard``: no matrix at all): 0 weight bytes;
+      ``fixed_random``, regenerated from its seed but read from memory,
+      counts its d_z·d_in entries (0 params all the same);
     - every linear layer (lift, W1, W2, head) reads its input vector and writes
       its output vector once; norms and activations are fused into the
       neighbouring layer and move nothing more; a residual add reads the skip

@@ -92,7 +92,8 @@ class FPEPair(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_out)
         if self.expanded:  # x (W ⊙ M)ᵀ; on CUDA the sparse kernel reads only the non-zeros (nas.kernels.fpe)
-            return masked_linear(self.act(masked_linear(x, self.w1, self.mask1)), self.w2, self.mask2)
+            groups = self.alpha if self.split == "feature" else None  # W1 of a feature split: grouped products
+            return masked_linear(self.act(masked_linear(x, self.w1, self.mask1, groups)), self.w2, self.mask2)
         return self.act(x @ self.w1.t()) @ self.w2.t()
 
     def nas_before_epoch(self, epoch: int, epochs: int) -> bool:
@@ -172,10 +173,24 @@ class FPEPair(nn.Module):
         (rows + 1) × 4 bytes of row pointers per matrix, W1 with α·d_h rows
         and W2 with d_out rows. act_bytes: each layer reads its input and
         writes its output once, (d_z + α·d_h) and (α·d_h + d_out) × dtype_bytes.
+
+        A ``feature`` split runs W1 as α dense blocks after one permutation
+        (``nas.kernels.fpe.grouped_layout``): its d_h·d_z slots × dtype_bytes
+        with no index per non-zero, plus the 4-byte permutation of the d_z
+        inputs; W2 keeps the rest of the non-zeros in CSR, at least d_h·d_out
+        of them (all, when pruning took only W2's copies), which is what is
+        counted, so the figure is the least that layout moves.
         """
         wide = self.alpha * self.d_h
-        index = 4 if max(self.d_z, wide) >= 65536 else 2
-        pointers = (wide + 1) * 4 + (self.d_out + 1) * 4
+        if self.split == "feature" and self.alpha > 1:
+            index2 = 4 if wide >= 65536 else 2
+            w2 = self.d_h * self.d_out
+            weight_bytes = (self.d_h * self.d_z * dtype_bytes + self.d_z * 4
+                            + w2 * (dtype_bytes + index2) + (self.d_out + 1) * 4)
+        else:
+            index = 4 if max(self.d_z, wide) >= 65536 else 2
+            pointers = (wide + 1) * 4 + (self.d_out + 1) * 4
+            weight_bytes = self.nnz * (dtype_bytes + index) + pointers
         if self.expanded:
             act = _cost_of(self.act, dtype_bytes)
         else:
@@ -183,7 +198,7 @@ class FPEPair(nn.Module):
                 act = _cost_of(ACTIVATIONS.get(self.activation)(wide), dtype_bytes)
         return act + Cost(
             params=self.nnz,
-            weight_bytes=self.nnz * (dtype_bytes + index) + pointers,
+            weight_bytes=weight_bytes,
             act_bytes=(self.d_z + wide + wide + self.d_out) * dtype_bytes,
         )
 
