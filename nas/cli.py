@@ -232,6 +232,10 @@ def dashboard(
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.address", host,
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":  # become the server: a signal meant for `nas dashboard` (SIGTERM, SIGHUP) reaches it
+        os.execve(sys.executable, cmd, env)
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 

@@ -79,6 +79,18 @@ def test_page_shows_the_study_its_fronts_and_candidates(db, monkeypatch):
     table = at.dataframe[0].value
     assert len(table) == 8 and {"trial", "state", "pareto", "architecture", "accuracy"} <= set(table.columns)
     assert table["pareto"].sum() == len(_values(front["data"][2]["x"]))
+    # Compare: nas compare's hypervolume against the epochs trained, drawn and tabled
+    specs = [json.loads(c.proto.spec) for c in charts]
+    hv = [f for f in specs if "hypervolume against epochs trained" in f["layout"].get("title", {}).get("text", "")]
+    assert len(hv) == 1 and [t["name"] for t in hv[0]["data"]] == ["good"]
+    quality = next(d.value for d in at.dataframe if "early stopped" in d.value.columns)
+    with sa.create_engine(f"sqlite:///{db}").connect() as c:
+        epochs = c.execute(sa.text("SELECT SUM(epochs_trained) FROM nas_candidates WHERE study_name = 'good' "
+                                   "AND state = 'COMPLETE' AND reused_from IS NULL")).scalar()
+    row = quality.iloc[0]
+    assert row["study"] == "good" and row["sampler"] == "random" and row["complete"] == 8
+    assert row["epochs"] == epochs and max(_values(hv[0]["data"][0]["x"])) == epochs
+    assert 0 < row["ratio"] <= 1  # the study reaches its own final hypervolume by its last epoch at the latest
 
 
 def _values(array):
@@ -182,6 +194,8 @@ def test_in_a_real_browser(db, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    with pytest.raises(OSError):  # stopping `nas dashboard` stopped the page's server too
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_importances_and_the_export_download(db, monkeypatch):

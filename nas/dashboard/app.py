@@ -254,7 +254,8 @@ def export_button(url: str, study: str, trial: int, d: dict) -> None:
 
 
 def compare(url: str, names: list[str], study: str) -> None:
-    others = st.multiselect("studies", names, default=[study], max_selections=4, key="compare")
+    # keyed by the study shown: choosing another study starts its comparison from that study
+    others = st.multiselect("studies", names, default=[study], max_selections=4, key=f"compare-{study}")
     if len(others) < 1:
         return
     # the selected study's score; studies scored by another one are left out
@@ -276,6 +277,26 @@ def compare(url: str, names: list[str], study: str) -> None:
                   hover_data=["trial", "architecture"], log_x=True, title=f"{score} against params: fronts")
     _axis(fig, "params", "x")
     st.plotly_chart(fig, key="compare-chart")
+    search_quality(url, [n for n in others if _directions(url, n) == _directions(url, study)], study)
+
+
+def search_quality(url: str, names: list[str], study: str) -> None:
+    """Hypervolume against training spent, as `nas compare` prints it, for the studies with study's objectives."""
+    quality = data.search_quality(_engine(url), names, _directions(url, study))
+    if quality is None:
+        return
+    curves = pd.DataFrame([{**p, "study": s["study"]} for s in quality["studies"] for p in s["curve"]])
+    ref = ", ".join(f"{m} {v:.4g}" for m, v in quality["reference"].items())
+    fig = px.line(curves, x="epochs", y="hypervolume", color="study", markers=True, line_shape="hv",
+                  hover_data=["trial", "complete"], title=f"hypervolume against epochs trained (reference {ref})")
+    st.plotly_chart(fig, key="compare-hv")
+    first = quality["studies"][0]["study"]
+    st.dataframe(pd.DataFrame([{
+        "study": s["study"], "sampler": s["sampler"], "complete": s["complete"], "early stopped": s["early_stopped"],
+        "epochs": s["epochs"], "hypervolume": round(s["hypervolume"], 4),
+        f"epochs to {first}'s hypervolume": s["epochs_to_first"],
+        "ratio": None if s["compute_ratio"] is None else round(s["compute_ratio"], 3),
+    } for s in quality["studies"]]), hide_index=True, key="compare-table")
 
 
 page()

@@ -87,6 +87,29 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
     return pd.concat([base, params, objs], axis=1)
 
 
+def search_quality(engine: Engine, names: list[str], dirs: dict[str, str]) -> dict[str, Any] | None:
+    """``nas compare``'s figures for ``names`` (hypervolume against epochs trained, on one reference point
+    derived from all of them), read with the dashboard's read-only engine; None without complete candidates."""
+    from types import SimpleNamespace
+
+    from nas.search.results import compare_rows
+
+    series = {}
+    with engine.connect() as c:
+        for name in names:
+            rows = c.execute(sa.text(
+                "SELECT state, objectives, epochs_trained, reused_from, error, trial_number FROM nas_candidates "
+                "WHERE study_name = :s AND state IN ('COMPLETE', 'PRUNED') ORDER BY finished_at, id"),
+                {"s": name}).all()
+            sampler = c.execute(sa.text("SELECT sampler FROM nas_runs WHERE study_name = :s ORDER BY id DESC"),
+                                {"s": name}).scalar()
+            series[name] = ([SimpleNamespace(state=r[0], objectives=_json(r[1]), epochs_trained=r[2],
+                                             reused_from=r[3], error=r[4], trial_number=r[5]) for r in rows], sampler)
+    if not any(r.state == "COMPLETE" for rows, _ in series.values() for r in rows):
+        return None
+    return compare_rows(series, dirs)
+
+
 def describe(arch: dict[str, Any]) -> str:
     """A one-line architecture: 'fixed_random 1024 | 64×3 gelu batchnorm', 'conventional | 256×2 ...',
     with the mixer, experts and FPE when the candidate has them (``nas.search.format.describe_arch``)."""

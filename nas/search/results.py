@@ -136,10 +136,6 @@ def compare(url: str, names: list[str], reference: dict[str, float] | None = Non
     epochs), the final value, and the epochs it took to reach the FIRST study's
     final hypervolume, also as a ratio of the first study's epochs.
     """
-    import numpy as np
-
-    from nas.search import quality
-
     if len(set(names)) != len(names) or not names:
         raise NasInputError("nas compare: name each study once (at least one)")
     reports = [study_report(url, n) for n in names]  # NasInputError for an unknown study
@@ -150,7 +146,6 @@ def compare(url: str, names: list[str], reference: dict[str, float] | None = Non
                 f"nas compare: {r['study']!r} has the objectives {r['directions']}, {names[0]!r} has {dirs}; "
                 "only studies with the same objectives can be compared"
             )
-    metrics, directions = list(dirs), list(dirs.values())
     store = Store(url, create=False)
     try:
         series = {}
@@ -167,6 +162,20 @@ def compare(url: str, names: list[str], reference: dict[str, float] | None = Non
             series[name] = (rows, sampler)
     finally:
         store.close()
+    return compare_rows(series, dirs, reference)
+
+
+def compare_rows(series: dict[str, tuple[list, str | None]], dirs: dict[str, str],
+                 reference: dict[str, float] | None = None) -> dict[str, Any]:
+    """``compare``'s figures from each study's finished candidates: ``series`` maps a study to (rows in
+    finishing order, sampler), each row with ``state``, ``objectives`` (dict), ``epochs_trained``,
+    ``reused_from``, ``error`` and ``trial_number`` (the dashboard reads them with its read-only engine)."""
+    import numpy as np
+
+    from nas.search import quality
+
+    names = list(series)
+    metrics, directions = list(dirs), list(dirs.values())
 
     def values_of(rows):
         return [[float(r.objectives[m]) for m in metrics] for r in rows
