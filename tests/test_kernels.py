@@ -167,6 +167,19 @@ def test_maxstate_kernel_gradient_goes_to_the_last_of_tied_maxima(poisoned):
         _close(a, b, torch.float32)
 
 
+@needs_triton
+def test_maxstate_kernel_keeps_a_nan_in_the_running_maximum_as_the_reference(monkeypatch):
+    """A NaN in c poisons the running maximum from its step on in both paths (torch.cummax propagates it),
+    so a diverging candidate is seen as diverged whichever path ran it."""
+    monkeypatch.setenv("NAS_KERNELS", "triton")
+    p = torch.randn(1, 6, 4 * 8, device=DEVICE)
+    p[0, 2, 2 * 8 + 3] = math.nan  # c, channel 3, step 2
+    g_weight, alpha = torch.randn(2, 10, device=DEVICE), torch.rand(3, device=DEVICE)
+    got, want = maxstate_combine(p, g_weight, alpha, 2), maxstate_combine_reference(p, g_weight, alpha, 2)
+    assert torch.equal(torch.isnan(got), torch.isnan(want)) and torch.isnan(want[0, 2:]).any()
+    torch.testing.assert_close(got.nan_to_num(), want.nan_to_num(), rtol=1e-5, atol=1e-5)
+
+
 # ----------------------------------------------------------------------- MoE
 @needs_triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -32,7 +32,7 @@ def _fmix32(h):
 @triton.jit
 def _row_hash(rows, key, ROW_MULT: tl.constexpr):
     """row(i) = fmix32(key ^ i·ROW_MULT) for int32 row indices ``rows``: uint32, same shape."""
-    return _fmix32(key.to(tl.uint32) ^ (rows.to(tl.uint32) * ROW_MULT))
+    return _fmix32(tl.cast(key, tl.uint32) ^ (rows.to(tl.uint32) * ROW_MULT))  # tl.cast: key may be a constexpr
 
 
 @triton.jit
@@ -42,7 +42,7 @@ def _sign_tile(row_h, cols, COL_MULT: tl.constexpr):
     return 1.0 - 2.0 * (h >> 31).to(tl.float32)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["key"])  # a key of 1 would become a constant
 def _hashed_lift_fwd_kernel(
     x_ptr, y_ptr, M, N, K, key, scale,
     ROW_MULT: tl.constexpr, COL_MULT: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
@@ -51,20 +51,21 @@ def _hashed_lift_fwd_kernel(
     """y (M, N) = scale · x (M, K) @ S[:N, :K]ᵀ; x and y row-major, float32 accumulation, masked at the edges."""
     pid_m, pid_n = tl.program_id(0), tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rows_m = offs_m.to(tl.int64)  # M·K and M·N can pass 2³¹
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     row_h = _row_hash(offs_n, key, ROW_MULT)  # (BLOCK_N,) hashes of R's rows = y's columns
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
-        x = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
+        x = tl.load(x_ptr + rows_m[:, None] * K + offs_k[None, :],
                     mask=(offs_m[:, None] < M) & (offs_k[None, :] < K), other=0.0)  # (BLOCK_M, BLOCK_K)
         s_t = _sign_tile(row_h[None, :], offs_k[:, None], COL_MULT)  # (BLOCK_K, BLOCK_N) = S[n, k]ᵀ
         acc += tl.dot(x.to(DOT_DTYPE), s_t.to(DOT_DTYPE), input_precision=PRECISION)
     y = (acc * scale).to(y_ptr.dtype.element_ty)
-    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y, mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    tl.store(y_ptr + rows_m[:, None] * N + offs_n[None, :], y, mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["key"])
 def _hashed_lift_bwd_kernel(
     gy_ptr, gx_ptr, M, N, K, key, scale,
     ROW_MULT: tl.constexpr, COL_MULT: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
@@ -73,17 +74,18 @@ def _hashed_lift_bwd_kernel(
     """grad_x (M, K) = scale · grad_y (M, N) @ S[:N, :K]; row-major, float32 accumulation, masked."""
     pid_m, pid_k = tl.program_id(0), tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rows_m = offs_m.to(tl.int64)  # M·K and M·N can pass 2³¹
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
-        gy = tl.load(gy_ptr + offs_m[:, None] * N + offs_n[None, :],
+        gy = tl.load(gy_ptr + rows_m[:, None] * N + offs_n[None, :],
                      mask=(offs_m[:, None] < M) & (offs_n[None, :] < N), other=0.0)  # (BLOCK_M, BLOCK_N)
         row_h = _row_hash(offs_n, key, ROW_MULT)  # (BLOCK_N,)
         s = _sign_tile(row_h[:, None], offs_k[None, :], COL_MULT)  # (BLOCK_N, BLOCK_K) = S[n, k]
         acc += tl.dot(gy.to(DOT_DTYPE), s.to(DOT_DTYPE), input_precision=PRECISION)
     gx = (acc * scale).to(gx_ptr.dtype.element_ty)
-    tl.store(gx_ptr + offs_m[:, None] * K + offs_k[None, :], gx, mask=(offs_m[:, None] < M) & (offs_k[None, :] < K))
+    tl.store(gx_ptr + rows_m[:, None] * K + offs_k[None, :], gx, mask=(offs_m[:, None] < M) & (offs_k[None, :] < K))
 
 
 def _dot_config(dtype: torch.dtype) -> tuple:

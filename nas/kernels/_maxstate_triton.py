@@ -58,7 +58,7 @@ def _maxstate_fwd_kernel(
         b = tl.load(base + D, mask=mask, other=0.0).to(tl.float32)
         c = tl.load(base + 2 * D, mask=mask, other=0.0).to(tl.float32)
         d = tl.load(base + 3 * D, mask=mask, other=0.0).to(tl.float32)
-        e = tl.maximum(e, c)
+        e = tl.maximum(e, c, propagate_nan=tl.PropagateNan.ALL)  # NaN stays, as in torch.cummax
         gp = _head_mix(a, g_a) + _head_mix(b, g_b) + _head_mix(c, g_c) + _head_mix(d, g_d) + _head_mix(e, g_e)
         y = a * b + a1 * b + a2 * d + a * (a3 * e + d) + b * (c + e) + c * e + gp * e
         tl.store(y_ptr + row * D + dst, y.to(y_ptr.dtype.element_ty), mask=mask)
