@@ -37,7 +37,7 @@ pruning: {min_epochs: 1, reduction_factor: 3}
 search: {sampler: random, trials: 16, workers: 1, seed: 0}
 """
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("constraints")]  # its module fixture runs once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="constraints")]  # its module fixture runs once
 
 
 @pytest.fixture(scope="module")

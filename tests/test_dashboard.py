@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from child import nas_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dashboard")]  # its module fixture runs once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="dashboard")]  # its module fixture runs once
 
 APP = str(Path(__file__).resolve().parent.parent / "nas" / "dashboard" / "app.py")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -11,7 +11,7 @@ from nas.evaluators.train import accuracy
 from nas.spaces import ArchSpec, build
 from child import nas_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]  # its module fixture runs once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="e2e")]  # its module fixture runs once
 
 SPACE = """\
 name: tiny

@@ -32,7 +32,7 @@ from nas.search.storage import Store, optuna_storage
 from nas.spaces import ACTIVATIONS, LIFTS, NORMS, ArchSpec, build
 from nas.spaces.fpe import FPEPair
 
-pytestmark = pytest.mark.xdist_group("export")  # its module fixture (a real nas run) runs once
+pytestmark = pytest.mark.xdist_group(name="export")  # its module fixture (a real nas run) runs once
 
 SITE = Path(torch.__file__).resolve().parent.parent  # the site-packages folder that holds torch
 FILES = {"model.py", "weights.safetensors", "arch.json", "README.md"}
