@@ -216,3 +216,25 @@ def test_the_gpu_benchmark_script_runs_every_path_in_a_dry_run():
     for key in ("lift_vs_stored_min", "maxstate_vs_eager_min", "moe_vs_loop_min", "fpe_vs_dense_nnz_min",
                 "fpe_grouped_vs_dense_nnz_min"):
         assert float(last[key]) >= 0, key  # a ratio was measured (timings in a dry run mean nothing)
+
+
+@needs_triton
+def test_every_kernel_launch_compiles_for_an_h100(tmp_path):
+    """The interpreter accepts code the compiler refuses: every launch the launchers make (forward and backward,
+    float32 and bfloat16, several shapes) is compiled for sm_90 to a cubin by Triton's own compiler and ptxas,
+    without a GPU (tests/kernels_compile.py), in a fresh cache so nothing is taken from an earlier run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "kernels_compile.py"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, str(script), "--arch", "90"], capture_output=True, text=True, env=env,
+                          timeout=400)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    kernels = {line.split()[2] for line in proc.stdout.splitlines() if line.startswith("ok ")}
+    assert kernels == {"_hashed_lift_fwd_kernel", "_hashed_lift_bwd_kernel", "_maxstate_fwd_kernel",
+                       "_maxstate_bwd_kernel", "_grouped_mm_kernel", "_grouped_wgrad_kernel", "_ell_mm_kernel",
+                       "_ell_vgrad_kernel"}
+    assert proc.stdout.strip().splitlines()[-1].endswith("failed=0 arch=sm_90")
