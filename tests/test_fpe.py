@@ -77,12 +77,12 @@ def test_cost_is_the_expanded_layout_computed_by_hand():
     assert deployed.nas_cost(4) == expected
 
 
-def test_cost_of_a_feature_split_is_its_grouped_layout_by_hand():
-    # d_z = 6, d_h = 4, α = 2, float32: W1's 4·6 slots (no indices) and the 6 inputs' 4-byte permutation;
-    # W2's 4·6 non-zeros left by pruning × (4 + 2-byte index) and (6 + 1) row pointers
-    expected = Cost(params=48, weight_bytes=24 * 4 + 6 * 4 + 24 * 6 + 7 * 4, act_bytes=2 * (6 + 8) * 4)
-    assert FPEPair(6, 4, "relu", 2, "feature").nas_cost(4) == expected
-    assert expected.weight_bytes < FPEPair(6, 4, "relu", 2, "random").nas_cost(4).weight_bytes
+def test_both_splits_cost_the_same_csr_layout_and_wide_layers_need_4_byte_indices():
+    assert FPEPair(6, 4, "relu", 2, "feature").nas_cost(4) == FPEPair(6, 4, "relu", 2, "random").nas_cost(4)
+    with torch.device("meta"):
+        wide = FPEPair(40000, 2, "relu", 2, expanded=True).nas_cost(4)  # inputs past int16's 32,767
+    nnz = 2 * (40000 + 40000)
+    assert wide.weight_bytes == nnz * (4 + 4) + (4 + 1) * 4 + (40000 + 1) * 4
 
 
 def test_model_cost_on_meta_for_an_fpe_spec():

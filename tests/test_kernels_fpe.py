@@ -212,7 +212,8 @@ def test_grouped_layout_is_found_for_a_feature_split_and_refused_otherwise():
 
 
 @pytest.mark.parametrize("lead,d_h,d_z,alpha,prune", [((1,), 7, 45, 2, 0.0), ((19,), 6, 33, 4, 0.3),
-                                                      ((3, 5), 9, 130, 3, 0.1), ((2,), 4, 5, 4, 0.0)])
+                                                      ((3, 5), 9, 130, 3, 0.1), ((2,), 4, 5, 4, 0.0),
+                                                      ((3,), 5, 3, 4, 0.0)])  # α > d_z: an empty group
 def test_grouped_product_matches_the_masked_one(lead, d_h, d_z, alpha, prune):
     """Forward, grad_x and the dense weight's gradient (0 off the mask) of the grouped dense products."""
     torch.manual_seed(4)

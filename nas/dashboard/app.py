@@ -42,6 +42,11 @@ def _directions(url: str, study: str) -> dict[str, str]:
     return data.directions(_engine(url), study)
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def _search_quality(url: str, names: tuple[str, ...], study: str) -> dict | None:
+    return data.search_quality(_engine(url), list(names), _directions(url, study))
+
+
 def _axis(fig: go.Figure, metric: str, which: str) -> None:
     fmt = PLOT_UNITS.get(metric, {})
     (fig.update_xaxes if which == "x" else fig.update_yaxes)(title=metric, **fmt)
@@ -282,7 +287,7 @@ def compare(url: str, names: list[str], study: str) -> None:
 
 def search_quality(url: str, names: list[str], study: str) -> None:
     """Hypervolume against training spent, as `nas compare` prints it, for the studies with study's objectives."""
-    quality = data.search_quality(_engine(url), names, _directions(url, study))
+    quality = _search_quality(url, tuple(names), study)
     if quality is None:
         return
     curves = pd.DataFrame([{**p, "study": s["study"]} for s in quality["studies"] for p in s["curve"]])

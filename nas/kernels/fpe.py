@@ -177,6 +177,7 @@ class GroupedLayout:
     perm: torch.Tensor  # (C',) int32, C' ≤ C
     offsets: tuple[int, ...]  # groups + 1 boundaries in perm
     shape: tuple[int, int]  # (R, C)
+    index: torch.Tensor  # (R/groups · C',) int64: the blocks' entries in the flat (R·C) weight, block by block
 
     @property
     def groups(self) -> int:
@@ -197,14 +198,19 @@ def grouped_layout(mask: torch.Tensor, groups: int) -> GroupedLayout | None:
     offsets = [0]
     for part in parts:
         offsets.append(offsets[-1] + len(part))
-    return GroupedLayout(torch.cat(parts).to(torch.int32), tuple(offsets), (r, c))
+    rows = torch.arange(r // groups, device=mask.device) * groups  # neuron i's child 0
+    index = torch.cat([((rows + k)[:, None] * c + part[None, :]).flatten() for k, part in enumerate(parts)])
+    return GroupedLayout(torch.cat(parts).to(torch.int32), tuple(offsets), (r, c), index)
 
 
 def grouped_values(weight: torch.Tensor, mask: torch.Tensor, layout: GroupedLayout) -> list[torch.Tensor]:
-    """The dense blocks W_k (R/groups, n_k) of ``weight ⊙ mask`` at group k's columns; differentiable in weight."""
-    g = layout.groups
-    return [(weight[k::g] * mask[k::g]).index_select(1, layout.perm[layout.offsets[k]:layout.offsets[k + 1]])
-            for k in range(g)]
+    """The dense blocks W_k (R/groups, n_k) of ``weight ⊙ mask`` at group k's columns; differentiable in weight.
+
+    One gather of the blocks' entries (only those are read; the gradient is one scatter into the weight)."""
+    flat = weight.reshape(-1).index_select(0, layout.index) * mask.reshape(-1).index_select(0, layout.index)
+    rows = layout.shape[0] // layout.groups
+    sizes = [rows * (layout.offsets[k + 1] - layout.offsets[k]) for k in range(layout.groups)]
+    return [block.view(rows, size // rows if rows else 0) for block, size in zip(flat.split(sizes), sizes)]
 
 
 def grouped_forward(x: torch.Tensor, blocks: list[torch.Tensor], layout: GroupedLayout) -> torch.Tensor:

@@ -195,13 +195,16 @@ def compare_rows(series: dict[str, tuple[list, str | None]], dirs: dict[str, str
     out = []
     for name in names:
         rows, sampler = series[name]
-        epochs, curve, done = 0, [], []
+        done = [[float(r.objectives[m]) for m in metrics] for r in rows
+                if r.state == "COMPLETE" and r.objectives and all(m in r.objectives for m in metrics)]
+        after = quality.history(np.array(done), directions, ref) if done else []  # one front update per point
+        epochs, curve, n_done = 0, [], 0
         for r in rows:
             epochs += 0 if r.reused_from is not None else int(r.epochs_trained or 0)
             if r.state == "COMPLETE" and r.objectives and all(m in r.objectives for m in metrics):
-                done.append([float(r.objectives[m]) for m in metrics])
-            hv = quality.hypervolume(np.array(done), directions, ref) if done else 0.0
-            curve.append({"trial": r.trial_number, "epochs": epochs, "complete": len(done), "hypervolume": hv})
+                n_done += 1
+            hv = after[n_done - 1] if n_done else 0.0
+            curve.append({"trial": r.trial_number, "epochs": epochs, "complete": n_done, "hypervolume": hv})
         out.append({
             "study": name,
             "sampler": sampler,

@@ -170,12 +170,16 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
                 nas_version=nas.__version__,
             )
             s.add(run_row)
-        recovered = _recover_interrupted(store, study, study_name, metrics)
-        if recovered and opts.progress:
-            print(f"nas: {recovered} candidate(s) left running by an earlier run were marked failed and queued "
+        requeued, told = _recover_interrupted(store, study, study_name, metrics)
+        if requeued and opts.progress:
+            print(f"nas: {requeued} candidate(s) left running by an earlier run were marked failed and queued "
                   "again", file=sys.stderr)
+        if told and opts.progress:
+            print(f"nas: {len(told)} candidate(s) an earlier run had finished but not told Optuna were told now",
+                  file=sys.stderr)
         driver = _Driver(space, study, store, pool, run_row.id, study_name, metrics, trials, workers,
                          d_in, d_out, task_key, opts, in_shape)
+        driver.record_recovered(told)
         return driver.loop()
     finally:
         pool.close()
@@ -209,10 +213,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _recover_interrupted(store: Store, study: optuna.Study, study_name: str, metrics: list[str]) -> int:
+def _recover_interrupted(store: Store, study: optuna.Study, study_name: str,
+                         metrics: list[str]) -> tuple[int, list[int]]:
     """Trials left RUNNING by a run that died: failed and queued to run again, unless nas had already
-    recorded their end (a run killed between its own record and Optuna's tell): then Optuna is told it."""
-    n = 0
+    recorded their end (a run killed between its own record and Optuna's tell): then Optuna is told it.
+    Returns (how many were queued again, the numbers of those told)."""
+    n, told = 0, []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         with store.session() as s:
             done = s.execute(
@@ -224,10 +230,12 @@ def _recover_interrupted(store: Store, study: optuna.Study, study_name: str, met
             state, objectives, error = done
             if state == "COMPLETE" and objectives and all(m in objectives for m in metrics):
                 study.tell(t.number, [float(objectives[m]) for m in metrics])
+                told.append(t.number)
                 continue
             if state in ("PRUNED", "FAIL") and error and not error.startswith("interrupted"):
                 study._storage.set_trial_system_attr(t._trial_id, "fail_reason", error)
                 study.tell(t.number, state=getattr(optuna.trial.TrialState, state))
+                told.append(t.number)
                 continue
         reason = "interrupted: the nas run driving it stopped before it finished; re-queued"
         study._storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
@@ -240,7 +248,7 @@ def _recover_interrupted(store: Store, study: optuna.Study, study_name: str, met
                 .values(state="FAIL", error=reason, finished_at=utcnow())
             )
         n += 1
-    return n
+    return n, told
 
 
 @dataclass
@@ -489,6 +497,20 @@ class _Driver:
             for curve, objectives, train in trained:
                 self._add_to_rungs(curve, objectives or {}, int(train.get("epochs", 0)))
 
+    def record_recovered(self, numbers: list[int]) -> None:
+        """A progress row for each trial an earlier run finished but Optuna heard of only now (already in the
+        front and the training totals, which ``_load_progress`` read from nas's table)."""
+        if not numbers:
+            return
+        dirs = [self.space.objectives[m] for m in self.metrics]
+        hv = None
+        if self.reference is not None and self.done_values:
+            hv = quality.hypervolume(np.array(self.done_values), dirs, self.reference)
+        with self.store.session() as s:
+            for number in numbers:
+                s.add(Progress(study_name=self.study_name, trial_number=number, n_complete=self.complete,
+                               epochs_total=self.epochs_total, hypervolume=hv))
+
     def _record_progress(self, trial_number: int, values: list[float] | None, epochs: int) -> None:
         """After a candidate finished: its values join the front, the hypervolume is stored with the compute."""
         if values is not None:
@@ -580,17 +602,20 @@ class _Driver:
             ).first()
         if prior is None:
             return False
+        # the measured objectives are the earlier training's; params and bandwidth are this cost model's
+        # (an older database may hold figures of an earlier model)
+        objectives = {**prior.objectives, **item.values_static}
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
-                    state="COMPLETE", objectives=prior.objectives, curve=prior.curve, wall_time_s=0.0,
+                    state="COMPLETE", objectives=objectives, curve=prior.curve, wall_time_s=0.0,
                     epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
                 )
             )
-        self.study.tell(item.trial, self._objectives_of(prior.objectives))
+        self.study.tell(item.trial, self._objectives_of(objectives))
         self.complete += 1
         self.reused += 1
-        self._record_progress(item.trial.number, self._objectives_of(prior.objectives), 0)
+        self._record_progress(item.trial.number, self._objectives_of(objectives), 0)
         return True
 
     def _resolve_twin(self, twin: _InFlight) -> None:

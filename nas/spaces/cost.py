@@ -36,7 +36,7 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
       vector once (d_z).
     - an FPE pair (``fpe_alpha`` α > 1) counts its deployed, expanded form: its
       2·d_z·d_h non-zeros in a CSR layout (× dtype_bytes, plus one 2-byte
-      column index per non-zero — 4 bytes once a width reaches 65536 — and
+      column index per non-zero — 4 bytes once a width passes 32,767 — and
       4-byte row pointers for the α·d_h + 1 and d_z + 1 rows), and the
       activation vectors at the expanded width: (d_z + α·d_h) per layer.
     - a token mixer (``nas.spaces.mixers``) counts one sample's T tokens: weights

@@ -167,30 +167,23 @@ class FPEPair(nn.Module):
         params: the d_h·(d_z + d_out) non-zeros, plus the activation's own
         parameters at width α·d_h. weight_bytes: the non-zeros × dtype_bytes
         plus a CSR layout's indices: one column index per non-zero (2 bytes
-        if the indexed dimension is below 65536, else 4; how the non-zeros
+        if the indexed dimension is at most 32,767, else 4; how the non-zeros
         fall between the two matrices depends on training, so when the two
         widths need different index sizes all are counted at the larger) and
         (rows + 1) × 4 bytes of row pointers per matrix, W1 with α·d_h rows
         and W2 with d_out rows. act_bytes: each layer reads its input and
         writes its output once, (d_z + α·d_h) and (α·d_h + d_out) × dtype_bytes.
 
-        A ``feature`` split runs W1 as α dense blocks after one permutation
-        (``nas.kernels.fpe.grouped_layout``): its d_h·d_z slots × dtype_bytes
-        with no index per non-zero, plus the 4-byte permutation of the d_z
-        inputs; W2 keeps the rest of the non-zeros in CSR, at least d_h·d_out
-        of them (all, when pruning took only W2's copies), which is what is
-        counted, so the figure is the least that layout moves.
+        The same count for both splits: it is exact for a CSR layout whatever
+        training leaves in each matrix, which a static objective needs. (On
+        CUDA a ``feature`` split's W1 runs as α dense blocks without indices,
+        ``nas.kernels.fpe.grouped_layout``; what that moves depends on how the
+        pruning shares the non-zeros between the two matrices.)
         """
         wide = self.alpha * self.d_h
-        if self.split == "feature" and self.alpha > 1:
-            index2 = 4 if wide >= 65536 else 2
-            w2 = self.d_h * self.d_out
-            weight_bytes = (self.d_h * self.d_z * dtype_bytes + self.d_z * 4
-                            + w2 * (dtype_bytes + index2) + (self.d_out + 1) * 4)
-        else:
-            index = 4 if max(self.d_z, wide) >= 65536 else 2
-            pointers = (wide + 1) * 4 + (self.d_out + 1) * 4
-            weight_bytes = self.nnz * (dtype_bytes + index) + pointers
+        index = 4 if max(self.d_z, wide) > 32767 else 2  # the kernel's int16 column indices reach 32,767
+        pointers = (wide + 1) * 4 + (self.d_out + 1) * 4
+        weight_bytes = self.nnz * (dtype_bytes + index) + pointers
         if self.expanded:
             act = _cost_of(self.act, dtype_bytes)
         else:
