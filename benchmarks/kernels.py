@@ -32,7 +32,9 @@ and the speed-up over the baselines:
   A ``feature`` split (every neuron's children read the same input
   groups) runs W1 as α dense products after one permutation
   (``grouped_forward``): the ``fpe grouped`` rows, against the same
-  ``dense_nnz`` layer and the masked product.
+  ``dense_nnz`` layer and the masked product, and ``fpe grouped f+b``:
+  forward and backward through ``masked_linear(..., groups=α)`` against the
+  masked product's.
 
 Every kernel is first checked against its reference. Needs a GPU: without
 one it says so and exits with status 2, unless ``--dry-run``: then every
@@ -194,7 +196,7 @@ def bench_fpe(roof: tuple[float, float]) -> dict[str, list[float]]:
                                  masked_linear, masked_linear_reference)
 
     out: dict[str, list[float]] = {"dense_nnz": [], "masked": [], "compile": [], "masked_fwdbwd": [],
-                                   "grouped_vs_dense_nnz": [], "grouped_vs_masked": []}
+                                   "grouped_vs_dense_nnz": [], "grouped_vs_masked": [], "grouped_vs_masked_fwdbwd": []}
     compiled = _compile(masked_linear_reference)
     for d_z, d_h in shapes([(784, 256), (1024, 1024), (4096, 1024)], [(33, 7)]):
         for alpha in (2, 4):
@@ -223,6 +225,15 @@ def bench_fpe(roof: tuple[float, float]) -> dict[str, list[float]]:
                 nbytes = 2 * m * (d_z + alpha * d_h) + 2 * d_h * d_z + 4 * d_z  # x, y, the blocks, the permutation
                 for k, v in row("fpe grouped", f"a={alpha} B={m} {d_z}->{alpha}x{d_h}", ms, nbytes,
                                 2 * m * d_h * d_z, roof, base).items():
+                    out[k].append(v)
+                # training: forward and backward through masked_linear as FPEPair calls it (blocks gathered each step)
+                xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+                gy = torch.randn(m, alpha * d_h, device=DEV, dtype=torch.bfloat16)
+                ms = _bench(lambda: torch.autograd.grad(masked_linear(xg, wg, fmask, alpha), (xg, wg), gy))
+                base = {"grouped_vs_masked_fwdbwd": _bench(
+                    lambda: torch.autograd.grad(masked_linear_reference(xg, wg, fmask), (xg, wg), gy))}
+                for k, v in row("fpe grouped f+b", f"a={alpha} B={m} {d_z}->{alpha}x{d_h}", ms, 3 * nbytes,
+                                6 * m * d_h * d_z, roof, base).items():
                     out[k].append(v)
                 ms = _bench(lambda: ell_forward(x, vals, layout))
                 base = {"dense_nnz": _bench(lambda: x @ w_nnz.t()),

@@ -44,11 +44,12 @@ class Recorder:
 
 
 def _signature(fn, args, constexprs):
-    """(signature, attrs) as Triton's JIT would build them for ``args``: types, and the 16-divisibility
-    of pointers and integers (``tt.divisibility``), except for the arguments the kernel does not specialise."""
+    """(signature, attrs, constexprs) as Triton's JIT would build them for ``args``: types, the 16-divisibility
+    of pointers and integers (``tt.divisibility``), and an integer equal to 1 compiled as the constant 1,
+    except for the arguments the kernel does not specialise (``do_not_specialize``)."""
     names = [n for n in fn.arg_names if n not in constexprs]
-    skip = set(getattr(fn, "do_not_specialize", ()) or ())
-    skip |= {fn.arg_names[i] for i in skip if isinstance(i, int)}
+    skip = {p.name for p in fn.params if p.do_not_specialize}
+    constexprs = dict(constexprs)
     sig, attrs = {}, {}
     for name, value in zip(names, args):
         if isinstance(value, torch.Tensor):
@@ -56,6 +57,9 @@ def _signature(fn, args, constexprs):
             divisible = True  # torch's allocations are 16-byte aligned, as on the GPU
         elif isinstance(value, bool):
             sig[name], divisible = "i1", False
+        elif isinstance(value, int) and value == 1 and name not in skip:
+            constexprs[name] = 1  # what the JIT does with a 1 (a batch of one, a single head)
+            continue
         elif isinstance(value, int):
             sig[name] = "i32" if -2**31 <= value < 2**31 else ("i64" if value < 2**63 else "u64")
             divisible = value % 16 == 0 and name not in skip
@@ -66,7 +70,7 @@ def _signature(fn, args, constexprs):
         if divisible:
             attrs[(fn.arg_names.index(name),)] = [["tt.divisibility", 16]]
     full = {n: sig.get(n, "constexpr") for n in fn.arg_names}
-    return full, attrs
+    return full, attrs, constexprs
 
 
 def scenarios():
@@ -115,7 +119,7 @@ def main() -> int:
             print(f"{name}: never launched by the scenarios", flush=True)
             failed += 1
         for args, constexprs in rec.launches:
-            sig, attrs = _signature(rec.fn, args, constexprs)
+            sig, attrs, constexprs = _signature(rec.fn, args, constexprs)
             key = (name, tuple(sig.items()), tuple(sorted(attrs)), tuple(sorted((k, str(v)) for k, v in constexprs.items())))
             if key in seen:
                 continue

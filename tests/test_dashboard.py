@@ -194,8 +194,16 @@ def test_in_a_real_browser(db, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
-    with pytest.raises(OSError):  # stopping `nas dashboard` stopped the page's server too
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    # stopping `nas dashboard` stopped the page's server too: no Streamlit process serves that port any more
+    serving = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        if b"streamlit" in b" ".join(argv) and str(port).encode() in argv:
+            serving.append(cmdline.parent.name)
+    assert not serving, f"a Streamlit server outlived `nas dashboard`: pid {serving}"
 
 
 def test_importances_and_the_export_download(db, monkeypatch):
