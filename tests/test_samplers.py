@@ -1,0 +1,89 @@
+"""Every sampler a space file can name, driven the way nas run drives it (no Ray, no training: the
+objectives are a fixed function of the candidate): its options reach it, constraints are accepted,
+and a seed makes the sequence of candidates repeatable."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+import pytest
+
+from nas.errors import NasInputError
+from nas.evaluators import static_objectives
+from nas.search.runner import _Suggest
+from nas.search.samplers import SAMPLER_CLASSES, check_options, make_sampler
+from nas.spaces import parse_space
+
+SPACE = """\
+name: samplers
+task: {{dataset: digits}}
+space:
+  lift: [fixed_random, none]
+  lift_width: {{int: [16, 256], log: true, when: {{lift: fixed_random}}}}
+  hidden_width: {{int: [4, 64], log: true}}
+  depth: {{int: [1, 3]}}
+  activation: [relu, gelu, prelu]
+train: {{lr: {{float: [1.0e-4, 1.0e-2], log: true}}}}
+constraints: {{params: {{max: 20000}}}}
+search: {{sampler: {sampler}, trials: 12, workers: 2, seed: {seed}{options}}}
+"""
+OPTIONS = {  # one option each sampler takes, as a user would write it
+    "nsga2": ", options: {population_size: 6, mutation_prob: 0.2}",
+    "nsga3": ", options: {population_size: 6}",
+    "tpe": ", options: {n_startup_trials: 4}",
+    "random": "",
+    "gp": ", options: {n_startup_trials: 4}",
+    "qmc": ", options: {scramble: true}",
+}
+
+
+def _study(sampler: str, seed: int, n: int = 12) -> list[dict]:
+    """The candidates a study asks for, told objectives that depend only on the candidate."""
+    space = parse_space(SPACE.format(sampler=sampler, seed=seed, options=OPTIONS[sampler]), "samplers.yaml")
+    check_options(space)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature notices of some samplers
+        study = optuna.create_study(directions=["maximize", "minimize", "minimize"],
+                                    sampler=make_sampler(sampler, seed, n, 2, space.search.options))
+        asked = []
+        for _ in range(n):
+            trial = study.ask()
+            values = space.sample(_Suggest(trial))
+            arch, _ = space.freeze(values, 64, 10)
+            static = static_objectives(arch)
+            for metric, violation in space.violations(static).items():
+                trial.set_constraint(metric, violation)
+            score = (values["hidden_width"] * values["depth"]) % 17 / 17  # a made-up accuracy
+            study.tell(trial, [score, static["params"], static["bandwidth"]])
+            asked.append(values)
+    return asked
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLER_CLASSES))
+def test_a_seed_makes_every_sampler_repeatable(sampler):
+    first, again, other = _study(sampler, 3), _study(sampler, 3), _study(sampler, 4)
+    assert first == again
+    assert first != other
+    assert all("lift_width" in v for v in first if v["lift"] == "fixed_random")
+    assert not any("lift_width" in v for v in first if v["lift"] == "none")
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLER_CLASSES))
+def test_the_space_files_options_reach_the_sampler(sampler):
+    space = parse_space(SPACE.format(sampler=sampler, seed=0, options=OPTIONS[sampler]), "samplers.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        made = make_sampler(sampler, 0, 12, 2, space.search.options)
+    assert isinstance(made, SAMPLER_CLASSES[sampler])
+    if sampler in ("nsga2", "nsga3"):
+        assert made._population_size == 6
+    if sampler in ("tpe", "gp"):
+        assert made._n_startup_trials == 4
+
+
+def test_an_option_the_sampler_does_not_take_is_an_input_error():
+    space = parse_space(SPACE.format(sampler="tpe", seed=0, options=", options: {population_size: 6}"),
+                        "samplers.yaml")
+    with pytest.raises(NasInputError, match="population_size.*not an option of the tpe sampler"):
+        check_options(space)
