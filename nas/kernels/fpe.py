@@ -119,14 +119,20 @@ def ell_layout(mask: torch.Tensor) -> EllLayout:
                      int(counts.sum()))
 
 
-def cached_layout(mask: torch.Tensor) -> EllLayout:
-    """``ell_layout(mask)``, kept on the mask tensor while its storage and version are unchanged."""
-    key = (mask.data_ptr(), mask._version, mask.device, tuple(mask.shape))
-    cached = getattr(mask, "_nas_ell_layout", None)
+def _kept_on(mask: torch.Tensor, name: str, build, *extra):
+    """``build()``, kept on the mask tensor as ``name`` while its storage, version, device, shape and ``extra``
+    are unchanged (a mask changed in place or moved gets a new one)."""
+    key = (mask.data_ptr(), mask._version, mask.device, tuple(mask.shape), *extra)
+    cached = getattr(mask, name, None)
     if cached is None or cached[0] != key:
-        cached = (key, ell_layout(mask))
-        mask._nas_ell_layout = cached
+        cached = (key, build())
+        setattr(mask, name, cached)
     return cached[1]
+
+
+def cached_layout(mask: torch.Tensor) -> EllLayout:
+    """``ell_layout(mask)``, kept on the mask tensor while it is unchanged."""
+    return _kept_on(mask, "_nas_ell_layout", lambda: ell_layout(mask))
 
 
 def ell_values(weight: torch.Tensor, layout: EllLayout) -> torch.Tensor:
@@ -224,13 +230,8 @@ def grouped_forward(x: torch.Tensor, blocks: list[torch.Tensor], layout: Grouped
 
 
 def cached_grouped_layout(mask: torch.Tensor, groups: int) -> GroupedLayout | None:
-    """``grouped_layout(mask, groups)``, kept on the mask tensor while its storage and version are unchanged."""
-    key = (mask.data_ptr(), mask._version, mask.device, tuple(mask.shape), groups)
-    cached = getattr(mask, "_nas_grouped_layout", None)
-    if cached is None or cached[0] != key:
-        cached = (key, grouped_layout(mask, groups))
-        mask._nas_grouped_layout = cached
-    return cached[1]
+    """``grouped_layout(mask, groups)``, kept on the mask tensor while it is unchanged."""
+    return _kept_on(mask, "_nas_grouped_layout", lambda: grouped_layout(mask, groups), groups)
 
 
 def masked_linear_reference(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
