@@ -10,41 +10,21 @@ gradients with NAS_KERNELS=triton and =torch.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"  # read when a kernel module is first imported: set before any is
-
-from nas.kernels.fpe import (  # noqa: E402
+from kernel_setup import DEVICE, needs_triton, poisoned  # noqa: F401 (poisoned: a fixture); first, see there
+from nas.kernels.fpe import (
     ell_dense, ell_layout, ell_linear, ell_linear_reference, ell_values, grouped_forward, grouped_layout,
     grouped_values, masked_linear, masked_linear_reference,
 )
-from nas.spaces.fpe import FPEPair  # noqa: E402
+from nas.spaces.fpe import FPEPair
 
-needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
-                                  reason="triton is not installed (pip install -e '.[test]' on Linux x86_64)")
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # float32: only the order of the sums differs; bfloat16: the reference's product rounds differently
 # (the kernel accumulates in float32 and rounds once)
 TOL = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (2e-2, 3e-2)}
-
-
-@pytest.fixture
-def poisoned(monkeypatch):
-    """Run with NAS_KERNELS=triton and every ``torch.empty``/``empty_like`` float tensor filled with NaN."""
-    empty, empty_like = torch.empty, torch.empty_like
-
-    def nan(out):
-        return out.fill_(math.nan) if out.is_floating_point() else out
-
-    monkeypatch.setattr(torch, "empty", lambda *a, **k: nan(empty(*a, **k)))
-    monkeypatch.setattr(torch, "empty_like", lambda *a, **k: nan(empty_like(*a, **k)))
-    monkeypatch.setenv("NAS_KERNELS", "triton")
 
 
 def _mask(r: int, c: int, density: float) -> torch.Tensor:
