@@ -74,3 +74,27 @@ def test_time_limit_fails_candidates_and_too_many_failures_stop_the_run(in_tmp):
     assert len(rows) >= 10 and all(r.state == "FAIL" for r in rows)
     assert sum("exceeded train.timeout_s" in r.error for r in rows) >= 10
     assert run_state.state == "FAILED"
+
+
+POLL_ORDER = """
+import ray
+from ray.util.queue import Queue
+from nas.search.dispatch import Message, WorkerPool
+ray.init(address="local", num_cpus=1, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+pool = WorkerPool(1, evaluator=None)
+pool.results = Queue()
+# what a worker does before it dies: a blocking put of "started"; then Tune reports the death
+pool.results.put(Message("started", 12, "host:node:123:trial_a"))
+pool._events.put(Message("worker_died", worker="trial_a"))
+print([m.kind for m in pool.poll(timeout=1.0)])
+ray.kill(pool.results.actor)
+ray.shutdown()
+"""
+
+
+def test_a_death_is_read_after_the_start_it_ends():
+    # Both in one poll (the driver was busy when they came): "started" must be handled first, or the
+    # dead worker's candidate is never failed and the run waits for it forever.
+    proc = subprocess.run([sys.executable, "-c", POLL_ORDER], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "['started', 'worker_died']"

@@ -203,17 +203,22 @@ class WorkerPool:
         self.tasks.put(job)
 
     def poll(self, timeout: float) -> list[Message]:
-        """Messages from the workers (and Tune), waiting at most ``timeout`` seconds for the first."""
-        out: list[Message] = []
+        """Messages from the workers (and Tune), waiting at most ``timeout`` seconds for the first.
+
+        Tune's events come after the workers' messages taken in the same call: a worker puts
+        "started" (a blocking put) before it can die, so once its death is seen here its "started" is
+        already in the results queue, and the driver must read that first to know which candidate
+        the dead worker held.
+        """
+        events: list[Message] = []
         while True:
             try:
-                out.append(self._events.get_nowait())
+                events.append(self._events.get_nowait())
             except _queue.Empty:
                 break
-        if out:
-            timeout = 0
+        out: list[Message] = []
         try:
-            first = self.results.get(timeout=timeout) if timeout > 0 else None
+            first = self.results.get(timeout=timeout) if timeout > 0 and not events else None
         except Exception:  # ray.util.queue.Empty
             first = None
         if first is not None:
@@ -221,7 +226,7 @@ class WorkerPool:
         n = self.results.qsize()
         if n:
             out.extend(self.results.get_nowait_batch(n))
-        return out
+        return out + events
 
     def close(self) -> None:
         import gc
