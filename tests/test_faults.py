@@ -87,7 +87,7 @@ pool.results = Queue()
 pool.results.put(Message("started", 12, "host:node:123:trial_a"))
 pool._events.put(Message("worker_died", worker="trial_a"))
 print([m.kind for m in pool.poll(timeout=1.0)])
-ray.kill(pool.results.actor)
+pool.close()  # kills the queue's actor and removes the pool's folder; the Ray started here is ours to stop
 ray.shutdown()
 """
 

@@ -62,7 +62,7 @@ def _study(sampler: str, seed: int, n: int = 12) -> list[dict]:
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLER_CLASSES))
 def test_a_seed_makes_every_sampler_repeatable(sampler):
-    n = 8 if sampler == "gp" else 12  # gp: 4 random then 4 fitted candidates (each fit takes seconds)
+    n = 8 if sampler == "gp" else 12  # gp: 4 random then 4 fitted (a fit takes about a second)
     first, again, other = _study(sampler, 3, n), _study(sampler, 3, n), _study(sampler, 4, n)
     assert first == again
     assert first != other
