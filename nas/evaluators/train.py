@@ -17,7 +17,12 @@ from nas.evaluators.datasets import Task
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
 from nas.spaces.schema import IMAGE_KINDS
 
-MSE_FLOOR = 1e-10  # a per-image MSE below this counts as this: PSNR is capped at 100 dB
+MSE_FLOOR = 1e-10  # a batch's MSE below this counts as this: PSNR is capped at 100 dB
+PSNR_BATCH = 128  # the hourglass paper's evaluation batch: PSNR of each batch's pooled MSE, averaged
+# What a stored result means. Bumped whenever a change makes the same candidate score differently; results
+# of an earlier version are never reused (nas.search's reuse key holds it). 2: FPE's prune keeps both layers,
+# the paper's PSNR, fresh denoising noise every epoch, super-resolution inputs without antialiasing.
+EVALUATOR_VERSION = 2
 
 
 class CandidateFailed(Exception):
@@ -55,13 +60,12 @@ def task_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(out, y)
 
 
-def psnr_db(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB, data range 1: 10·log10(1 / MSE_i), MSE_i the mean over the pixels of image i.
-
-    pred, target: (n, d) pixels in [0, 1] -> (n,). MSE_i is floored at ``MSE_FLOOR`` (at most 100 dB).
-    """
-    mse = (pred - target).pow(2).mean(dim=1).clamp_min(MSE_FLOOR)
-    return -10.0 * torch.log10(mse)
+def psnr_db(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB, data range 1, of the pooled MSE of ``pred`` against ``target`` (any equal shapes):
+    10·log10(1 / MSE), MSE the mean over every pixel of every image (torchmetrics' ``dim=None``),
+    floored at ``MSE_FLOOR`` (at most 100 dB)."""
+    mse = (pred - target).pow(2).mean().clamp_min(MSE_FLOOR)
+    return float(-10.0 * torch.log10(mse))
 
 
 @torch.no_grad()
@@ -74,13 +78,14 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 @torch.no_grad()
-def psnr(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Mean over images of the per-image PSNR (dB) of sigmoid(model(x)) against the target images y (n, d_out)."""
+def psnr(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = PSNR_BATCH) -> float:
+    """The hourglass paper's PSNR (dB) of sigmoid(model(x)) against the target images y (n, d_out): the
+    pooled-MSE PSNR (``psnr_db``) of each batch of ``batch_size`` images in order, averaged over the batches
+    (the last may be smaller). Never above the mean of per-image PSNRs (Jensen)."""
     model.eval()
-    total = 0.0
-    for i in range(0, len(y), batch_size):
-        total += psnr_db(torch.sigmoid(model(x[i : i + batch_size])), y[i : i + batch_size]).sum().item()
-    return total / len(y)
+    values = [psnr_db(torch.sigmoid(model(x[i : i + batch_size])), y[i : i + batch_size])
+              for i in range(0, len(y), batch_size)]
+    return sum(values) / len(values)
 
 
 def score(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -133,6 +138,19 @@ def aux_loss(model: nn.Module) -> torch.Tensor | None:
     return total
 
 
+def give_feature_groups(model: nn.Module, task: Task) -> None:
+    """Hand the task's feature groups to every FPE pair of the ``groups`` split (before its expansion)."""
+    from nas.spaces.fpe import FPEPair
+
+    for module in model.modules():
+        if isinstance(module, FPEPair) and module.split == "groups":
+            if task.feature_groups is None or len(task.feature_groups) != module.d_z:
+                have = "none" if task.feature_groups is None else f"{len(task.feature_groups)}"
+                raise ValueError(f"the FPE groups split needs one feature group per input of W1 ({module.d_z}); "
+                                 f"the task {task.dataset} supplies {have}")
+            module.feature_groups = task.feature_groups
+
+
 def evaluate(
     spec: ArchSpec,
     train: TrainSpec,
@@ -145,15 +163,17 @@ def evaluate(
     AdamW with the learning rate decayed linearly to 0. The loss and score
     follow ``task.kind``: cross-entropy and ``accuracy`` for classification;
     for an image kind the model's outputs are pixel logits, the prediction is
-    sigmoid(output), the loss its MSE and the score the mean per-image PSNR
-    (``psnr``, dB, data range 1). The validation score after every epoch
+    sigmoid(output), the loss its MSE and the score the hourglass paper's
+    PSNR (``psnr``, dB, data range 1; batches of 128). Denoising draws fresh
+    noise every epoch (``Task.train_inputs``). The validation score after every epoch
     (``val_accuracy`` or ``val_psnr``, passed to ``report``) picks the best
     checkpoint, which is scored on the test split.
     """
     t0 = time.perf_counter()
     torch.manual_seed(train.seed)
     model = build(spec, fresh=True).to(device)
-    x, y = task.x_train.to(device), task.y_train.to(device)
+    give_feature_groups(model, task)
+    x_fixed, y = task.x_train.to(device), task.y_train.to(device)
     xv, yv = task.x_val.to(device), task.y_val.to(device)
     n = len(y)
     bs = min(train.batch_size, n)
@@ -177,6 +197,8 @@ def evaluate(
             opt, sched = make_optimizer()  # new parameters need a new optimizer
             best, best_state = -math.inf, None  # and only checkpoints of the final structure count
         model.train()
+        inputs = task.train_inputs(train.seed, epoch)  # fresh noise for denoising, else x_train
+        x = x_fixed if inputs is task.x_train else inputs.to(device)
         order = torch.randperm(n, generator=gen).to(device)
         running = 0.0
         for s in range(steps_per_epoch):
