@@ -138,3 +138,16 @@ def test_identical_candidates_are_trained_once(tmp_path):
     assert len(trained) == len({r.arch_id for r in rows}) <= 2
     by_arch = {r.arch_id: r.objectives for r in trained}
     assert all(r.objectives == by_arch[r.arch_id] for r in rows)
+
+    # results an earlier evaluator recorded (another version in the reuse key) are never served again
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE nas_candidates SET train_key = replace(train_key, '.e', '.old')"))
+    proc = nas_cli("run", "dup.yaml", "--study", "dup_new", "--trials", "2", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with engine.connect() as c:
+        new = c.execute(sa.text("SELECT train_key, reused_from FROM nas_candidates WHERE study_name = 'dup_new'")).all()
+        old_ids = {r.id for r in c.execute(sa.text("SELECT id FROM nas_candidates WHERE study_name = 'dup'"))}
+    assert len(new) == 2 and all(r.reused_from not in old_ids for r in new)
+    from nas.evaluators.train import EVALUATOR_VERSION
+
+    assert all(r.train_key.endswith(f".e{EVALUATOR_VERSION}") for r in new)

@@ -82,3 +82,27 @@ def test_the_worker_stops_real_training_at_a_rung_and_only_there():
     job["stop_rules"] = {"2": {"dominated_at_or_below": -1.0, "top_below": 2.0}}  # nobody dominates it: goes on
     out = ev(job)
     assert not out["stopped_early"] and out["epochs_trained"] == 3 and 0 < out["objectives"]["accuracy"] <= 1
+
+
+def test_an_fpe_candidate_is_never_stopped_before_its_expansion():
+    from types import SimpleNamespace
+
+    from nas.search.pruning import dense_until
+    from nas.search.runner import _Driver
+    from nas.spaces import ArchSpec
+    from nas.spaces.fpe import expansion_epoch
+
+    fpe = ArchSpec(d_in=64, d_out=10, hidden_width=16, fpe_alpha=4, fpe_at=0.5).to_json()
+    dense = ArchSpec(d_in=64, d_out=10, hidden_width=16).to_json()
+    assert expansion_epoch(0.5, 20) == 11 and dense_until(fpe, 20) == 10 and dense_until(dense, 20) == 0
+    # the driver's own job builder, on a rung table where everyone is better and cheaper at every rung
+    table = {r: [Entry(0.99, 1, 1)] * 4 for r in (1, 3, 9, 27)}
+    driver = SimpleNamespace(space=SimpleNamespace(pruning=SimpleNamespace(min_epochs=1, reduction_factor=3)),
+                             rungs=table)
+    static = {"params": 10**6, "bandwidth": 10**7}
+    job = _Driver._job(driver, 0, fpe, {"epochs": 20}, static)
+    assert set(job["stop_rules"]) == set()  # rungs 1, 3, 9 are before epoch 11: no rule there
+    assert set(_Driver._job(driver, 0, fpe, {"epochs": 40}, static)["stop_rules"]) == {"27"}  # expands at 21
+    assert set(_Driver._job(driver, 0, dense, {"epochs": 20}, static)["stop_rules"]) == {"1", "3", "9"}
+    # and its dense scores do not join the rung table
+    assert rung_epochs(1, 3, 40, after=dense_until(fpe, 40)) == [27]

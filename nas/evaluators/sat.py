@@ -5,7 +5,14 @@ clauses, each the AND of ``literals`` distinct variables, each possibly
 negated. A sample is an assignment x in {0, 1}^variables, its label the
 formula's value. The formula and the samples are drawn from two NumPy
 generators seeded by ``[seed, 0]`` and ``[seed, 1]``, so the formula depends
-only on (variables, clauses, literals, seed).
+only on (variables, clauses, literals, seed, disjoint). Each clause draws its
+own set of distinct variables, so clauses may share variables; with
+``disjoint`` the clauses' variables are one random permutation's first
+clauses·literals, so no two clauses share one (the FPE paper's regime).
+
+``feature_groups``: the clause of every variable, the groups of FPE's
+``groups`` split: a variable in several clauses belongs to the first of
+them (the lowest clause index), one in no clause to none (-1).
 
 Balance by rejection sampling: assignments are drawn uniformly at random in
 batches, and the first ``samples // 2`` true and ``samples - samples // 2``
@@ -43,23 +50,40 @@ class Formula:
         return self.clauses_true(x).any(axis=1)
 
 
-def formula(variables: int, clauses: int, literals: int, seed: int) -> Formula:
-    """The formula ``generate`` labels with: each clause a uniformly random set of distinct variables and signs."""
+def formula(variables: int, clauses: int, literals: int, seed: int, disjoint: bool = False) -> Formula:
+    """The formula ``generate`` labels with: each clause a uniformly random set of distinct variables and signs
+    (with ``disjoint``, sets that no two clauses share)."""
     if not 1 <= literals <= variables:
         raise NasInputError(f"sat: literals per clause must be between 1 and variables ({variables}); found {literals}")
     if clauses < 1:
         raise NasInputError(f"sat: clauses must be at least 1; found {clauses}")
+    if disjoint and clauses * literals > variables:
+        raise NasInputError(f"sat: disjoint clauses need clauses × literals ≤ variables; found {clauses} × "
+                            f"{literals} = {clauses * literals} > {variables}")
     rng = np.random.default_rng([seed, 0])
-    chosen = np.stack([rng.choice(variables, size=literals, replace=False) for _ in range(clauses)]).astype(np.int64)
+    if disjoint:
+        chosen = rng.permutation(variables)[: clauses * literals].reshape(clauses, literals).astype(np.int64)
+    else:
+        chosen = np.stack([rng.choice(variables, size=literals, replace=False)
+                           for _ in range(clauses)]).astype(np.int64)
     return Formula(chosen, rng.integers(0, 2, size=(clauses, literals)).astype(bool))
 
 
-def generate(variables: int, clauses: int, literals: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def feature_groups(f: Formula, variables: int) -> np.ndarray:
+    """(variables,) int64: the first clause holding each variable, -1 for a variable in no clause."""
+    groups = np.full(variables, -1, dtype=np.int64)
+    for j in reversed(range(len(f.variables))):  # the lowest clause index written last wins
+        groups[f.variables[j]] = j
+    return groups
+
+
+def generate(variables: int, clauses: int, literals: int, samples: int, seed: int,
+             disjoint: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(x (samples, variables) float32 in {0, 1}, y (samples,) int64 in {0, 1}), half true, half false.
 
     Deterministic from the arguments; rows are shuffled (true and false mixed).
     """
-    f = formula(variables, clauses, literals, seed)
+    f = formula(variables, clauses, literals, seed, disjoint)
     rng = np.random.default_rng([seed, 1])
     need = {True: samples // 2, False: samples - samples // 2}
     kept: dict[bool, list[np.ndarray]] = {True: [], False: []}

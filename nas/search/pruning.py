@@ -12,6 +12,12 @@ Rungs are the epochs ``min_epochs · η^k`` below the candidate's last epoch
 - it is not in the top ``max(1, ⌊n / η⌋)`` validation scores of the n
   candidates at that rung (itself included).
 
+An FPE candidate trains dense until its expansion epoch
+(``nas.spaces.fpe.expansion_epoch``): before it, it is the dense network
+under the expanded network's cost, which a dense twin always dominates, so it
+is never stopped at a rung before its expansion, and its scores there do not
+enter the rung table (``dense_until``).
+
 The decision is made asynchronously, as in ASHA: against the candidates that
 had reached the rung when the candidate was handed to a worker. The driver
 turns the rung table into two thresholds per rung (``stop_rules``), which the
@@ -25,7 +31,8 @@ from typing import Iterable, Sequence
 
 from nas.evaluators.worker import stops  # the worker's side of a rule
 
-__all__ = ["Entry", "entries_of", "keep_count", "rung_epochs", "should_stop", "stop_rule", "stop_rules", "stops"]
+__all__ = ["Entry", "dense_until", "entries_of", "keep_count", "rung_epochs", "should_stop", "stop_rule", "stop_rules",
+           "stops"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +44,24 @@ class Entry:
     bandwidth: float
 
 
-def rung_epochs(min_epochs: int, reduction_factor: int, epochs: int) -> list[int]:
-    """The rungs of a candidate trained for ``epochs``: min_epochs · η^k, below ``epochs``."""
+def rung_epochs(min_epochs: int, reduction_factor: int, epochs: int, after: int = 0) -> list[int]:
+    """The rungs of a candidate trained for ``epochs``: min_epochs · η^k, below ``epochs``, above ``after``."""
     out, r = [], min_epochs
     while r < epochs:
-        out.append(r)
+        if r > after:
+            out.append(r)
         r *= reduction_factor
     return out
+
+
+def dense_until(arch: dict, epochs: int) -> int:
+    """The last epoch at which a candidate (its ArchSpec JSON) is not yet what it will be scored as:
+    an FPE candidate's last dense epoch, ``expansion_epoch - 1``; 0 for every other candidate."""
+    from nas.spaces.fpe import expansion_epoch
+
+    if int(arch.get("fpe_alpha", 1)) <= 1:
+        return 0
+    return expansion_epoch(float(arch.get("fpe_at", 0.5)), epochs) - 1
 
 
 def keep_count(n: int, reduction_factor: int) -> int:
@@ -81,10 +99,11 @@ def stop_rule(params: float, bandwidth: float, others: Sequence[Entry], reductio
 
 
 def stop_rules(params: float, bandwidth: float, epochs: int, table: dict[int, list[Entry]],
-               min_epochs: int, reduction_factor: int) -> dict[str, dict]:
-    """The rules of every rung of a candidate, keyed by the rung's epoch (as a string: JSON keys)."""
+               min_epochs: int, reduction_factor: int, after: int = 0) -> dict[str, dict]:
+    """The rules of every rung of a candidate above epoch ``after`` (``dense_until``), keyed by the rung's
+    epoch (as a string: JSON keys)."""
     out = {}
-    for r in rung_epochs(min_epochs, reduction_factor, epochs):
+    for r in rung_epochs(min_epochs, reduction_factor, epochs, after):
         rule = stop_rule(params, bandwidth, table.get(r, []), reduction_factor)
         if rule is not None:
             out[str(r)] = rule

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 import nas
 from nas.errors import NasInputError
 from nas.evaluators import load_task, static_objectives
+from nas.evaluators.train import EVALUATOR_VERSION
 from nas.evaluators.worker import TrainEvaluator
 from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
 from nas.search.models import Candidate, Progress, Run, utcnow
@@ -33,7 +34,7 @@ from nas.search.progress import RunProgress
 from nas.search import pruning, quality
 from nas.search.samplers import check_options, make_sampler
 from nas.search.storage import Store, optuna_storage, redact, weights_root
-from nas.spaces import SearchSpace
+from nas.spaces import SearchSpace, TrainSpec
 from nas.spaces.schema import IMAGE_KINDS
 
 HEARTBEAT_S = 10.0
@@ -85,6 +86,16 @@ class _Suggest:
         return self.trial.suggest_float(label, low, high, step=step, log=log)
 
 
+def evaluation_key(train: TrainSpec) -> str:
+    """What is stored as a candidate's ``train_key``: the training settings' hash and the evaluator's version.
+
+    With the arch_id and the task key it makes the reuse key: a result is reused only for the same
+    architecture, trained the same way, on the same task, by an evaluator that scores it the same
+    (``nas.evaluators.train.EVALUATOR_VERSION``), so results of an earlier evaluator are never served.
+    """
+    return f"{train.train_key}.e{EVALUATOR_VERSION}"
+
+
 def space_sha(space: SearchSpace) -> str:
     return hashlib.sha256(space.text.encode()).hexdigest()
 
@@ -105,7 +116,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     if opts.evaluator is None:
         task = load_task(space.task.dataset, space.task.kind, base_dir, options)
         d_in, d_out, in_shape = task.d_in, task.d_out, task.in_shape
-        space.check_task(d_in, in_shape)
+        space.check_task(d_in, in_shape, task.feature_groups)
         evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options)
         del task
     else:
@@ -353,7 +364,7 @@ class _Driver:
             except BaseException:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
-            key = (arch.arch_id, train.train_key, self.task_key)
+            key = (arch.arch_id, evaluation_key(train), self.task_key)
             trial.set_user_attr("arch_id", arch.arch_id)
             try:
                 static = static_objectives(arch)
@@ -371,7 +382,7 @@ class _Driver:
             with self.store.session() as s:
                 cand = Candidate(
                     run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                    trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=train.train_key,
+                    trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=evaluation_key(train),
                     task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
                     state="RUNNING", objectives=dict(static),
                 )
@@ -433,19 +444,29 @@ class _Driver:
         job = {"trial_number": number, "arch": arch, "train": train}
         cfg = self.space.pruning
         if cfg is not None:  # the rung table as it is now, as thresholds the worker applies (ASHA-like)
-            job["stop_rules"] = pruning.stop_rules(static["params"], static["bandwidth"], int(train["epochs"]),
-                                                   self.rungs, cfg.min_epochs, cfg.reduction_factor)
+            epochs = int(train["epochs"])
+            job["stop_rules"] = pruning.stop_rules(static["params"], static["bandwidth"], epochs, self.rungs,
+                                                   cfg.min_epochs, cfg.reduction_factor,
+                                                   after=pruning.dense_until(arch, epochs))
         return job
 
-    def _add_to_rungs(self, curve: list | None, objectives: dict, epochs: int) -> None:
+    def _add_to_rungs(self, curve: list | None, objectives: dict, epochs: int, arch: dict) -> None:
+        """Add a trained candidate's rung scores to the rung table, less an FPE candidate's dense ones
+        (``epochs``: the epochs it was set to train; a stopped candidate's curve holds the rungs it reached)."""
         cfg = self.space.pruning
         if cfg is None or not curve or "params" not in objectives or "bandwidth" not in objectives:
             return
+        rungs = pruning.rung_epochs(cfg.min_epochs, cfg.reduction_factor, epochs, pruning.dense_until(arch, epochs))
         entries = pruning.entries_of(curve, self.score_key, float(objectives["params"]),
-                                     float(objectives["bandwidth"]),
-                                     pruning.rung_epochs(cfg.min_epochs, cfg.reduction_factor, epochs))
+                                     float(objectives["bandwidth"]), rungs)
         for r, entry in entries.items():
             self.rungs.setdefault(r, []).append(entry)
+
+    def _specs_of(self, item: _InFlight) -> tuple[dict, dict]:
+        """The candidate's ArchSpec and TrainSpec JSON, as stored."""
+        with self.store.session() as s:
+            cand = s.get(Candidate, item.candidate_id)
+            return dict(cand.arch), dict(cand.train)
 
     def _objectives_of(self, objectives: dict[str, float]) -> list[float]:
         return [float(objectives[m]) for m in self.metrics]
@@ -468,7 +489,9 @@ class _Driver:
         self.complete += 1
         self._record_progress(item.trial.number, self._objectives_of(payload["objectives"]),
                               int(payload.get("epochs_trained") or 0))
-        self._add_to_rungs(payload.get("curve"), payload["objectives"], int(payload.get("epochs_trained") or 0))
+        if self.space.pruning is not None:
+            arch, train = self._specs_of(item)
+            self._add_to_rungs(payload.get("curve"), payload["objectives"], int(train.get("epochs", 0)), arch)
 
     # ------------------------------------------------------------ progress
     def _load_progress(self) -> None:
@@ -490,12 +513,12 @@ class _Driver:
         if self.space.pruning is not None:
             with self.store.session() as s:
                 trained = s.execute(
-                    sa.select(Candidate.curve, Candidate.objectives, Candidate.train)
+                    sa.select(Candidate.curve, Candidate.objectives, Candidate.train, Candidate.arch)
                     .where(Candidate.study_name == self.study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
                            Candidate.curve.is_not(None))
                 ).all()
-            for curve, objectives, train in trained:
-                self._add_to_rungs(curve, objectives or {}, int(train.get("epochs", 0)))
+            for curve, objectives, train, arch in trained:
+                self._add_to_rungs(curve, objectives or {}, int(train.get("epochs", 0)), dict(arch or {}))
 
     def record_recovered(self, numbers: list[int]) -> None:
         """A progress row for each trial an earlier run finished but Optuna heard of only now (already in the
@@ -545,7 +568,7 @@ class _Driver:
         with self.store.session() as s:
             s.add(Candidate(
                 run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=train.train_key,
+                trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=evaluation_key(train),
                 task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
                 state="PRUNED", objectives=dict(static), error=why, finished_at=utcnow(),
             ))
@@ -575,8 +598,8 @@ class _Driver:
         self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
         self.stopped += 1
         self._record_progress(item.trial.number, None, epochs)
-        train_epochs = int(curve[-1]["epoch"]) if curve else epochs
-        self._add_to_rungs(curve, payload["objectives"], train_epochs + 1)  # its rungs up to where it stopped
+        arch, train = self._specs_of(item)
+        self._add_to_rungs(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # the rungs it reached
 
     def _finish_failed(self, item: _InFlight, error: str, worker: str | None) -> None:
         with self.store.session() as s:

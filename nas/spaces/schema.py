@@ -20,6 +20,7 @@ from nas.errors import NasInputError
 from nas.spaces import _yaml
 from nas.spaces.arch import SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
 from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS
+from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 Number = Union[StrictInt, StrictFloat]
@@ -35,7 +36,6 @@ SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp", "qmc")
 KINDS = ("classification", "denoise", "superres", "generative_classification")
 IMAGE_KINDS = ("denoise", "superres", "generative_classification")  # scored by psnr
 DATASETS = ("digits", "mnist5k", "sat")
-FPE_SPLITS = ("random", "feature")
 
 
 class _Strict(BaseModel):
@@ -50,6 +50,7 @@ class SatConfig(_Strict):
     literals: int = Field(3, ge=1, le=64)  # k per clause
     samples: int = Field(4000, ge=20, le=10_000_000)  # balanced: half true, half false
     seed: StrictInt = Field(0, ge=0)
+    disjoint: StrictBool = False  # no two clauses share a variable (needs clauses × literals ≤ variables)
 
 
 class TaskConfig(_Strict):
@@ -209,11 +210,18 @@ class SearchSpace:
     lines: dict = field(default_factory=dict, repr=False)  # key path -> line in the file
     pruning: PruningConfig | None = None
 
-    def check_task(self, d_in: int, in_shape: tuple) -> None:
-        """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens."""
+    def check_task(self, d_in: int, in_shape: tuple, feature_groups=None) -> None:
+        """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens, or
+        the ``groups`` FPE split can be sampled and the task has no ``feature_groups``."""
         from nas.spaces.mixers import token_grid
 
         labels = {p.label: p for p in self.params}
+        split = labels.get("fpe_split")
+        if split is not None and "groups" in (split.values() or ()) and feature_groups is None:
+            raise NasInputError(
+                f"{self.place('space', 'fpe_split')}: the groups split needs the dataset's feature groups, and "
+                f"{self.task.dataset} supplies none; expected an npz array feature_groups of shape (features,) "
+                "(one group id per input feature, -1 for none), or dataset sat (its clauses)")
         mixer = labels.get("mixer")
         if mixer is None or mixer.values() == ("none",):
             return
@@ -335,6 +343,11 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
                    found=sorted(ref), expected=str(sorted(doc.objectives)))
     if doc.task.sat is not None and dataset != "sat":
         errors.add(("task", "sat"), "sat options belong to dataset sat", found=dataset, expected="dataset: sat")
+    sat = doc.task.sat
+    if sat is not None and sat.disjoint and sat.clauses * sat.literals > sat.variables:
+        errors.add(("task", "sat", "disjoint"), "disjoint clauses need clauses × literals ≤ variables",
+                   found=f"{sat.clauses} × {sat.literals} = {sat.clauses * sat.literals} > {sat.variables} variables",
+                   expected="fewer clauses or literals, or more variables")
     if dataset == "sat" and doc.task.kind != "classification":
         errors.add(("task", "kind"), "the sat dataset is a classification task", found=doc.task.kind,
                    expected="classification")
@@ -358,12 +371,27 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
         if uncovered:
             errors.add(("space", "lift_width", "when", "lift"), f"lift_width has no value when lift is {uncovered[0]!r}",
                        found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
+    _check_groups_split(labels, lift_kinds, errors)
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
                        search=doc.search, text=text,
                        constraints={m: float(b.max) for m, b in doc.constraints.items()}, lines=lines,
                        pruning=doc.pruning)
+
+
+def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_Errors") -> None:
+    """``fpe_split: groups`` needs W1 to see the raw input features: only under lift none and no mixer."""
+    split = labels.get("fpe_split")
+    if split is None or "groups" not in (split.values() or ()):
+        return
+    for key, kinds in (("lift", lift_kinds), ("mixer", (labels["mixer"].values() or ()) if "mixer" in labels
+                                              else (SPACE_DEFAULTS["mixer"],))):
+        possible = [v for v in kinds if v in split.when.get(key, kinds)]  # where fpe_split can be groups
+        if any(v != "none" for v in possible):
+            errors.add(("space", "fpe_split"), f"the groups split needs W1 to read the input features themselves, "
+                       f"so {key} must be none wherever fpe_split can be groups", found=possible,
+                       expected=f"{key}: none, or `when: {{{key}: [none]}}` on fpe_split")
 
 
 def _parse_param(section: str, label: str, raw: Any, errors: "_Errors", earlier: list[Param]) -> Param | None:
