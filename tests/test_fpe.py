@@ -283,3 +283,10 @@ def test_feature_groups_of_overlapping_clauses_are_the_first_clause():
 
     f = Formula(np.array([[0, 1], [1, 2]]), np.zeros((2, 2), bool))
     assert feature_groups(f, 4).tolist() == [0, 0, 1, -1]
+
+
+def test_a_formula_too_rarely_false_to_balance_is_a_clear_error():
+    from nas.errors import NasInputError
+
+    with pytest.raises(NasInputError, match=r"only \d+ of the 10 false samples were found.*almost never false"):
+        generate(64, 32, 2, 20, seed=0, disjoint=True)  # false on about 0.01 % of assignments

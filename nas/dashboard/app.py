@@ -25,6 +25,7 @@ from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
               "latency_ms": dict(ticksuffix=" ms")}
+LOG_AXES = ("params", "bandwidth")
 
 
 @st.cache_resource
@@ -47,36 +48,63 @@ def _search_quality(url: str, names: tuple[str, ...], study: str) -> dict | None
     return data.search_quality(_engine(url), list(names), _directions(url, study))
 
 
-def _axis(fig: go.Figure, metric: str, which: str) -> None:
-    fmt = PLOT_UNITS.get(metric, {})
-    (fig.update_xaxes if which == "x" else fig.update_yaxes)(title=metric, **fmt)
+def _axis(fig: go.Figure, metric: str, which: str, values: pd.Series | None = None) -> None:
+    """Title and units; on a log axis (params, bandwidth) ticks of ``data.log_ticks`` over ``values``."""
+    fmt = dict(PLOT_UNITS.get(metric, {}))
+    update = fig.update_xaxes if which == "x" else fig.update_yaxes
+    if metric in LOG_AXES and values is not None and len(values):
+        ticks, labels = data.log_ticks(values.min(), values.max(), fmt.get("ticksuffix", ""))
+        update(title=metric, type="log", tickmode="array", tickvals=ticks, ticktext=labels, tickformat=fmt["tickformat"])
+    else:
+        update(title=metric, **fmt)
 
 
-def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: str = "") -> go.Figure:
-    """y against x: every complete candidate, the non-dominated ones highlighted and joined."""
+def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: str = "",
+                colour_by: str | None = None) -> go.Figure:
+    """y against x: every complete candidate, the non-dominated ones highlighted and joined.
+
+    ``colour_by``: a column of ``data.FAMILIES``; the points are then coloured by family (one legend entry
+    each), Pareto-optimal ones outlined and larger, dominated ones faded.
+    """
     done = df[df["state"] == "COMPLETE"].copy()
     done["on the front"] = data.pareto_mask(done, dirs).loc[done.index]
     fig = go.Figure()
     rest = done[~done["on the front"]]
     front = done[done["on the front"]]
     hover = "trial %{customdata[0]}<br>%{customdata[1]}<br>" + x + " %{x:~s}<br>" + y + " %{y:.4g}<extra></extra>"
-    fig.add_trace(go.Scatter(x=rest[x], y=rest[y], mode="markers", name=f"{name} dominated".strip(),
-                             marker=dict(color="lightgray", size=7), customdata=rest[["trial", "architecture"]],
-                             hovertemplate=hover))
     two_d = data.pareto_mask(done, {y: dirs[y], x: dirs[x]}) if x in dirs and y in dirs else done["on the front"]
     f2 = done[two_d].sort_values(x)
-    fig.add_trace(go.Scatter(x=f2[x], y=f2[y], mode="lines", name=f"{name} front in this plane".strip(),
-                             line=dict(shape="hv", width=1.5), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="markers", name=f"{name} Pareto-optimal".strip(),
-                             marker=dict(size=10, line=dict(width=1, color="black")),
-                             customdata=front[["trial", "architecture"]], hovertemplate=hover))
-    _axis(fig, x, "x")
-    _axis(fig, y, "y")
-    if x in ("params", "bandwidth"):
-        fig.update_xaxes(type="log")
+    line = go.Scatter(x=f2[x], y=f2[y], mode="lines", name=f"{name} front in this plane".strip(),
+                      line=dict(shape="hv", width=1.5, color="#444" if colour_by else None), hoverinfo="skip")
+    if colour_by is None:
+        fig.add_trace(go.Scatter(x=rest[x], y=rest[y], mode="markers", name=f"{name} dominated".strip(),
+                                 marker=dict(color="lightgray", size=7), customdata=rest[["trial", "architecture"]],
+                                 hovertemplate=hover))
+        fig.add_trace(line)
+        fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="markers", name=f"{name} Pareto-optimal".strip(),
+                                 marker=dict(size=10, line=dict(width=1, color="black")),
+                                 customdata=front[["trial", "architecture"]], hovertemplate=hover))
+    else:
+        fig.add_trace(line)
+        palette = px.colors.qualitative.Plotly
+        for i, (family, part) in enumerate(sorted(done.groupby(colour_by), key=lambda t: _family_order(t[0]))):
+            colour = palette[i % len(palette)]
+            on = part["on the front"].to_numpy()
+            fig.add_trace(go.Scatter(
+                x=part[x], y=part[y], mode="markers", name=f"{colour_by} {family}", legendgroup=str(family),
+                marker=dict(color=colour, size=[11 if o else 7 for o in on], opacity=[1.0 if o else 0.45 for o in on],
+                            line=dict(width=[1 if o else 0 for o in on], color="black")),
+                customdata=part[["trial", "architecture"]], hovertemplate=hover))
+    _axis(fig, x, "x", done[x])
+    _axis(fig, y, "y", done[y])
     fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
+
+
+def _family_order(value: str):
+    """Numbers in numeric order (FPE α 1, 2, 4), then text."""
+    return (0, float(value), "") if str(value).replace(".", "", 1).isdigit() else (1, 0.0, str(value))
 
 
 def page() -> None:
@@ -126,9 +154,13 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
                                                      if counts.get("FAIL", 0) else ""))
         elif acc:
             costs = [m for m in ("params", "bandwidth") if m in dirs]
+            options = ["Pareto-optimal or not"] + list(data.FAMILIES)
+            choice = st.selectbox("colour by", options, key="colour-by",
+                                  help="; ".join(f"{k}: {v}" for k, v in data.FAMILIES.items()))
+            colour_by = None if choice == options[0] else choice
             cols = st.columns(max(1, len(costs)))
             for col, cost in zip(cols, costs):
-                col.plotly_chart(front_chart(df, cost, acc, dirs), key=f"front-{cost}")
+                col.plotly_chart(front_chart(df, cost, acc, dirs, colour_by=colour_by), key=f"front-{cost}")
             if len(dirs) >= 3:
                 ms = list(dirs)[:3]
                 d3 = done.assign(front=data.pareto_mask(done, dirs).loc[done.index].map({True: "Pareto-optimal",
@@ -280,7 +312,7 @@ def compare(url: str, names: list[str], study: str) -> None:
     both = pd.concat(frames)
     fig = px.line(both, x="params", y=score, color="study", markers=True, line_shape="hv",
                   hover_data=["trial", "architecture"], log_x=True, title=f"{score} against params: fronts")
-    _axis(fig, "params", "x")
+    _axis(fig, "params", "x", both["params"])
     st.plotly_chart(fig, key="compare-chart")
     search_quality(url, [n for n in others if _directions(url, n) == _directions(url, study)], study)
 

@@ -83,8 +83,60 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
     })
     params = pd.DataFrame.from_records([_json(r[2]) or {} for r in rows]).add_prefix("p:")
     objs = pd.DataFrame.from_records([_json(r[3]) or {} for r in rows])
-    base["architecture"] = [describe(_json(r[4])) for r in rows]
-    return pd.concat([base, params, objs], axis=1)
+    archs = [_json(r[4]) or {} for r in rows]
+    base["architecture"] = [describe(a) for a in archs]
+    fams = pd.DataFrame.from_records([families(a) for a in archs], index=base.index)
+    return pd.concat([base, fams, params, objs], axis=1)
+
+
+FAMILIES = {  # the front's colour selector: label -> what each candidate's ArchSpec says
+    "lift": "hourglass (a lift) or conventional (no lift)",
+    "FPE α": "FPE children per neuron (1: dense)",
+    "MoE experts": "experts in each block (1: a dense pair)",
+    "mixer": "the token mixer (none: a flat MLP)",
+}
+
+
+def families(arch: dict[str, Any]) -> dict[str, str]:
+    """The families a candidate belongs to, one text per ``FAMILIES`` key (the seed ideas it uses)."""
+    lift = arch.get("lift", "none")
+    return {
+        "lift": "conventional" if lift == "none" else f"hourglass ({lift})",
+        "FPE α": str(int(arch.get("fpe_alpha", 1))),
+        "MoE experts": str(int(arch.get("moe_experts", 1))),
+        "mixer": str(arch.get("mixer", "none")),
+    }
+
+
+def log_ticks(lo: float, hi: float, suffix: str = "", most: int = 7) -> tuple[list[float], list[str]]:
+    """Tick values and labels for a log axis over [lo, hi]: 1-2-5 steps per decade; whole decades where those
+    would be more than ``most``; 1..9 per decade where they would be fewer than 2; else lo and hi themselves.
+    Labels in SI units ("200k", "1.5MB"), so neighbouring labels never run into each other as Plotly's own
+    minor log ticks do ("400k500k600k700k800k1MB")."""
+    lo, hi = float(min(lo, hi)), float(max(lo, hi))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0:
+        return [], []
+
+    def at(steps: tuple[int, ...]) -> list[float]:
+        decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+        return [m * 10.0 ** e for e in decades for m in steps if lo <= m * 10.0 ** e <= hi]
+
+    values = at((1, 2, 5))
+    if len(values) > most and len(at((1,))) >= 2:
+        values = at((1,))
+    elif len(values) < 2:
+        values = at(tuple(range(1, 10)))
+        if len(values) < 2:
+            values = sorted({lo, hi})
+    return values, [si(v, suffix) for v in values]
+
+
+def si(value: float, suffix: str = "") -> str:
+    """``value`` in SI units with at most 3 significant digits: 1234 -> '1.23k', 2e6 -> '2M' (+ suffix)."""
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{unit}{suffix}"
+    return f"{value:.3g}{suffix}"
 
 
 def search_quality(engine: Engine, names: list[str], dirs: dict[str, str]) -> dict[str, Any] | None:

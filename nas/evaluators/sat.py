@@ -92,11 +92,12 @@ def generate(variables: int, clauses: int, literals: int, samples: int, seed: in
     drawn = 0
     while have[True] < need[True] or have[False] < need[False]:
         if drawn > MAX_DRAWS_PER_SAMPLE * samples:
-            rarer = "true" if have[True] < need[True] else "false"
+            rarer = have[True] < need[True]
+            word = "true" if rarer else "false"
             raise NasInputError(
-                f"sat: after {drawn} random assignments only {have[rarer]} of the {need[rarer]} {rarer} samples "
+                f"sat: after {drawn} random assignments only {have[rarer]} of the {need[rarer]} {word} samples "
                 f"were found; the formula (variables={variables}, clauses={clauses}, literals={literals}) is almost "
-                "never " + rarer + "; choose fewer literals per clause or a different number of clauses")
+                "never " + word + "; choose fewer literals per clause or a different number of clauses")
         x = rng.integers(0, 2, size=(batch, variables), dtype=np.int8)
         y = f(x)
         drawn += batch
