@@ -12,7 +12,7 @@ bottleneck d_h makes its parameter count (``nas.spaces.model_cost``:
 L·2·d_z·d_h + d_z·d_out) nearest the conventional one's (within 10 %).
 Each pair is trained with ``--seeds`` seeds through nas's own ``evaluate``
 (AdamW, lr decayed linearly to 0, best-validation-PSNR checkpoint scored on
-the test split: mean per-image PSNR, dB).
+the test split: the paper's PSNR in dB, of each batch of 128's pooled MSE, averaged).
 
     python benchmarks/hourglass_mnist.py --epochs 4 --seeds 2 > benchmarks/results/hourglass_mnist.txt
 """
@@ -70,7 +70,7 @@ def main() -> None:
     print(f"# python benchmarks/hourglass_mnist.py {' '.join(sys.argv[1:])}")
     print(f"# torch {torch.__version__}, device {args.device}, {args.threads} thread(s); mnist5k "
           f"(3,612 train / 638 val / 750 test); AdamW lr {args.lr}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, seeds 0..{args.seeds - 1}; PSNR = mean per-image test PSNR (dB)")
+          f"{args.epochs} epochs, seeds 0..{args.seeds - 1}; PSNR = the paper's test PSNR (dB; pooled MSE per batch of 128, averaged)")
     summary: dict[str, float] = {}
     for kind in args.tasks.split(","):
         task = load_task("mnist5k", kind)

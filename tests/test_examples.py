@@ -28,7 +28,8 @@ def test_there_is_an_example_per_family():
 
 def _slice(task: Task, n: int = 256) -> Task:
     return Task(task.dataset, task.kind, task.d_in, task.d_out, task.x_train[:n], task.y_train[:n],
-                task.x_val[:64], task.y_val[:64], task.x_test[:64], task.y_test[:64], task.in_shape)
+                task.x_val[:64], task.y_val[:64], task.x_test[:64], task.y_test[:64], task.in_shape,
+                task.feature_groups)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -37,7 +38,7 @@ def test_example_candidates_build_and_train(path):
     space = load_space(path)
     options = space.task.sat.model_dump() if space.task.sat is not None else None
     task = load_task(space.task.dataset, space.task.kind, path.parent, options)
-    space.check_task(task.d_in, task.in_shape)
+    space.check_task(task.d_in, task.in_shape, task.feature_groups)
     study = optuna.create_study(directions=list(space.objectives.values()),
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     seen = 0

@@ -266,7 +266,8 @@ def test_the_card_describes_the_blocks_and_an_image_task(tmp_path):
                       directions={"psnr": "maximize", "params": "minimize"})
     out = export_model(spec, trained_like(spec, seed=0).state_dict(), tmp_path / "den", meta)
     readme = (out / "README.md").read_text()
-    assert "21.23 dB (mean per-image test PSNR of the best-validation checkpoint)" in readme
+    assert ("21.23 dB (test PSNR of the best-validation checkpoint: the pooled MSE's of each batch of 128 images, "
+            "averaged over the batches)") in readme
     assert "`torch.sigmoid(net(x))` is the predicted image" in readme and "torch.sigmoid(net(" in readme
     for words in ("Fixed Parameter Expansion (alpha 2, feature split)", "Mixture of experts: each block's",
                   "top-2 experts", "maxstate mixing", "16 tokens of 4 features", "integer hash of (seed",

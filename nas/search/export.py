@@ -1304,7 +1304,8 @@ def _metric(metric: str, value: Any, human_count, human_bytes) -> str:
     if metric == "accuracy":
         return f"{value:.4f} (test accuracy of the best-validation checkpoint)"
     if metric == "psnr":
-        return f"{value:.2f} dB (mean per-image test PSNR of the best-validation checkpoint)"
+        return (f"{value:.2f} dB (test PSNR of the best-validation checkpoint: the pooled MSE's of each batch of "
+                "128 images, averaged over the batches)")
     if metric == "params":
         return f"{human_count(value)} ({int(value):,} stored parameters)"
     if metric == "bandwidth":
