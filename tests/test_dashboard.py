@@ -94,6 +94,8 @@ def test_page_shows_the_study_its_fronts_and_candidates(db, monkeypatch):
 
 
 def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
+    from nas.search.format import human_count
+
     at = app(f"sqlite:///{db}", monkeypatch)
     at.sidebar.selectbox[0].select("good").run()
     colour = next(s for s in at.selectbox if s.label == "colour by")
@@ -102,24 +104,28 @@ def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     front = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = [t["name"] for t in front["data"]]
-    # the study searched lift [fixed_random, none]: both families in the legend, every candidate drawn once
-    assert names[0] == "front in this plane" and set(names[1:]) <= {"lift conventional", "lift hourglass (fixed_random)"}
+    # hourglass where d_h < d_z (the lift's width, or the 64 inputs without a lift), else conventional; each
+    # family once in the legend, every candidate drawn once
     with sa.create_engine(f"sqlite:///{db}").connect() as c:
-        lifts = {json.loads(a)["lift"] for (a,) in c.execute(sa.text(
-            "SELECT arch FROM nas_candidates WHERE study_name = 'good' AND state = 'COMPLETE'"))}
-    assert len(names) - 1 == len(lifts)
+        archs = [json.loads(a) for (a,) in c.execute(sa.text(
+            "SELECT arch FROM nas_candidates WHERE study_name = 'good' AND state = 'COMPLETE'"))]
+    want = {f"lift: {'hourglass' if a['hidden_width'] < (a.get('lift_width') or 64) else 'conventional'} "
+            f"({a['lift']})" for a in archs}
+    assert names[0] == "front in this plane" and sorted(names[1:]) == sorted(want)
     assert sum(len(_values(t["x"])) for t in front["data"][1:]) == 8
     # the log axis carries its own ticks: 1-2-5 per decade in SI units, never Plotly's crowded minor labels
     axis = front["layout"]["xaxis"]
     assert axis["type"] == "log" and axis["tickmode"] == "array"
     assert 2 <= len(axis["ticktext"]) <= 7 and all(t[0] in "125" for t in axis["ticktext"])
+    assert axis["ticktext"] == [human_count(v) for v in axis["tickvals"]]
 
 
 def test_log_ticks():
     from nas.dashboard.data import log_ticks
+    from nas.search.format import human_bytes
 
-    # the bandwidth axis that printed "400k500k600k700k800k1MB": two ticks of 1-2-5 now
-    assert log_ticks(4.0e5, 1.05e6, "B") == ([5e5, 1e6], ["500kB", "1MB"])
+    # the bandwidth axis that printed "400k500k600k700k800k1MB": two ticks of 1-2-5 now, in the tables' units
+    assert log_ticks(4.0e5, 1.05e6, human_bytes) == ([5e5, 1e6], ["500 KB", "1 MB"])
     assert log_ticks(14_000, 160_000) == ([2e4, 5e4, 1e5], ["20k", "50k", "100k"])
     values, labels = log_ticks(1e3, 1e8)  # 16 ticks of 1-2-5 would crowd: whole decades
     assert labels == ["1k", "10k", "100k", "1M", "10M", "100M"]

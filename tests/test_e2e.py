@@ -142,6 +142,8 @@ def test_identical_candidates_are_trained_once(tmp_path):
     # results an earlier evaluator recorded (another version in the reuse key) are never served again
     with engine.begin() as c:
         c.execute(sa.text("UPDATE nas_candidates SET train_key = replace(train_key, '.e', '.old')"))
+    resumed = nas_cli("run", "dup.yaml", "--no-progress", cwd=tmp_path)  # the old study itself: refused
+    assert resumed.returncode == 2 and "scored by an earlier nas evaluator" in resumed.stderr, resumed.stderr[-2000:]
     proc = nas_cli("run", "dup.yaml", "--study", "dup_new", "--trials", "2", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with engine.connect() as c:

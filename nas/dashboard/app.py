@@ -20,6 +20,7 @@ import streamlit as st
 
 from nas.dashboard import data
 from nas.errors import NasInputError
+from nas.search.format import human_bytes, human_count
 from nas.search.results import format_score, score_metric
 from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
 
@@ -53,7 +54,7 @@ def _axis(fig: go.Figure, metric: str, which: str, values: pd.Series | None = No
     fmt = dict(PLOT_UNITS.get(metric, {}))
     update = fig.update_xaxes if which == "x" else fig.update_yaxes
     if metric in LOG_AXES and values is not None and len(values):
-        ticks, labels = data.log_ticks(values.min(), values.max(), fmt.get("ticksuffix", ""))
+        ticks, labels = data.log_ticks(values.min(), values.max(), human_bytes if metric == "bandwidth" else human_count)
         update(title=metric, type="log", tickmode="array", tickvals=ticks, ticktext=labels, tickformat=fmt["tickformat"])
     else:
         update(title=metric, **fmt)
@@ -91,7 +92,7 @@ def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: st
             colour = palette[i % len(palette)]
             on = part["on the front"].to_numpy()
             fig.add_trace(go.Scatter(
-                x=part[x], y=part[y], mode="markers", name=f"{colour_by} {family}", legendgroup=str(family),
+                x=part[x], y=part[y], mode="markers", name=f"{colour_by}: {family}", legendgroup=str(family),
                 marker=dict(color=colour, size=[11 if o else 7 for o in on], opacity=[1.0 if o else 0.45 for o in on],
                             line=dict(width=[1 if o else 0 for o in on], color="black")),
                 customdata=part[["trial", "architecture"]], hovertemplate=hover))

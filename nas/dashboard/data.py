@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nas.search.format import describe_arch
+from nas.search.format import describe_arch, human_count
 
 STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
 
@@ -90,7 +90,8 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
 
 
 FAMILIES = {  # the front's colour selector: label -> what each candidate's ArchSpec says
-    "lift": "hourglass (a lift) or conventional (no lift)",
+    "lift": "hourglass (bottleneck narrower than the residual stream, d_h < d_z) or conventional (d_h ≥ d_z), "
+            "with its lift",
     "FPE α": "FPE children per neuron (1: dense)",
     "MoE experts": "experts in each block (1: a dense pair)",
     "mixer": "the token mixer (none: a flat MLP)",
@@ -100,19 +101,28 @@ FAMILIES = {  # the front's colour selector: label -> what each candidate's Arch
 def families(arch: dict[str, Any]) -> dict[str, str]:
     """The families a candidate belongs to, one text per ``FAMILIES`` key (the seed ideas it uses)."""
     lift = arch.get("lift", "none")
+    if lift != "none":
+        d_z = int(arch.get("lift_width") or 0)
+    elif arch.get("mixer", "none") != "none":  # the residual stream is a token's features
+        from nas.spaces.mixers import token_grid
+
+        d_z = token_grid(tuple(arch.get("in_shape") or ()), int(arch.get("patch", 0)), int(arch.get("d_in", 0)))[1]
+    else:
+        d_z = int(arch.get("d_in", 0))
+    shape = "hourglass" if int(arch.get("hidden_width", 0)) < d_z else "conventional"
     return {
-        "lift": "conventional" if lift == "none" else f"hourglass ({lift})",
+        "lift": f"{shape} ({lift})",
         "FPE α": str(int(arch.get("fpe_alpha", 1))),
         "MoE experts": str(int(arch.get("moe_experts", 1))),
         "mixer": str(arch.get("mixer", "none")),
     }
 
 
-def log_ticks(lo: float, hi: float, suffix: str = "", most: int = 7) -> tuple[list[float], list[str]]:
+def log_ticks(lo: float, hi: float, fmt=human_count, most: int = 7) -> tuple[list[float], list[str]]:
     """Tick values and labels for a log axis over [lo, hi]: 1-2-5 steps per decade; whole decades where those
     would be more than ``most``; 1..9 per decade where they would be fewer than 2; else lo and hi themselves.
-    Labels in SI units ("200k", "1.5MB"), so neighbouring labels never run into each other as Plotly's own
-    minor log ticks do ("400k500k600k700k800k1MB")."""
+    Labels by ``fmt`` (``human_count``: "200k"; ``human_bytes``: "1.5 MB", as the tables write them), so
+    neighbouring labels never run into each other as Plotly's own minor log ticks do ("400k500k600k700k800k1MB")."""
     lo, hi = float(min(lo, hi)), float(max(lo, hi))
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0:
         return [], []
@@ -128,15 +138,8 @@ def log_ticks(lo: float, hi: float, suffix: str = "", most: int = 7) -> tuple[li
         values = at(tuple(range(1, 10)))
         if len(values) < 2:
             values = sorted({lo, hi})
-    return values, [si(v, suffix) for v in values]
+    return values, [fmt(v) for v in values]
 
-
-def si(value: float, suffix: str = "") -> str:
-    """``value`` in SI units with at most 3 significant digits: 1234 -> '1.23k', 2e6 -> '2M' (+ suffix)."""
-    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g}{unit}{suffix}"
-    return f"{value:.3g}{suffix}"
 
 
 def search_quality(engine: Engine, names: list[str], dirs: dict[str, str]) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ image y0 (n, H·W) unless said otherwise):
   training draws fresh noise every epoch (``train_inputs``, seeded by the
   candidate's training seed and the epoch); the validation and test noise is
   drawn once per split from a fixed seed, so every candidate is scored on the
-  same noisy inputs. ``x_train`` holds the noisy train images of epoch 0's seed.
+  same noisy inputs. ``x_train`` holds train images with noise of the fixed
+  stream ``[NOISE_SEED, 0]`` (what the task's inputs look like; training does not use it).
 - ``superres`` (×2): x = y0 down-sampled bicubically to (H//2, W//2) as the
   paper's code does it (``interpolate(mode="bicubic", antialias=False)``, not
   clamped, so a few inputs fall slightly outside [0, 1]): 784 -> 196 on

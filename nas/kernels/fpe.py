@@ -41,8 +41,8 @@ gradient flows back to the dense parameter through the mask (masked
 entries get exactly 0), and the module's parameters and state dict are
 those of the reference path, ``masked_linear_reference``.
 
-Feature splits (``masked_linear(..., groups=α)``, FPEPair's W1 when
-``split == "feature"``): every neuron shares one grouping of the inputs,
+Shared splits (``masked_linear(..., groups=α)``, FPEPair's W1 when the
+split is ``feature`` or ``groups``): every neuron shares one grouping of the inputs,
 so child k of every neuron reads only group k. ``grouped_layout`` checks
 that structure on the mask itself (None where it does not hold, e.g. W2,
 or a random split) and gives one permutation of the input columns, after
@@ -170,7 +170,7 @@ def ell_linear(x: torch.Tensor, vals: torch.Tensor, layout: EllLayout) -> torch.
 
 @dataclass(frozen=True)
 class GroupedLayout:
-    """A mask (R, C) whose row r reads only inputs of group ``r % groups``: FPE's feature split of W1.
+    """A mask (R, C) whose row r reads only inputs of group ``r % groups``: FPE's shared splits of W1 (feature, groups).
 
     ``perm`` lists the used input columns group by group (columns no row
     uses are left out), group k being ``perm[offsets[k]:offsets[k + 1]]``.
@@ -245,7 +245,7 @@ def masked_linear(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor, gro
 
     On the kernel's path (``nas.kernels.backend``) only the non-zeros are
     read: where ``groups`` is given and the mask has that block structure
-    (FPE's feature split, ``grouped_layout``) as ``groups`` dense products
+    (FPE's feature and groups splits, ``grouped_layout``) as ``groups`` dense products
     after one permutation of x's columns, else by the padded-rows Triton
     kernels (the module's docstring). Elsewhere ``masked_linear_reference``.
     """

@@ -981,6 +981,7 @@ class ExportMeta:
     pareto: bool | None = None
     complete_trials: int | None = None
     reused_from_trial: int | None = None  # the trial whose training (and weights file) this one reused
+    evaluator_version: int | None = None  # nas.evaluators.train.EVALUATOR_VERSION that scored it (1: before 2)
 
 
 def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | None = None,
@@ -1094,6 +1095,7 @@ def _arch_json(p: _Parts, meta: ExportMeta, stored: bool, nas_version: str, torc
         "pareto": meta.pareto,
         "complete_trials": meta.complete_trials,
         "reused_from_trial": meta.reused_from_trial,
+        "evaluator_version": meta.evaluator_version,
         "lift_stored": stored,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "nas_version": nas_version,
@@ -1177,8 +1179,8 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
         lines += ["As nas measured them.", "", "| metric | value | in the study |", "|---|---|---|"]
         for metric in [m for m in directions if m in obj] + [m for m in obj if m not in directions]:
             value = obj[metric]
-            lines.append(f"| {metric} | {_metric(metric, value, human_count, human_bytes)} | "
-                         f"{directions.get(metric, '-')} |")
+            text = _metric(metric, value, human_count, human_bytes, card.get("evaluator_version"))
+            lines.append(f"| {metric} | {text} | {directions.get(metric, '-')} |")
     else:
         lines.append("None recorded (exported outside a study).")
     imp = folder_name if folder_name.isidentifier() else None
@@ -1298,11 +1300,13 @@ def _onnx_words(p: _Parts) -> str:
             "\"model.onnx\")` is expected to work.")
 
 
-def _metric(metric: str, value: Any, human_count, human_bytes) -> str:
+def _metric(metric: str, value: Any, human_count, human_bytes, evaluator_version: int | None = None) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return _md(value)
     if metric == "accuracy":
         return f"{value:.4f} (test accuracy of the best-validation checkpoint)"
+    if metric == "psnr" and evaluator_version == 1:
+        return f"{value:.2f} dB (mean per-image test PSNR of the best-validation checkpoint; nas before version 2)"
     if metric == "psnr":
         return (f"{value:.2f} dB (test PSNR of the best-validation checkpoint: the pooled MSE's of each batch of "
                 "128 images, averaged over the batches)")
@@ -1316,6 +1320,12 @@ def _metric(metric: str, value: Any, human_count, human_bytes) -> str:
 
 
 # ------------------------------------------------------------ choosing a candidate
+def _evaluator_version(train_key: str | None) -> int:
+    """The evaluator version a stored ``train_key`` carries (``nas.search.runner.evaluation_key``); 1 before."""
+    head, sep, tail = (train_key or "").rpartition(".e")
+    return int(tail) if sep and tail.isdigit() else 1
+
+
 def best_by(rows: list[dict[str, Any]], metric: str, directions: Mapping[str, str]) -> dict[str, Any]:
     """The best row by ``metric``; ties broken by the other objectives in order, then the lower trial number."""
     order = [metric] + [m for m in directions if m != metric]
@@ -1427,6 +1437,6 @@ def export_candidate(storage_url: str, study: str, out_dir: str | os.PathLike, t
         study=study, trial=number, sampler=sampler, picked_by=pick if pick is not None else "trial",
         dataset=dataset or None, kind=kind or None, train=train, objectives=dict(cand.objectives or {}),
         directions=dict(directions), pareto=bool(row["pareto"]), complete_trials=len(complete),
-        reused_from_trial=reused_from,
+        reused_from_trial=reused_from, evaluator_version=_evaluator_version(cand.train_key),
     )
     return export_model(spec, weights, out_dir, meta, store_lift=store_lift)

@@ -15,8 +15,9 @@ Rungs are the epochs ``min_epochs · η^k`` below the candidate's last epoch
 An FPE candidate trains dense until its expansion epoch
 (``nas.spaces.fpe.expansion_epoch``): before it, it is the dense network
 under the expanded network's cost, which a dense twin always dominates, so it
-is never stopped at a rung before its expansion, and its scores there do not
-enter the rung table (``dense_until``).
+is never stopped at a rung up to its expansion epoch (its first expanded
+epoch, from a fresh optimizer, included), and its scores there do not enter
+the rung table (``dense_until``).
 
 The decision is made asynchronously, as in ASHA: against the candidates that
 had reached the rung when the candidate was handed to a worker. The driver
@@ -55,13 +56,14 @@ def rung_epochs(min_epochs: int, reduction_factor: int, epochs: int, after: int 
 
 
 def dense_until(arch: dict, epochs: int) -> int:
-    """The last epoch at which a candidate (its ArchSpec JSON) is not yet what it will be scored as:
-    an FPE candidate's last dense epoch, ``expansion_epoch - 1``; 0 for every other candidate."""
+    """The last epoch whose validation score does not yet judge what a candidate (its ArchSpec JSON) will be
+    scored as: for FPE, its expansion epoch (the dense epochs and the first expanded one, trained from a fresh
+    optimizer); 0 for every other candidate."""
     from nas.spaces.fpe import expansion_epoch
 
     if int(arch.get("fpe_alpha", 1)) <= 1:
         return 0
-    return expansion_epoch(float(arch.get("fpe_at", 0.5)), epochs) - 1
+    return expansion_epoch(float(arch.get("fpe_at", 0.5)), epochs)
 
 
 def keep_count(n: int, reduction_factor: int) -> int:

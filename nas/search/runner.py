@@ -148,6 +148,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
                 f"pass --study NEW_NAME to start another study (or restore the original file to resume)"
             )
         _check_no_live_run(store, study_name)
+        _check_evaluator_version(store, study_name, redact(opts.storage))
 
     pool = WorkerPool(workers, evaluator, opts.address)
     try:
@@ -212,6 +213,22 @@ def _check_no_live_run(store: Store, study_name: str) -> None:
                 )
             r.state, r.finished_at = "INTERRUPTED", utcnow()
             r.message = "stopped without finishing (no heartbeat)"
+
+
+def _check_evaluator_version(store: Store, study_name: str, where: str) -> None:
+    """NasInputError if the study holds results scored by another evaluator version: resuming it would mix two
+    definitions of the objectives in one front, one hypervolume and one rung table."""
+    suffix = f".e{EVALUATOR_VERSION}"
+    with store.session() as s:
+        other = s.scalar(sa.select(sa.func.count()).select_from(Candidate).where(
+            Candidate.study_name == study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
+            ~Candidate.train_key.endswith(suffix)))
+    if other:
+        raise NasInputError(
+            f"study {study_name!r} in {where} holds {other} candidate(s) scored by an earlier nas evaluator "
+            f"(this one is version {EVALUATOR_VERSION}: FPE's prune, the hourglass paper's PSNR and denoising "
+            "noise changed); resuming it would mix two definitions of the objectives. Pass --study NEW_NAME to "
+            "start a new study from the same space file (the old results are not reused either)")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -32,7 +32,7 @@ class ArchSpec:
     lift_seed: int = 0  # seed of a fixed random or structured lift
     # Fixed Parameter Expansion of every block's hidden layer (off at alpha 1)
     fpe_alpha: int = 1  # children per hidden neuron
-    fpe_split: str = "random"  # random | feature (inputs that belong together go to the same child)
+    fpe_split: str = "random"  # random | feature | groups (nas.spaces.fpe.SPLITS)
     fpe_at: float = 0.5  # the fraction of the epochs trained dense before the expansion
     # mixture-of-experts bottleneck (off at 1 expert)
     moe_experts: int = 1

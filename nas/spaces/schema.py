@@ -217,11 +217,16 @@ class SearchSpace:
 
         labels = {p.label: p for p in self.params}
         split = labels.get("fpe_split")
-        if split is not None and "groups" in (split.values() or ()) and feature_groups is None:
-            raise NasInputError(
-                f"{self.place('space', 'fpe_split')}: the groups split needs the dataset's feature groups, and "
-                f"{self.task.dataset} supplies none; expected an npz array feature_groups of shape (features,) "
-                "(one group id per input feature, -1 for none), or dataset sat (its clauses)")
+        if split is not None and "groups" in (split.values() or ()):
+            if feature_groups is None:
+                raise NasInputError(
+                    f"{self.place('space', 'fpe_split')}: the groups split needs the dataset's feature groups, and "
+                    f"{self.task.dataset} supplies none; expected an npz array feature_groups of shape (features,) "
+                    "(one group id per input feature, -1 for none), or dataset sat (its clauses)")
+            if len(feature_groups) != d_in:
+                raise NasInputError(
+                    f"{self.place('space', 'fpe_split')}: the groups split needs one feature group per input of "
+                    f"the {self.task.kind} task ({d_in}); {self.task.dataset} supplies {len(feature_groups)}")
         mixer = labels.get("mixer")
         if mixer is None or mixer.values() == ("none",):
             return
