@@ -1,0 +1,73 @@
+"""A database and exports written by nas on 2026-12-04 (tests/fixtures/release-2026-12-04, made by
+tests/fixtures/make_release_fixture.py) still read and export the same with today's code.
+
+The fixture is never written: each test works on a copy in a temporary folder. Its weights paths are absolute
+(nas stores them so), so the copy's are rewritten to the copy's folder first.
+"""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import torch
+from safetensors.torch import load_file
+
+FIXTURE = Path(__file__).parent / "fixtures" / "release-2026-12-04"
+TRIALS = 10
+
+
+@pytest.fixture
+def copy(tmp_path):
+    root = tmp_path / "release"
+    shutil.copytree(FIXTURE, root)
+    engine = sa.create_engine(f"sqlite:///{root / 'nas.db'}")
+    with engine.begin() as c:
+        paths = [p for (p,) in c.execute(sa.text("SELECT weights_path FROM nas_candidates WHERE weights_path IS NOT NULL"))]
+        old_root = paths[0].split("/nas_weights/")[0]
+        c.execute(sa.text("UPDATE nas_candidates SET weights_path = replace(weights_path, :old, :new)"),
+                  {"old": old_root, "new": str(root)})
+    engine.dispose()
+    return root
+
+
+def test_every_study_candidate_curve_and_weights_path_still_reads(copy):
+    from nas.search.results import list_studies, study_report
+
+    url = f"sqlite:///{copy / 'nas.db'}"
+    assert [s["study"] for s in list_studies(url)] == ["release"]
+    report = study_report(url, "release")
+    complete = [t for t in report["trials"] if t["state"] == "COMPLETE"]
+    assert len(complete) == TRIALS
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT trial_number, curve, weights_path, objectives FROM nas_candidates "
+                                 "WHERE study_name = 'release' ORDER BY trial_number")).all()
+    engine.dispose()
+    assert [r.trial_number for r in rows] == list(range(TRIALS))
+    for r in rows:
+        curve = json.loads(r.curve)
+        assert [p["epoch"] for p in curve] == [1, 2] and all("val_accuracy" in p for p in curve)
+        assert Path(r.weights_path).is_file()
+        assert 0 <= json.loads(r.objectives)["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_each_trial_exports_the_same_weights_and_outputs(copy, trial, tmp_path):
+    import nas
+
+    out = nas.export(f"sqlite:///{copy / 'nas.db'}", "release", tmp_path / f"t{trial}", trial=trial)
+    before = FIXTURE / "exports" / f"trial_{trial}"
+    old, new = load_file(before / "weights.safetensors"), load_file(Path(out) / "weights.safetensors")
+    assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+    spec = importlib.util.spec_from_file_location(f"release_export_{trial}", Path(out) / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.load(out)
+    stored = load_file(FIXTURE / "outputs.safetensors")
+    with torch.no_grad():
+        assert torch.equal(net(stored["inputs"]), stored[f"trial_{trial}"])
+    assert json.loads((Path(out) / "arch.json").read_text())["arch"] == json.loads(
+        (before / "arch.json").read_text())["arch"]
