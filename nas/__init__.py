@@ -2,17 +2,83 @@
 
 The package is five parts with one-way dependencies
 (``dashboard -> search -> evaluators -> spaces -> kernels``); ``nas.cli`` wires
-them together for a person. See ``README.md`` and ``shared/DESIGN.md``.
+them together for a person, and the three functions here for a notebook:
+
+    import nas
+    summary = nas.run("examples/quickstart.yaml", trials=10)      # or a dict: the space file's document
+    df = nas.trials("quickstart")                                   # a pandas DataFrame, one row per trial
+    nas.export("sqlite:///nas.db", "quickstart", "best/", pick="accuracy")
+
+Each imports its part on first use, so ``import nas`` stays cheap. The README
+describes the space file, the objectives and the storage.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+DEFAULT_STORAGE = "sqlite:///nas.db"  # every command's and function's default database
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+    from nas.search.runner import RunSummary
+
+
+def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, study: str | None = None,
+        trials: int | None = None, workers: int | None = None, address: str | None = None,
+        resume: bool = False, progress: bool = False) -> "RunSummary":
+    """``nas run`` from Python: search ``space`` (a space file's path, or its document as a dict) and return
+    the run's summary (complete, failed, reused, the Pareto front's size, wall time).
+
+    The keyword arguments are the command's options. A dict needs a ``name`` (or ``study=``); relative npz
+    paths in it are read from the working folder. Bad input raises ``nas.errors.NasInputError`` (the message
+    the command prints); a run that cannot finish raises ``nas.search.runner.NasRunFailed``.
+    """
+    from nas.errors import NasInputError
+    from nas.search.runner import RunOptions
+    from nas.search.runner import run as run_study
+    from nas.spaces import load_space
+    from nas.spaces.schema import parse_space
+
+    if isinstance(space, dict):
+        import yaml
+
+        if study is None and not space.get("name"):
+            raise NasInputError("a space given as a dict needs a name (its `name` key, or study=...)")
+        parsed = parse_space(yaml.safe_dump(space, sort_keys=False), f"<space {space.get('name') or study}>",
+                             base_dir=Path.cwd())
+    else:
+        parsed = load_space(space)
+    return run_study(parsed, RunOptions(storage=storage, study=study, trials=trials, workers=workers,
+                                        address=address, resume=resume, progress=progress))
+
+
+def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
+    """The trials of ``study`` as ``nas show STUDY --format json`` lists them, one row each: ``number``,
+    ``state``, ``pareto``, ``arch_id``, ``error``, ``wall_time_s``, ``reused``, then a column per parameter of
+    the space file and per objective (NaN where a trial has none, e.g. a failed one)."""
+    import pandas as pd
+
+    from nas.search.results import study_report
+
+    report = study_report(storage, study)
+    rows = []
+    for t in report["trials"]:
+        row = {k: t[k] for k in ("number", "state", "pareto", "arch_id", "error", "wall_time_s", "reused")}
+        row.update(t["params"])
+        row.update(t["values"])
+        rows.append(row)
+    columns = ["number", "state", "pareto", "arch_id", "error", "wall_time_s", "reused"]
+    return pd.DataFrame(rows, columns=None if rows else columns)
 
 
 def export(*args, **kwargs):
     """Export one candidate of a study as a standalone PyTorch module; see ``nas.search.export.export_candidate``.
 
     ``nas.export(storage_url, study, out_dir, trial=None, pick=None, store_lift=False) -> Path``.
-    Imported on first use, so ``import nas`` stays cheap.
     """
     from nas.search.export import export_candidate
 

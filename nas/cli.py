@@ -16,9 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nas import DEFAULT_STORAGE
 from nas.errors import NasInputError
-
-DEFAULT_STORAGE = "sqlite:///nas.db"
 
 app = typer.Typer(
     name="nas",

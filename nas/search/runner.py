@@ -44,7 +44,7 @@ SPACE_ATTR = "nas:space_sha"
 
 @dataclass
 class RunOptions:
-    storage: str = "sqlite:///nas.db"
+    storage: str = nas.DEFAULT_STORAGE
     study: str | None = None
     trials: int | None = None
     workers: int | None = None

@@ -17,9 +17,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.errors import NasInputError
-from nas.search.models import Base
+from nas.search import migrations
 
-DEFAULT_STORAGE = "sqlite:///nas.db"
+from nas import DEFAULT_STORAGE  # noqa: F401 (one default, in the package)
 
 
 def redact(url: str) -> str:
@@ -94,7 +94,7 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             if create:
-                Base.metadata.create_all(self.engine)
+                migrations.upgrade(self.engine)  # versioned: an older nas.db is upgraded in place
         except OperationalError as exc:
             raise NasInputError(f"--storage {redact(url)}: cannot connect: {_first_line(exc)}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

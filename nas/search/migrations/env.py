@@ -1,0 +1,15 @@
+"""Alembic's environment for nas's own tables (``nas.search.migrations.upgrade`` runs it; no alembic.ini).
+
+The connection comes from the caller; the version is kept in ``nas_alembic_version``, because Optuna keeps its
+own in ``alembic_version`` in the same database.
+"""
+
+from alembic import context
+
+from nas.search.migrations import VERSION_TABLE
+from nas.search.models import Base
+
+context.configure(connection=context.config.attributes["connection"], target_metadata=Base.metadata,
+                  version_table=VERSION_TABLE, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()
