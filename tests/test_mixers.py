@@ -9,7 +9,7 @@ import torch
 from nas.evaluators.datasets import load_task
 from nas.evaluators.train import evaluate
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
-from nas.spaces.blocks import MIXERS
+from nas.spaces.blocks import LIFTS, MIXERS
 from nas.spaces.mixers import Attention, MaxState, Tokens, TokenMLP, token_grid
 
 MIXER_NAMES = [m for m in MIXERS.names() if m != "none"]
@@ -94,7 +94,7 @@ def test_token_mlp_mixes_across_tokens():
 
 
 @pytest.mark.parametrize("mixer", MIXER_NAMES)
-@pytest.mark.parametrize("lift", ["learned", "fixed_random", "none"])
+@pytest.mark.parametrize("lift", LIFTS.names())
 def test_params_count_the_stored_parameters(mixer, lift):
     spec = spec_for(mixer, (8, 8), 2, lift=lift, norm="batchnorm")
     model = build(spec)

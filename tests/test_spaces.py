@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, load_space, model_cost, parse_space
+from nas.spaces.blocks import LIFTS, NORMS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,8 +169,8 @@ def test_a_bigger_bottleneck_costs_more():
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS.names())
-@pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "none"])
-@pytest.mark.parametrize("lift", ["fixed_random", "learned", "none"])
+@pytest.mark.parametrize("norm", NORMS.names())
+@pytest.mark.parametrize("lift", LIFTS.names())
 def test_every_block_builds_trains_a_step_with_finite_gradients(activation, norm, lift):
     torch.manual_seed(0)
     spec = ArchSpec(d_in=12, d_out=4, lift=lift, lift_width=24, hidden_width=6, depth=2, activation=activation,

@@ -1,5 +1,3 @@
-"""The Streamlit dashboard (reads the store, draws Pareto fronts, offers export).
-
-Not built yet: see the project's dashboard issue. Until then ``nas show`` and
-the Optuna dashboard (which opens the same database) show a study.
-"""
+"""The Streamlit dashboard: ``nas dashboard`` serves ``app.py``, which draws a study's Pareto fronts, its
+progress, what matters, its candidates (with their export) and comparisons; ``data.py`` is its read-only layer
+over the store (SQLite opened read-only, so a running ``nas run`` is never blocked)."""

@@ -14,6 +14,9 @@ imports and runs without triton.
   the sequence fused with its elementwise combination.
 - ``moe.grouped_matmul``: y = x @ w[i]ᵀ on each expert's segment of rows,
   all experts in one launch (the mixture of dense experts' W1 and W2).
+- ``fpe.masked_linear``: an expanded FPE layer y = x (W ⊙ M)ᵀ on its
+  non-zeros only (padded rows of column indices), and a shared split's W1 as
+  α dense products.
 
 The setting ``NAS_KERNELS`` (environment) chooses: ``auto`` (default) runs a
 kernel when all its tensors are on CUDA and triton imports, else the

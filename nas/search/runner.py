@@ -31,7 +31,7 @@ from nas.evaluators.worker import TrainEvaluator
 from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
 from nas.search.models import Candidate, Progress, Run, utcnow
 from nas.search.progress import RunProgress
-from nas.search import pruning, quality
+from nas.search import optuna_private, pruning, quality
 from nas.search.samplers import check_options, make_sampler
 from nas.search.storage import Store, optuna_storage, redact, weights_root
 from nas.spaces import SearchSpace, TrainSpec
@@ -261,13 +261,13 @@ def _recover_interrupted(store: Store, study: optuna.Study, study_name: str,
                 told.append(t.number)
                 continue
             if state in ("PRUNED", "FAIL") and error and not error.startswith("interrupted"):
-                study._storage.set_trial_system_attr(t._trial_id, "fail_reason", error)
+                optuna_private.set_fail_reason(study, t, error)
                 study.tell(t.number, state=getattr(optuna.trial.TrialState, state))
                 told.append(t.number)
                 continue
         reason = "interrupted: the nas run driving it stopped before it finished; re-queued"
-        study._storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        optuna_private.set_fail_reason(study, t, reason)
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"nas:retry_of": t.number})
         with store.session() as s:
             s.execute(
@@ -399,7 +399,7 @@ class _Driver:
             with self.store.session() as s:
                 cand = Candidate(
                     run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                    trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=evaluation_key(train),
+                    trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=evaluation_key(train),
                     task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
                     state="RUNNING", objectives=dict(static),
                 )
@@ -585,11 +585,11 @@ class _Driver:
         with self.store.session() as s:
             s.add(Candidate(
                 run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                trial_id=trial._trial_id, arch_id=arch.arch_id, train_key=evaluation_key(train),
+                trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=evaluation_key(train),
                 task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
                 state="PRUNED", objectives=dict(static), error=why, finished_at=utcnow(),
             ))
-        self.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", why)
+        optuna_private.set_fail_reason(self.study, trial, why)
         self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self.infeasible += 1
         if self.infeasible >= self.max_infeasible:
@@ -611,7 +611,7 @@ class _Driver:
                     finished_at=utcnow(),
                 )
             )
-        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", why)
+        optuna_private.set_fail_reason(self.study, item.trial, why)
         self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
         self.stopped += 1
         self._record_progress(item.trial.number, None, epochs)
@@ -625,7 +625,7 @@ class _Driver:
                     state="FAIL", error=error, worker=worker, finished_at=utcnow(),
                 )
             )
-        self.study._storage.set_trial_system_attr(item.trial._trial_id, "fail_reason", error)
+        optuna_private.set_fail_reason(self.study, item.trial, error)
         self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
         self.failed += 1
         self.errors.append(f"trial {item.trial.number}: {error}")

@@ -23,7 +23,7 @@ class ArchSpec:
 
     d_in: int  # input features (from the task)
     d_out: int  # outputs: classes (from the task)
-    lift: str = "none"  # fixed_random | hadamard | learned | none (none: d_z = d_in, the conventional MLP)
+    lift: str = "none"  # a LIFTS name: fixed_random | hadamard | hashed | learned | none (none: d_z = d_in)
     lift_width: int = 0  # d_z, the width of the residual stream; ignored when lift is none
     hidden_width: int = 128  # d_h, the bottleneck (hourglass) or hidden width (conventional)
     depth: int = 2  # L, the number of residual blocks

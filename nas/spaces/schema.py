@@ -25,15 +25,6 @@ from nas.spaces.fpe import SPLITS as FPE_SPLITS
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 Number = Union[StrictInt, StrictFloat]
 
-METRICS = {
-    "accuracy": "maximize",
-    "psnr": "maximize",
-    "params": "minimize",
-    "bandwidth": "minimize",
-    "latency_ms": "minimize",
-}
-SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp", "qmc")
-KINDS = ("classification", "denoise", "superres", "generative_classification")
 IMAGE_KINDS = ("denoise", "superres", "generative_classification")  # scored by psnr
 DATASETS = ("digits", "mnist5k", "sat")
 
