@@ -146,7 +146,7 @@ def show(
 ) -> None:
     """Show a study: its Pareto-optimal candidates (table) or every trial (JSON)."""
     from nas.search.format import describe_arch, human_bytes, human_count
-    from nas.search.results import format_score, score_metric, study_report
+    from nas.search.results import format_score, score_objective, study_report
 
     report = study_report(storage, study)
     if format is Format.json:
@@ -154,7 +154,7 @@ def show(
         return
     metrics = list(report["directions"])
     rows = [t for t in report["trials"] if all_trials or t["pareto"]]
-    score = score_metric(metrics) or "accuracy"  # the score column: accuracy, or psnr for an image task
+    score = score_objective(metrics) or "accuracy"  # the score column: accuracy, or psnr for an image task
     key = score if score in metrics else (metrics[0] if metrics else None)
     if key:
         sign = -1 if report["directions"][key] == "maximize" else 1
@@ -195,12 +195,12 @@ def export(
     """Export one candidate of STUDY as a standalone PyTorch module (needs only torch)."""
     from nas.search.export import export_candidate
     from nas.search.format import human_bytes, human_count
-    from nas.search.results import format_score, score_metric
+    from nas.search.results import format_score, score_objective
 
     path = export_candidate(storage, study, out_dir, trial=trial, pick=pick, store_lift=store_lift)
     card = json.loads((path / "arch.json").read_text())
     obj = card["objectives"] or {}
-    score = score_metric(obj)
+    score = score_objective(obj)
     shown = [f"{score} {format_score(score, obj[score])}" if score else None,
              f"{human_count(obj['params'])} params" if "params" in obj else None,
              f"{human_bytes(obj['bandwidth'])} bandwidth" if "bandwidth" in obj else None]

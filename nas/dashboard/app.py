@@ -21,7 +21,7 @@ import streamlit as st
 from nas.dashboard import data
 from nas.errors import NasInputError
 from nas.search.format import human_bytes, human_count
-from nas.search.results import format_score, score_metric
+from nas.search.results import format_score, score_objective
 from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
@@ -143,7 +143,7 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
     cols = st.columns(5)
     for col, state in zip(cols, data.STATE_ORDER):
         col.metric(state.lower(), int(counts.get(state, 0)))
-    acc = score_metric(dirs)
+    acc = score_objective(dirs)
     done = df[df["state"] == "COMPLETE"] if not df.empty else df
     cols[4].metric(f"best {acc}" if acc else "objectives",
                    format_score(acc, done[acc].max()) if acc and len(done) else "-")
@@ -297,7 +297,7 @@ def compare(url: str, names: list[str], study: str) -> None:
     if len(others) < 1:
         return
     # the selected study's score; studies scored by another one are left out
-    score = score_metric(_directions(url, study)) or "accuracy"
+    score = score_objective(_directions(url, study)) or "accuracy"
     frames = []
     for name in others:
         df = _candidates(url, name)

@@ -10,7 +10,7 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.search.results import format_score, score_metric
+from nas.search.results import format_score, score_objective
 
 
 
@@ -18,11 +18,11 @@ class RunProgress:
     """Candidates done / failed / running, best score, Pareto front size, elapsed and remaining time.
 
     ``metrics``: the study's objective names; the best so far is shown for its score
-    (``score_metric``: accuracy, else psnr), none without one.
+    (``score_objective``: accuracy, else psnr), none without one.
     """
 
     def __init__(self, study: str, total: int, enabled: bool = True, metrics: list[str] = ("accuracy",)):
-        self.study, self.total, self.enabled, self.score = study, total, enabled, score_metric(metrics)
+        self.study, self.total, self.enabled, self.score = study, total, enabled, score_objective(metrics)
         self.console = Console(stderr=True)
         self.live = enabled and self.console.is_terminal
         self.best_score: float | None = None

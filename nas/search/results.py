@@ -15,7 +15,7 @@ STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
 SCORES = ("accuracy", "psnr")  # the objectives that score a study, in order of preference
 
 
-def score_metric(metrics) -> str | None:
+def score_objective(metrics) -> str | None:
     """The study's score among its objective names: ``accuracy`` if there, else ``psnr`` (image tasks), else None."""
     return next((m for m in SCORES if m in metrics), None)
 
@@ -34,7 +34,7 @@ def _storage(url: str) -> optuna.storages.RDBStorage:
 def list_studies(url: str) -> list[dict[str, Any]]:
     """Every study in the database with its counts, objectives, best score and start time.
 
-    ``score``: the study's score metric (``score_metric``); ``best``: its best value over complete trials.
+    ``score``: the study's score metric (``score_objective``); ``best``: its best value over complete trials.
     """
     store = Store(url, create=False)
     try:
@@ -50,7 +50,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 if t.state.name in counts:
                     counts[t.state.name] += 1
             metrics = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
-            score, best = score_metric(metrics), None
+            score, best = score_objective(metrics), None
             if score is not None:
                 i = metrics.index(score)
                 done = [t.values[i] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
