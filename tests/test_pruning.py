@@ -85,31 +85,28 @@ def test_the_worker_stops_real_training_at_a_rung_and_only_there():
 
 
 def test_an_fpe_candidate_is_never_stopped_before_its_expansion():
-    from types import SimpleNamespace
-
-    from nas.search.pruning import dense_until
-    from nas.search.runner import _Driver
+    from nas.search.pruning import RungTable, dense_until
     from nas.spaces import ArchSpec
     from nas.spaces.fpe import expansion_epoch
+    from nas.spaces.schema import PruningConfig
 
     fpe = ArchSpec(d_in=64, d_out=10, hidden_width=16, fpe_alpha=4, fpe_at=0.5).to_json()
     dense = ArchSpec(d_in=64, d_out=10, hidden_width=16).to_json()
     assert expansion_epoch(0.5, 20) == 11 and dense_until(fpe, 20) == 11 and dense_until(dense, 20) == 0
-    # the driver's own job builder, on a rung table where everyone is better and cheaper at every rung
-    table = {r: [Entry(0.99, 1, 1)] * 4 for r in (1, 3, 9, 27)}
-    driver = SimpleNamespace(space=SimpleNamespace(pruning=SimpleNamespace(min_epochs=1, reduction_factor=3)),
-                             rungs=table)
+    # a rung table where everyone is better and cheaper at every rung
+    table = RungTable(PruningConfig(min_epochs=1, reduction_factor=3), "val_accuracy")
+    table.rungs = {r: [Entry(0.99, 1, 1)] * 4 for r in (1, 3, 9, 27)}
     static = {"params": 10**6, "bandwidth": 10**7}
-    job = _Driver._job(driver, 0, fpe, {"epochs": 20}, static)
-    assert set(job["stop_rules"]) == set()  # rungs 1, 3, 9 are before epoch 11 (its expansion): no rule there
-    assert set(_Driver._job(driver, 0, fpe, {"epochs": 18}, static)["stop_rules"]) == set()  # expands at 10: rung 9 is dense
-    assert set(_Driver._job(driver, 0, fpe, {"epochs": 40}, static)["stop_rules"]) == {"27"}  # expands at 21
-    assert set(_Driver._job(driver, 0, dense, {"epochs": 20}, static)["stop_rules"]) == {"1", "3", "9"}
-    # and its dense scores do not join the rung table: the driver's own bookkeeping
+    assert set(table.rules(static, 20, fpe)) == set()  # rungs 1, 3, 9 are before epoch 11 (its expansion)
+    assert set(table.rules(static, 18, fpe)) == set()  # expands at 10: rung 9 is dense
+    assert set(table.rules(static, 40, fpe)) == {"27"}  # expands at 21
+    assert set(table.rules(static, 20, dense)) == {"1", "3", "9"}
+    assert RungTable(None, "val_accuracy").rules(static, 20, dense) is None  # no early stopping: no rules
+    # and its dense scores do not join the table
     curve = [{"epoch": e, "val_accuracy": 0.5} for e in range(1, 41)]
     objectives = {"params": 10.0, "bandwidth": 10.0}
-    driver.rungs, driver.score_key = {}, "val_accuracy"
-    _Driver._add_to_rungs(driver, curve, objectives, 40, fpe)
-    assert set(driver.rungs) == {27}
-    _Driver._add_to_rungs(driver, curve, objectives, 40, dense)
-    assert {r: len(v) for r, v in driver.rungs.items()} == {1: 1, 3: 1, 9: 1, 27: 2}
+    table.rungs = {}
+    table.add(curve, objectives, 40, fpe)
+    assert set(table.rungs) == {27}
+    table.add(curve, objectives, 40, dense)
+    assert {r: len(v) for r, v in table.rungs.items()} == {1: 1, 3: 1, 9: 1, 27: 2}

@@ -117,3 +117,31 @@ def entries_of(curve: Iterable[dict], score_key: str, params: float, bandwidth: 
     """The rung entries a finished (or stopped) candidate's learning curve gives."""
     by_epoch = {int(p["epoch"]): p for p in curve if score_key in p}
     return {r: Entry(float(by_epoch[r][score_key]), params, bandwidth) for r in rungs if r in by_epoch}
+
+
+class RungTable:
+    """A study's rung table: every trained candidate's validation score at each rung it reached, and the
+    stop rules it gives a new candidate. ``cfg``: the space file's ``pruning`` (None: no early stopping, the
+    table stays empty and gives no rules); ``score_key``: the curve's validation score (``val_accuracy``)."""
+
+    def __init__(self, cfg, score_key: str):
+        self.cfg, self.score_key = cfg, score_key
+        self.rungs: dict[int, list[Entry]] = {}
+
+    def add(self, curve: list | None, objectives: dict, epochs: int, arch: dict) -> None:
+        """Add a trained candidate's rung scores, less an FPE candidate's dense ones (``epochs``: the epochs
+        it was set to train; a stopped candidate's curve holds the rungs it reached)."""
+        if self.cfg is None or not curve or "params" not in objectives or "bandwidth" not in objectives:
+            return
+        rungs = rung_epochs(self.cfg.min_epochs, self.cfg.reduction_factor, epochs, dense_until(arch, epochs))
+        for r, entry in entries_of(curve, self.score_key, float(objectives["params"]),
+                                   float(objectives["bandwidth"]), rungs).items():
+            self.rungs.setdefault(r, []).append(entry)
+
+    def rules(self, static: dict[str, float], epochs: int, arch: dict) -> dict[str, dict] | None:
+        """The stop rules of a candidate of known cost (``static``: params, bandwidth) as the table is now;
+        None without early stopping."""
+        if self.cfg is None:
+            return None
+        return stop_rules(static["params"], static["bandwidth"], epochs, self.rungs, self.cfg.min_epochs,
+                          self.cfg.reduction_factor, after=dense_until(arch, epochs))

@@ -19,23 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import sqlalchemy as sa
 
 import nas
 from nas.errors import NasInputError
 from nas.evaluators import load_task, static_objectives
-from nas.evaluators.train import EVALUATOR_VERSION
+from nas.evaluators.train import EVALUATOR_VERSION, score_metric
 from nas.evaluators.worker import TrainEvaluator
 from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
-from nas.search.models import Candidate, Progress, Run, utcnow
+from nas.search.models import Candidate, Run, utcnow
 from nas.search.progress import RunProgress
-from nas.search import optuna_private, pruning, quality
+from nas.search import optuna_private, pruning
 from nas.search.samplers import check_options, make_sampler
-from nas.search.storage import Store, optuna_storage, redact, weights_root
+from nas.search.history import History
+from nas.search.storage import Store, optuna_storage, redact, weights_root, write_weights
 from nas.spaces import SearchSpace, TrainSpec
-from nas.spaces.schema import IMAGE_KINDS
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
@@ -313,7 +312,23 @@ class _Driver:
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
         self.max_failures = max(10, trials)
         self.last_beat = time.monotonic()
-        self._load_progress()
+        self.history = History(store, study, study_name, metrics, [space.objectives[m] for m in metrics],
+                               space.search.reference)
+        self.score_key = "val_" + score_metric(space.task.kind)
+        self.rung_table = pruning.RungTable(space.pruning, self.score_key)
+        if space.pruning is not None:  # a resumed study: every trained candidate's scores at its rungs
+            with store.session() as s:
+                trained = s.execute(
+                    sa.select(Candidate.curve, Candidate.objectives, Candidate.train, Candidate.arch)
+                    .where(Candidate.study_name == study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
+                           Candidate.curve.is_not(None))
+                ).all()
+            for curve, objectives, train, arch in trained:
+                self.rung_table.add(curve, objectives or {}, int(train.get("epochs", 0)), dict(arch or {}))
+
+    def record_recovered(self, numbers: list[int]) -> None:
+        """Progress rows for the trials an earlier run finished but Optuna heard of only now."""
+        self.history.record_recovered(numbers, self.complete)
 
     # ------------------------------------------------------------ main loop
     def loop(self) -> RunSummary:
@@ -459,25 +474,10 @@ class _Driver:
 
     def _job(self, number: int, arch: dict, train: dict, static: dict[str, float]) -> dict[str, Any]:
         job = {"trial_number": number, "arch": arch, "train": train}
-        cfg = self.space.pruning
-        if cfg is not None:  # the rung table as it is now, as thresholds the worker applies (ASHA-like)
-            epochs = int(train["epochs"])
-            job["stop_rules"] = pruning.stop_rules(static["params"], static["bandwidth"], epochs, self.rungs,
-                                                   cfg.min_epochs, cfg.reduction_factor,
-                                                   after=pruning.dense_until(arch, epochs))
+        rules = self.rung_table.rules(static, int(train["epochs"]), arch)  # thresholds the worker applies
+        if rules is not None:
+            job["stop_rules"] = rules
         return job
-
-    def _add_to_rungs(self, curve: list | None, objectives: dict, epochs: int, arch: dict) -> None:
-        """Add a trained candidate's rung scores to the rung table, less an FPE candidate's dense ones
-        (``epochs``: the epochs it was set to train; a stopped candidate's curve holds the rungs it reached)."""
-        cfg = self.space.pruning
-        if cfg is None or not curve or "params" not in objectives or "bandwidth" not in objectives:
-            return
-        rungs = pruning.rung_epochs(cfg.min_epochs, cfg.reduction_factor, epochs, pruning.dense_until(arch, epochs))
-        entries = pruning.entries_of(curve, self.score_key, float(objectives["params"]),
-                                     float(objectives["bandwidth"]), rungs)
-        for r, entry in entries.items():
-            self.rungs.setdefault(r, []).append(entry)
 
     def _specs_of(self, item: _InFlight) -> tuple[dict, dict]:
         """The candidate's ArchSpec and TrainSpec JSON, as stored."""
@@ -493,7 +493,7 @@ class _Driver:
     def _finish_ok(self, item: _InFlight, payload: dict[str, Any], worker: str) -> None:
         path = None
         if payload.get("weights"):
-            path = self._write_weights(item.trial.number, payload["weights"])
+            path = write_weights(self.weights_dir, item.trial.number, payload["weights"])
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
@@ -504,79 +504,11 @@ class _Driver:
             )
         self.study.tell(item.trial, self._objectives_of(payload["objectives"]))
         self.complete += 1
-        self._record_progress(item.trial.number, self._objectives_of(payload["objectives"]),
+        self.history.record(item.trial.number, self.complete, self._objectives_of(payload["objectives"]),
                               int(payload.get("epochs_trained") or 0))
         if self.space.pruning is not None:
             arch, train = self._specs_of(item)
-            self._add_to_rungs(payload.get("curve"), payload["objectives"], int(train.get("epochs", 0)), arch)
-
-    # ------------------------------------------------------------ progress
-    def _load_progress(self) -> None:
-        """The finished candidates so far (a resumed study goes on counting) and the reference point."""
-        with self.store.session() as s:
-            rows = s.execute(
-                sa.select(Candidate.state, Candidate.objectives, Candidate.epochs_trained, Candidate.reused_from)
-                .where(Candidate.study_name == self.study_name, Candidate.state.in_(("COMPLETE", "PRUNED")))
-                .order_by(Candidate.finished_at, Candidate.id)
-            ).all()
-        self.done_values = [[float(obj[m]) for m in self.metrics] for state, obj, _, _ in rows
-                            if state == "COMPLETE" and obj and all(m in obj for m in self.metrics)]
-        self.epochs_total = sum(e or 0 for _, _, e, reused in rows if reused is None)
-        ref = self.study.user_attrs.get(quality.REFERENCE_ATTR)
-        self.reference = [float(ref[m]) for m in self.metrics] if ref else None
-        # the rung table of early stopping: every trained candidate's validation score at each rung
-        self.score_key = "val_psnr" if self.space.task.kind in IMAGE_KINDS else "val_accuracy"
-        self.rungs: dict[int, list[pruning.Entry]] = {}
-        if self.space.pruning is not None:
-            with self.store.session() as s:
-                trained = s.execute(
-                    sa.select(Candidate.curve, Candidate.objectives, Candidate.train, Candidate.arch)
-                    .where(Candidate.study_name == self.study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
-                           Candidate.curve.is_not(None))
-                ).all()
-            for curve, objectives, train, arch in trained:
-                self._add_to_rungs(curve, objectives or {}, int(train.get("epochs", 0)), dict(arch or {}))
-
-    def record_recovered(self, numbers: list[int]) -> None:
-        """A progress row for each trial an earlier run finished but Optuna heard of only now (already in the
-        front and the training totals, which ``_load_progress`` read from nas's table)."""
-        if not numbers:
-            return
-        dirs = [self.space.objectives[m] for m in self.metrics]
-        hv = None
-        if self.reference is not None and self.done_values:
-            hv = quality.hypervolume(np.array(self.done_values), dirs, self.reference)
-        with self.store.session() as s:
-            for number in numbers:
-                s.add(Progress(study_name=self.study_name, trial_number=number, n_complete=self.complete,
-                               epochs_total=self.epochs_total, hypervolume=hv))
-
-    def _record_progress(self, trial_number: int, values: list[float] | None, epochs: int) -> None:
-        """After a candidate finished: its values join the front, the hypervolume is stored with the compute."""
-        if values is not None:
-            self.done_values.append(values)
-        self.epochs_total += epochs
-        dirs = [self.space.objectives[m] for m in self.metrics]
-        backfill = False
-        if self.reference is None:
-            ref = quality.reference_of(self.space.search.reference, self.metrics, np.array(self.done_values),
-                                       dirs)
-            if ref is not None:
-                self.reference = [float(r) for r in ref]
-                self.study.set_user_attr(quality.REFERENCE_ATTR, dict(zip(self.metrics, self.reference)))
-                backfill = True
-        hv = None
-        if self.reference is not None and self.done_values:
-            hv = quality.hypervolume(np.array(self.done_values), dirs, self.reference)
-        with self.store.session() as s:
-            s.add(Progress(study_name=self.study_name, trial_number=trial_number, n_complete=self.complete,
-                           epochs_total=self.epochs_total, hypervolume=hv))
-            if backfill:  # the rows written before the reference point existed
-                curve = quality.history(np.array(self.done_values), dirs, self.reference)
-                for n, value in enumerate(curve, start=1):
-                    s.execute(sa.update(Progress).where(Progress.study_name == self.study_name,
-                                                        Progress.n_complete == n,
-                                                        Progress.hypervolume.is_(None)).values(hypervolume=value))
+            self.rung_table.add(payload.get("curve"), payload["objectives"], int(train.get("epochs", 0)), arch)
 
     def _infeasible(self, trial, arch, train, values, static, over: dict[str, float], why: str = "") -> None:
         """Record a candidate over a constraint (or that cannot be built) as PRUNED, untrained."""
@@ -614,9 +546,9 @@ class _Driver:
         optuna_private.set_fail_reason(self.study, item.trial, why)
         self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
         self.stopped += 1
-        self._record_progress(item.trial.number, None, epochs)
+        self.history.record(item.trial.number, self.complete, None, epochs)
         arch, train = self._specs_of(item)
-        self._add_to_rungs(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # the rungs it reached
+        self.rung_table.add(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # the rungs it reached
 
     def _finish_failed(self, item: _InFlight, error: str, worker: str | None) -> None:
         with self.store.session() as s:
@@ -655,7 +587,7 @@ class _Driver:
         self.study.tell(item.trial, self._objectives_of(objectives))
         self.complete += 1
         self.reused += 1
-        self._record_progress(item.trial.number, self._objectives_of(objectives), 0)
+        self.history.record(item.trial.number, self.complete, self._objectives_of(objectives), 0)
         return True
 
     def _resolve_twin(self, twin: _InFlight) -> None:
@@ -674,15 +606,6 @@ class _Driver:
                 pass
         self.inflight.clear()
         self.waiting.clear()
-
-    def _write_weights(self, number: int, data: bytes) -> Path:
-        self.weights_dir.mkdir(parents=True, exist_ok=True)
-        path = self.weights_dir / f"trial_{number:05d}.safetensors"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
-
 
 class _Abort(Exception):
     pass

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from nas.errors import NasInputError
 from nas.search import migrations
 
-from nas import DEFAULT_STORAGE  # noqa: F401 (one default, in the package)
 
 
 def redact(url: str) -> str:
@@ -57,6 +56,19 @@ def weights_root(url: str) -> Path:
     """Weights live beside the database: ``nas_weights/`` in a SQLite file's folder, else in the working folder."""
     db = sqlite_path(url)
     return (db.parent if db is not None else Path(".")).resolve() / "nas_weights"
+
+
+def write_weights(folder: Path, trial_number: int, data: bytes) -> Path:
+    """Write a candidate's safetensors bytes as ``folder/trial_NNNNN.safetensors`` (whole or not at all: a
+    temporary file renamed into place); returns the path."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"trial_{trial_number:05d}.safetensors"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
 
 
 def make_engine(url: str) -> Engine:
