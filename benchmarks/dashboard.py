@@ -29,7 +29,10 @@ APP = str(Path(__file__).resolve().parent.parent / "nas" / "dashboard" / "app.py
 def build(url: str, study: str, n: int, seed: int = 0) -> None:
     import optuna
 
-    from nas.search.models import Candidate, Run
+    import numpy as np
+
+    from nas.search import quality
+    from nas.search.models import Candidate, Progress, Run
     from nas.search.storage import Store, optuna_storage
 
     store = Store(url)
@@ -64,6 +67,14 @@ def build(url: str, study: str, n: int, seed: int = 0) -> None:
                 wall_time_s=rng.uniform(1, 20), error="OutOfMemoryError: simulated" if failed else None,
                 created_at=t0 + timedelta(seconds=3 * i), finished_at=t0 + timedelta(seconds=3 * i + 2)))
         session.execute(Candidate.__table__.insert(), rows)
+        # the history nas run stores after each candidate (the Progress tab draws it): its hypervolume
+        done = [[r["objectives"][m] for m in ("accuracy", "params", "bandwidth")] for r in rows if r["state"] == "COMPLETE"]
+        dirs = ["maximize", "minimize", "minimize"]
+        hv = quality.history(np.array(done), dirs, quality.derive_reference(np.array(done), dirs))
+        session.execute(Progress.__table__.insert(), [
+            dict(study_name=study, trial_number=r["trial_number"], n_complete=k + 1, epochs_total=10 * (k + 1),
+                 hypervolume=float(v), created_at=r["finished_at"])
+            for k, (r, v) in enumerate(zip([r for r in rows if r["state"] == "COMPLETE"], hv))])
     store.close()
 
 

@@ -79,8 +79,16 @@ def test_page_shows_the_study_its_fronts_and_candidates(db, monkeypatch):
     table = at.dataframe[0].value
     assert len(table) == 8 and {"trial", "state", "pareto", "architecture", "accuracy"} <= set(table.columns)
     assert table["pareto"].sum() == len(_values(front["data"][2]["x"]))
-    # Compare: nas compare's hypervolume against the epochs trained, drawn and tabled
     specs = [json.loads(c.proto.spec) for c in charts]
+    # Progress: the hypervolume nas run stored after each candidate, against the epochs trained
+    progress = next(f for f in specs if "as nas run stored it" in f["layout"].get("title", {}).get("text", ""))
+    with sa.create_engine(f"sqlite:///{db}").connect() as c:
+        stored = c.execute(sa.text("SELECT epochs_total, hypervolume FROM nas_progress WHERE study_name = 'good' "
+                                   "AND hypervolume IS NOT NULL ORDER BY id")).all()
+    assert len(stored) >= 3
+    assert list(_values(progress["data"][0]["x"])) == [r[0] for r in stored]
+    assert np.allclose(_values(progress["data"][0]["y"]), [r[1] for r in stored])
+    # Compare: nas compare's hypervolume against the epochs trained, drawn and tabled
     hv = [f for f in specs if "hypervolume against epochs trained" in f["layout"].get("title", {}).get("text", "")]
     assert len(hv) == 1 and [t["name"] for t in hv[0]["data"]] == ["good"]
     quality = next(d.value for d in at.dataframe if "early stopped" in d.value.columns)

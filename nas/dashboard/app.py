@@ -45,6 +45,11 @@ def _directions(url: str, study: str) -> dict[str, str]:
     return data.directions(_engine(url), study)
 
 
+@st.cache_data(ttl=2, show_spinner=False)
+def _progress(url: str, study: str) -> pd.DataFrame:
+    return data.progress(_engine(url), study)
+
+
 @st.cache_data(ttl=5, show_spinner=False)
 def _search_quality(url: str, names: tuple[str, ...], study: str) -> dict | None:
     return data.search_quality(_engine(url), list(names), _directions(url, study))
@@ -173,10 +178,14 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
                 st.plotly_chart(fig, key="front-3d")
     with tabs[1]:
         if not done.empty:
-            hv = data.hypervolume_history(df, dirs)
-            st.plotly_chart(px.line(hv, x="finished_at", y="hypervolume", markers=True, hover_data=["trial"],
-                                    title="hypervolume of the front (objectives min-max normalised, reference 1.1)"),
-                            key="hv")
+            hv = _progress(url, study).dropna(subset=["hypervolume"])
+            if hv.empty:
+                st.info("No hypervolume stored yet: nas run fixes the reference point after the first candidates.")
+            else:
+                st.plotly_chart(px.line(hv, x="epochs", y="hypervolume", markers=True, line_shape="hv",
+                                        hover_data=["trial", "complete", "at"],
+                                        title="hypervolume of the front against epochs trained (as nas run stored "
+                                              "it, on the study's own reference point)"), key="hv")
             best = data.best_so_far(df, dirs)
             cols = st.columns(len(dirs))
             for col, m in zip(cols, dirs):

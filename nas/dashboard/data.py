@@ -171,10 +171,6 @@ def describe(arch: dict[str, Any]) -> str:
     return describe_arch(arch)
 
 
-def _as_min(values: np.ndarray, dirs: list[str]) -> np.ndarray:
-    return values * np.array([-1.0 if d == "maximize" else 1.0 for d in dirs])
-
-
 def pareto_mask(df: pd.DataFrame, dirs: dict[str, str]) -> pd.Series:
     """True for the complete candidates no other complete candidate dominates."""
     mask = pd.Series(False, index=df.index)
@@ -187,28 +183,19 @@ def pareto_mask(df: pd.DataFrame, dirs: dict[str, str]) -> pd.Series:
     return mask
 
 
-def hypervolume_history(df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
-    """Hypervolume of the front after each complete candidate, in finishing order.
-
-    Each objective is min-max normalised over all complete candidates (maximised ones flipped),
-    and the reference point is 1.1 in every normalised objective.
-    """
-    done = df[df["state"] == "COMPLETE"].sort_values("finished_at")
-    if done.empty or not dirs:
-        return pd.DataFrame(columns=["trial", "finished_at", "hypervolume"])
-    v = _as_min(done[list(dirs)].to_numpy(dtype=float), list(dirs.values()))
-    lo, hi = v.min(axis=0), v.max(axis=0)
-    v = (v - lo) / np.where(hi > lo, hi - lo, 1.0)
-    ref = np.full(v.shape[1], 1.1)
-    out, front, hv = [], np.empty((0, v.shape[1])), 0.0
-    for i, point in enumerate(v):
-        if not len(front) or not np.any(np.all(front <= point, axis=1)):  # the front changes: recompute
-            front = np.vstack([front, point])
-            front = front[moocore.is_nondominated(front)]
-            hv = float(moocore.hypervolume(front, ref=ref))
-        out.append(hv)
-    return pd.DataFrame({"trial": done["trial"].to_numpy(), "finished_at": done["finished_at"].to_numpy(),
-                         "hypervolume": out})
+def progress(engine: Engine, study: str) -> pd.DataFrame:
+    """The history ``nas run`` stored (``nas_progress``): after each finished candidate, the hypervolume of
+    the front on the study's own reference point (``nas.search.quality``; None until it was fixed) and the
+    epochs trained so far. Columns: trial, complete, epochs, hypervolume, at."""
+    with engine.connect() as c:
+        if not sa.inspect(c).has_table("nas_progress"):
+            return pd.DataFrame(columns=["trial", "complete", "epochs", "hypervolume", "at"])
+        rows = c.execute(sa.text(
+            "SELECT trial_number, n_complete, epochs_total, hypervolume, created_at FROM nas_progress "
+            "WHERE study_name = :s ORDER BY id"), {"s": study}).all()
+    return pd.DataFrame({"trial": [r[0] for r in rows], "complete": [r[1] for r in rows],
+                         "epochs": [r[2] for r in rows], "hypervolume": [r[3] for r in rows],
+                         "at": pd.to_datetime([r[4] for r in rows], utc=True)})
 
 
 def best_so_far(df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
