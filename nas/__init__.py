@@ -76,10 +76,10 @@ def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
 
 
 def export(*args, **kwargs):
-    """Export one candidate of a study as a standalone PyTorch module; see ``nas.search.export.export_candidate``.
+    """Export one candidate of a study as a standalone PyTorch module; see ``nas.exporter.export_candidate``.
 
     ``nas.export(storage_url, study, out_dir, trial=None, pick=None, store_lift=False) -> Path``.
     """
-    from nas.search.export import export_candidate
+    from nas.exporter import export_candidate
 
     return export_candidate(*args, **kwargs)

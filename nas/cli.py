@@ -193,7 +193,7 @@ def export(
     storage: str = StorageOpt,
 ) -> None:
     """Export one candidate of STUDY as a standalone PyTorch module (needs only torch)."""
-    from nas.search.export import export_candidate
+    from nas.exporter import export_candidate
     from nas.search.format import human_bytes, human_count
     from nas.search.results import format_score, score_objective
 

@@ -267,4 +267,4 @@ def test_importances_and_the_export_download(db, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     download = at.get("download_button")
     assert len(download) == 1 and "download the exported module" in download[0].proto.label
-    assert not at.error  # the export itself (nas.search.export, the code behind this button) is tested in test_export
+    assert not at.error  # the export itself (nas.exporter, the code behind this button) is tested in test_export

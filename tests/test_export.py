@@ -23,8 +23,8 @@ from torch import nn
 import nas
 from nas.cli import main
 from nas.errors import NasInputError
-from nas.search import export as export_mod
-from nas.search.export import ExportMeta, best_by, check_spec, export_model, knee, model_source
+from nas.exporter import ExportMeta, best_by, check_spec, export_model, knee, model_source
+from nas.exporter import write as export_write
 from nas.search.format import human_count
 from nas.search.models import Candidate
 from nas.search.results import study_report
@@ -368,7 +368,7 @@ def test_pick_rules():
 
 def test_import_nas_stays_cheap():
     proc = subprocess.run([sys.executable, "-c", "import sys, nas; assert callable(nas.export); "
-                           "print(sorted(m for m in sys.modules if m in ('torch', 'optuna', 'nas.search.export')))"],
+                           "print(sorted(m for m in sys.modules if m in ('torch', 'optuna', 'nas.exporter')))"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
@@ -586,7 +586,7 @@ def test_a_failure_while_writing_leaves_nothing(study, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(export_mod, "model_card", boom)
+    monkeypatch.setattr(export_write, "model_card", boom)
     with pytest.raises(RuntimeError, match="boom"):
         nas.export(study["url"], "tiny", tmp_path / "out", pick="accuracy")
     assert list(tmp_path.iterdir()) == []

@@ -284,7 +284,7 @@ def export_button(url: str, study: str, trial: int, d: dict) -> None:
     if d["state"] != "COMPLETE":
         return
     try:
-        from nas.search.export import export_candidate
+        from nas.exporter import export_candidate
     except ImportError:  # the export part is not installed in this version
         return
     if st.button("prepare export", key=f"export-{trial}"):

@@ -1,0 +1,191 @@
+"""The export's model card (``README.md``): task, objectives in readable units, the blocks in words, how to
+load it, how it was found."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nas.exporter.snippets import ACTIVATION_WORDS, MIXER_CODE, MIXER_WORDS
+from nas.exporter.source import _Parts, _kind, check_spec, describe
+
+KNEE = "knee"  # --pick knee: the Pareto point nearest the ideal (nas.exporter.pick.knee)
+
+# ------------------------------------------------------------ the model card
+def _md(text: Any) -> str:
+    """A value as inline Markdown code (user strings go into the card, never into code)."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
+def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: int) -> str:
+    from nas.search.format import human_bytes, human_count
+    from nas.spaces import ArchSpec
+    from nas.spaces.schema import IMAGE_KINDS
+
+    p = check_spec(ArchSpec.from_json(card["arch"]))
+    task, obj = card["task"], card["objectives"] or {}
+    directions = card["directions"] or {}
+    image = task.get("kind") in IMAGE_KINDS
+    title = f"{_kind(p)} {'net' if p.mixer != 'none' else 'MLP'} {p.d_in} -> {p.d_z} -> {p.d_out}"
+    if card["study"] is not None:
+        title += f": trial {card['trial']} of study {_md(card['study'])}"
+    lines = [f"# {title}", "",
+             f"Exported by `nas export` (nas {card['nas_version']}, PyTorch {card['torch_version']}) on "
+             f"{card['exported_at']}.", "",
+             "## The model", "", "| | |", "|---|---|",
+             f"| architecture | {describe(p, card['lift_stored'])} |",
+             f"| arch_id | `{p.arch_id}` |"]
+    if task.get("dataset"):
+        lines.append(f"| trained on | {task.get('kind') or 'classification'} on {_md(task['dataset'])} "
+                     f"({p.d_in} inputs, {p.d_out} outputs) |")
+    else:
+        lines.append(f"| task | {p.d_in} inputs, {p.d_out} outputs (not recorded) |")
+    lines.append("| output | " + ("`torch.sigmoid(net(x))` is the predicted image: pixels in [0, 1], not class "
+                                 "logits |" if image else "class logits (the prediction is their argmax) |"))
+    train = card.get("train") or {}
+    if train:
+        lines.append("| training | " + ", ".join(f"{k} {_md(v)}" for k, v in train.items()) + " |")
+    lines += ["", "### The blocks", ""] + [f"- {text}" for text in _blocks_in_words(p, card["lift_stored"])]
+    lines += ["", "## Objectives", ""]
+    if obj:
+        lines += ["As nas measured them.", "", "| metric | value | in the study |", "|---|---|---|"]
+        for metric in [m for m in directions if m in obj] + [m for m in obj if m not in directions]:
+            value = obj[metric]
+            text = _metric(metric, value, human_count, human_bytes, card.get("evaluator_version"))
+            lines.append(f"| {metric} | {text} | {directions.get(metric, '-')} |")
+    else:
+        lines.append("None recorded (exported outside a study).")
+    imp = folder_name if folder_name.isidentifier() else None
+    lines += ["", "## Load it", "",
+              "It needs only PyTorch: `model.py` reads `weights.safetensors` itself (no nas, no safetensors "
+              "package, nothing pickled).", "", "```python", "import torch"]
+    if imp:
+        lines += [f"import {imp}.model as model   # from the folder that holds {imp}/",
+                  f'net = model.load("{imp}")   # eval mode']
+    else:
+        lines += ["import importlib.util",
+                  'spec = importlib.util.spec_from_file_location("model", "PATH/TO/THIS/FOLDER/model.py")',
+                  "model = importlib.util.module_from_spec(spec); spec.loader.exec_module(model)",
+                  'net = model.load("PATH/TO/THIS/FOLDER")   # eval mode']
+    if image:
+        lines += [f"pixels = torch.sigmoid(net(torch.rand(1, {p.d_in})))   # (B, {p.d_in}) -> (B, {p.d_out}) "
+                  "pixels in [0, 1]", "```", ""]
+    else:
+        lines += [f"logits = net(torch.randn(1, {p.d_in}))   # (B, {p.d_in}) -> (B, {p.d_out})", "```", ""]
+    if p.lift == "fixed_random":
+        lift_attr = "embed" if p.mixer != "none" else "lift"
+        lines += ["The fixed random lift is " + (
+            f"stored in `weights.safetensors` (`{lift_attr}.weight`, exported with `--store-lift`)."
+            if card["lift_stored"]
+            else "not stored: `model.py` regenerates it from its seed with PyTorch's CPU generator, as nas does "
+                 "(export with `--store-lift` to keep the matrix in the file instead)."), ""]
+    lines += ["## How it was found", ""]
+    if card["study"] is not None:
+        picked = card["picked_by"]
+        n = card.get("complete_trials")
+        among = f" among the {n} complete trials" if n is not None else ""
+        if picked == KNEE:
+            why = ("chosen with `--pick knee`: the point of the Pareto front closest (Euclidean) to the ideal "
+                   "point, each objective min-max normalised over the front")
+        elif picked and picked != "trial":
+            why = f"chosen with `--pick {picked}`: the best {picked} ({directions.get(picked, '?')}){among}"
+        else:
+            why = f"chosen with `--trial {card['trial']}`"
+        lines.append(f"Study {_md(card['study'])}, trial {card['trial']}, sampler {_md(card['sampler'])}; {why}.")
+        if card.get("pareto") is not None:
+            lines += ["", f"On the study's Pareto front: {'yes' if card['pareto'] else 'no'}."]
+        if card.get("reused_from_trial") is not None:
+            lines += ["", f"nas did not train it again: it had the same architecture, training settings and task as "
+                          f"trial {card['reused_from_trial']}, whose weights these are."]
+    else:
+        lines.append("Not recorded (exported outside a study).")
+    checks = card.get("checks", {})
+    te = checks.get("torch_export", "not checked")
+    lines += ["", "## Checks", "",
+              f"- Outputs equal to nas's own model (`torch.equal`, CPU float32) on {checks.get('inputs_checked')} "
+              "random inputs: checked at export time.",
+              f"- `torch.export.export(net, (torch.randn(1, {p.d_in}),))`: "
+              + ("works (checked at export time)." if te == "ok" else f"{te}."),
+              "- ONNX: not checked by nas (the `onnx` package is not a nas dependency). " + _onnx_words(p),
+              "", "## Files", "",
+              "| file | |", "|---|---|",
+              "| `model.py` | the model's classes and `load()`; imports only torch, math, json, pathlib |",
+              f"| `weights.safetensors` | {n_tensors} tensors, {human_bytes(n_bytes)} |",
+              "| `arch.json` | the ArchSpec, task, training settings, objectives and provenance |",
+              "| `README.md` | this card |", ""]
+    return "\n".join(lines)
+
+
+def _blocks_in_words(p: _Parts, stored: bool) -> list[str]:
+    """The model card's description of each block the architecture uses, one paragraph each."""
+    d_lift = p.features if p.mixer != "none" else p.d_in
+    lift = {
+        "fixed_random": f"a fixed random matrix R ({p.d_z} x {d_lift}, entries N(0, 1/{d_lift})), never trained; "
+                        + ("stored in the weights file" if stored else
+                           f"regenerated from seed {p.seed} with PyTorch's CPU generator"),
+        "learned": f"a trained bias-free linear layer {d_lift} -> {p.d_z}",
+        "hadamard": f"a seeded Hadamard transform: random signs, the fast Walsh-Hadamard transform and a random "
+                    f"subset of {p.d_z} coordinates, scaled by 1/sqrt({d_lift}); never trained, regenerated from seed "
+                    f"{p.seed} with PyTorch's CPU generator",
+        "hashed": f"a ±1/sqrt({d_lift}) matrix ({p.d_z} x {d_lift}) whose entries are an integer hash of (seed "
+                  f"{p.seed}, row, column); never trained, recomputed by `model.py`",
+        "none": "none: the residual stream is the input itself",
+    }[p.lift]
+    words = [f"Lift{' (the per-token embedding)' if p.mixer != 'none' else ''}: {lift}."]
+    norm = {"batchnorm": "BatchNorm without affine parameters (running statistics from training)",
+            "layernorm": "LayerNorm without affine parameters", "none": "no norm"}[p.norm]
+    act = ACTIVATION_WORDS.get(p.activation, p.activation)
+    words.append(f"Residual blocks: h + W2 act(W1 norm(h)), {p.d_z} -> {p.d_h} -> {p.d_z}, no biases; norm: {norm}; "
+                 f"activation: {act}.")
+    if p.fpe_alpha > 1:
+        words.append(f"Fixed Parameter Expansion (alpha {p.fpe_alpha}, {p.fpe_split} split): each hidden neuron of "
+                     f"W1 was split into {p.fpe_alpha} children during training, so the hidden layer has "
+                     f"{p.fpe_alpha * p.d_h} neurons; fixed 0/1 masks (`mask1`, `mask2` in the weights) keep as many "
+                     "non-zero weights as the dense pair, and the forward pass uses W ⊙ mask.")
+    if p.moe_experts > 1:
+        kind = "an FPE pair" if p.fpe_alpha > 1 else "a dense W2 act(W1 ·) pair"
+        gate = ("its router probability" if p.moe_top_k == 1 else
+                f"the router probabilities renormalised over the chosen {p.moe_top_k}")
+        words.append(f"Mixture of experts: each block's W2 act(W1 ·) is {p.moe_experts} experts (each {kind}) "
+                     f"behind a bias-free linear router with a softmax; every sample uses its top-{p.moe_top_k} "
+                     f"experts, each weighted by {gate}.")
+    if p.mixer != "none":
+        positions = " plus a learned position table" if MIXER_CODE[p.mixer][2] else ""
+        words.append(f"Token mixing: the input is cut into {p.n_tokens} tokens of {p.features} features, each "
+                     f"embedded by the lift{positions}; each of the {p.depth} layers adds "
+                     f"{MIXER_WORDS[p.mixer]} of the normed tokens, then runs the residual block on every token; "
+                     "the head reads the mean over the tokens.")
+    return words
+
+
+def _onnx_words(p: _Parts) -> str:
+    if p.moe_experts > 1:
+        return ("The mixture of experts routes samples with data-dependent shapes, so a traced ONNX graph would "
+                "fix the routing of its example input: not expected to work as is.")
+    if p.mixer == "maxstate":
+        return "maxstate's running maximum (`torch.cummax`) has no standard ONNX op: not expected to work as is."
+    if p.mixer != "none" or p.lift == "hadamard" or p.activation in ("rational", "pwl") or p.fpe_alpha > 1:
+        return (f"`torch.onnx.export(net, (torch.randn(1, {p.d_in}),), \"model.onnx\")` is expected to work "
+                "(standard ops only), but nas has not tried it.")
+    return ("Every op is a standard ONNX op (MatMul, BatchNormalization / LayerNormalization, Relu / Gelu / "
+            f"Sigmoid·Mul / Tanh / Where, Add), so `torch.onnx.export(net, (torch.randn(1, {p.d_in}),), "
+            "\"model.onnx\")` is expected to work.")
+
+
+def _metric(metric: str, value: Any, human_count, human_bytes, evaluator_version: int | None = None) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return _md(value)
+    if metric == "accuracy":
+        return f"{value:.4f} (test accuracy of the best-validation checkpoint)"
+    if metric == "psnr" and evaluator_version == 1:
+        return f"{value:.2f} dB (mean per-image test PSNR of the best-validation checkpoint; nas before version 2)"
+    if metric == "psnr":
+        return (f"{value:.2f} dB (test PSNR of the best-validation checkpoint: the pooled MSE's of each batch of "
+                "128 images, averaged over the batches)")
+    if metric == "params":
+        return f"{human_count(value)} ({int(value):,} stored parameters)"
+    if metric == "bandwidth":
+        return f"{human_bytes(value)} moved per batch-1 inference ({int(value):,} bytes)"
+    if metric == "latency_ms":
+        return f"{value:.3f} ms (median batch-1 forward pass on the training device)"
+    return f"{value:.6g}"
