@@ -49,7 +49,12 @@ def studies(engine: Engine) -> pd.DataFrame:
 
 
 def directions(engine: Engine, study: str) -> dict[str, str]:
-    """metric -> maximize | minimize, in the study's order."""
+    """metric -> maximize | minimize, in the study's order.
+
+    Read from Optuna's tables on the dashboard's own read-only engine rather than with
+    ``optuna.load_study(...).metric_names``: Optuna's RDBStorage opens its own read-write engine, which the
+    dashboard's promise never to write (SQLite opened ``mode=ro``) rules out.
+    """
     with engine.connect() as c:
         sid = c.execute(sa.text("SELECT study_id FROM studies WHERE study_name = :s"), {"s": study}).scalar()
         if sid is None:

@@ -46,7 +46,7 @@ class SatConfig(_Strict):
 
 class TaskConfig(_Strict):
     dataset: StrictStr
-    kind: Literal["classification", "denoise", "superres", "generative_classification"] = "classification"
+    kind: Literal[("classification",) + IMAGE_KINDS] = "classification"  # the task kinds: IMAGE_KINDS and one
     sat: SatConfig | None = None  # options of dataset sat
 
 
