@@ -5,8 +5,6 @@ import pytest
 import nas
 from nas.errors import NasInputError
 
-pytestmark = pytest.mark.slow  # a real run (Ray)
-
 SPACE = {
     "name": "notebook",
     "task": {"dataset": "digits"},
@@ -16,6 +14,7 @@ SPACE = {
 }
 
 
+@pytest.mark.slow  # a real run (Ray)
 def test_run_a_dict_then_read_its_trials_and_export_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     summary = nas.run(SPACE)

@@ -52,7 +52,8 @@ def test_a_database_from_before_versioning_is_stamped_and_keeps_everything(tmp_p
     store.close()
 
 
-def _open(url: str) -> None:
+def _open(url: str, barrier) -> None:
+    barrier.wait()  # all at once
     Store(url).close()
 
 
@@ -60,13 +61,45 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
     import multiprocessing
 
     url = f"sqlite:///{tmp_path / 'race.db'}"
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        pool.map(_open, [url] * 4)  # an error in any of them is raised here
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        barrier = manager.Barrier(4)
+        pool.starmap(_open, [(url, barrier)] * 4)  # an error in any of them is raised here
     store = Store(url)
     with store.engine.connect() as c:
         assert migrations.current(c) == migrations.head()
         assert c.execute(sa.text("SELECT COUNT(*) FROM nas_alembic_version")).scalar() == 1
     assert schema_differences(store.engine) == []
+    store.close()
+
+
+def test_an_unversioned_database_missing_a_table_gets_it(tmp_path):
+    db = tmp_path / "partial.db"
+    shutil.copy(RELEASE_DB, db)
+    with sa.create_engine(f"sqlite:///{db}").begin() as c:
+        c.execute(sa.text("DROP TABLE nas_progress"))  # nas_progress came later within 0.1.0
+    store = Store(f"sqlite:///{db}")
+    assert sa.inspect(store.engine).has_table("nas_progress") and schema_differences(store.engine) == []
+    with store.engine.connect() as c:
+        assert c.execute(sa.text("SELECT COUNT(*) FROM nas_candidates")).scalar() == 10
+    store.close()
+
+
+def test_a_database_of_a_newer_nas_is_a_clear_error_for_writers_and_readers(tmp_path):
+    from nas.errors import NasInputError
+
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Store(url).close()
+    with sa.create_engine(url).begin() as c:
+        c.execute(sa.text("UPDATE nas_alembic_version SET version_num = '9999'"))
+    for create in (True, False):
+        with pytest.raises(NasInputError, match="revision 9999.*written by a newer nas; upgrade nas"):
+            Store(url, create=create)
+
+
+def test_in_memory_sqlite_keeps_its_tables():
+    store = Store("sqlite://")
+    assert store.has_nas_tables()
     store.close()
 
 

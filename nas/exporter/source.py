@@ -78,7 +78,7 @@ def check_spec(spec) -> _Parts:
     if unknown:
         raise NasInputError(
             f"cannot export: ArchSpec has fields nas export does not know yet ({', '.join(unknown)}); "
-            "add them to nas/exporter/snippets.py"
+            "add them to nas/exporter/source.py (_SPEC_FIELDS, _Parts)"
         )
     lift = _name("lift", spec.lift, LIFTS, LIFT_CODE)
     activation = _name("activation", spec.activation, ACTIVATIONS, ACTIVATION_CODE)

@@ -78,7 +78,7 @@ def _run_state(store: Store, study: str) -> str:
 
 
 def study_report(url: str, name: str) -> dict[str, Any]:
-    """The study as the JSON object of DESIGN.md's contract (plus a few extra keys)."""
+    """The study as ``nas show STUDY --format json`` prints it (the README's contract)."""
     store = Store(url, create=False)
     try:
         if not store.optuna_ready():

@@ -107,6 +107,8 @@ class Store:
                 conn.execute(sa.text("SELECT 1"))
             if create:
                 migrations.upgrade(self.engine)  # versioned: an older nas.db is upgraded in place
+            else:
+                migrations.check(self.engine)  # a reader never upgrades: an unreadable revision is an error
         except OperationalError as exc:
             raise NasInputError(f"--storage {redact(url)}: cannot connect: {_first_line(exc)}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

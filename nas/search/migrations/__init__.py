@@ -1,10 +1,12 @@
 """Versioned migrations of nas's own tables (Alembic, as Optuna versions its own).
 
 ``upgrade(engine)`` brings nas's tables in a database to the newest revision: it creates them in a new
-database, stamps a database made before versioning (tables created by nas 0.1.0's ``create_all``, exactly
-revision 0001) and then applies what is newer. The version lives in ``nas_alembic_version``; Optuna's is
-``alembic_version`` in the same database. A new revision: a file in ``versions/`` (``alembic revision``
-with this folder as the script location, or by hand), and a test on a database of the release before it.
+database, and in a database made before versioning (nas 0.1.0's ``create_all``, without a version row) it
+runs every revision from the first, whose tables are made only where missing. ``check(engine)`` is the
+readers' side: a database of a newer nas, or an older one not yet upgraded, is a clear input error. The
+version lives in ``nas_alembic_version``; Optuna's is ``alembic_version`` in the same database. A new
+revision: a file in ``versions/`` written by hand (this folder has no alembic.ini), and a test on a
+database of the release before it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from nas.errors import NasInputError
 
 VERSION_TABLE = "nas_alembic_version"
 FIRST = "0001"  # the tables as create_all made them before versioning
@@ -40,6 +44,21 @@ def current(connection) -> str | None:
     return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
+def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(_config(None)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _newer(revision: str) -> NasInputError:
+    return NasInputError(f"this database's nas tables are at revision {revision}, which this nas does not know "
+                         f"(it knows up to {head()}): it was written by a newer nas; upgrade nas to open it")
+
+
 def upgrade(engine: sa.Engine) -> None:
     """Create or upgrade nas's tables to ``head()``, in one transaction. Several processes opening a new
     database at once: on SQLite each takes the write lock first (``BEGIN IMMEDIATE``), so the others wait and
@@ -47,16 +66,16 @@ def upgrade(engine: sa.Engine) -> None:
     tables at head."""
     from alembic import command
 
-    locked = _locking_sqlite(engine) if engine.dialect.name == "sqlite" else engine
+    in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+    locked = _locking_sqlite(engine) if engine.dialect.name == "sqlite" and not in_memory else engine
     try:
         with locked.begin() as conn:
             now = current(conn)
             if now == head():
                 return
-            cfg = _config(conn)
-            if now is None and sa.inspect(conn).has_table("nas_candidates"):
-                command.stamp(cfg, FIRST)
-            command.upgrade(cfg, "head")
+            if now is not None and not _known(now):
+                raise _newer(now)
+            command.upgrade(_config(conn), "head")
     except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
         with engine.connect() as conn:
             if current(conn) != head():
@@ -64,6 +83,21 @@ def upgrade(engine: sa.Engine) -> None:
     finally:
         if locked is not engine:
             locked.dispose()
+
+
+def check(engine: sa.Engine) -> None:
+    """For readers (they never write): NasInputError unless nas's tables are at ``head()`` (a database
+    without a version row but with nas's tables is revision 0001, made before versioning)."""
+    with engine.connect() as conn:
+        now = current(conn) if sa.inspect(conn).has_table(VERSION_TABLE) else None
+        if now is None and sa.inspect(conn).has_table("nas_candidates"):
+            now = FIRST
+    if now is None or now == head():
+        return
+    if not _known(now):
+        raise _newer(now)
+    raise NasInputError(f"this database's nas tables are at revision {now}, older than this nas's {head()}: "
+                        "run `nas run` on it once (it upgrades the tables in place), then read it")
 
 
 def _locking_sqlite(engine: sa.Engine) -> sa.Engine:

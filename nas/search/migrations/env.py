@@ -9,7 +9,12 @@ from alembic import context
 from nas.search.migrations import VERSION_TABLE
 from nas.search.models import Base
 
+def _ours(obj, name, kind, reflected, compare_to):
+    """Only nas's own tables: Optuna's, in the same database, are Optuna's to migrate."""
+    return kind != "table" or name in Base.metadata.tables
+
+
 context.configure(connection=context.config.attributes["connection"], target_metadata=Base.metadata,
-                  version_table=VERSION_TABLE, render_as_batch=True)
+                  version_table=VERSION_TABLE, render_as_batch=True, include_object=_ours)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,6 +1,8 @@
 """nas's tables as nas 0.1.0 created them (``create_all``, before they were versioned): runs, candidates, progress.
 
-A database made before versioning has exactly these tables and is stamped with this revision, not re-created.
+A database made before versioning holds these tables already, or some of them (``nas_progress`` came later
+within 0.1.0): each table is created only where it is missing, with its indexes, so such a database is
+upgraded, not re-created.
 
 Revision ID: 0001
 Revises:
@@ -16,6 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    have = set(sa.inspect(op.get_bind()).get_table_names())
+    if "nas_runs" not in have:
+        _runs()
+    if "nas_candidates" not in have:
+        _candidates()
+    if "nas_progress" not in have:
+        _progress()
+
+
+def _runs() -> None:
     op.create_table(
         "nas_runs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -36,6 +48,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_nas_runs_study_name", "nas_runs", ["study_name"])
+
+
+def _candidates() -> None:
     op.create_table(
         "nas_candidates",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -67,6 +82,9 @@ def upgrade() -> None:
     op.create_index("ix_nas_candidates_study_name", "nas_candidates", ["study_name"])
     op.create_index("ix_nas_candidates_run_id", "nas_candidates", ["run_id"])
     op.create_index("ix_nas_candidates_eval_key", "nas_candidates", ["arch_id", "train_key", "task_key"])
+
+
+def _progress() -> None:
     op.create_table(
         "nas_progress",
         sa.Column("id", sa.Integer(), nullable=False),
