@@ -33,7 +33,8 @@ from nas.search.progress import RunProgress
 from nas.search import optuna_private, pruning
 from nas.search.samplers import check_options, make_sampler
 from nas.search.history import History
-from nas.search.storage import Store, optuna_storage, redact, weights_root, write_weights
+from nas.search.recorder import InFlight, Recorder
+from nas.search.storage import Store, optuna_storage, redact, weights_root
 from nas.spaces import SearchSpace, TrainSpec
 
 HEARTBEAT_S = 10.0
@@ -278,16 +279,6 @@ def _recover_interrupted(store: Store, study: optuna.Study, study_name: str,
     return n, told
 
 
-@dataclass
-class _InFlight:
-    trial: optuna.Trial
-    key: tuple[str, str, str]
-    submitted: float
-    candidate_id: int
-    values_static: dict[str, float]
-    worker: str | None = None
-
-
 class _Driver:
     def __init__(self, space, study, store, pool, run_id, study_name, metrics, trials, workers, d_in, d_out,
                  task_key, opts, in_shape=()):
@@ -296,26 +287,18 @@ class _Driver:
         self.run_id, self.study_name, self.metrics = run_id, study_name, metrics
         self.trials, self.workers, self.d_in, self.d_out = trials, workers, d_in, d_out
         self.task_key, self.opts = task_key, opts
-        self.weights_dir = weights_root(opts.storage) / study_name
-        self.inflight: dict[int, _InFlight] = {}
-        self.waiting: dict[tuple, list[_InFlight]] = {}
+        self.inflight: dict[int, InFlight] = {}
+        self.waiting: dict[tuple, list[InFlight]] = {}
         self.by_worker: dict[str, int] = {}
-        self.failed = 0
-        self.infeasible = 0  # candidates over a constraint: recorded, never trained, not part of the budget
-        self.max_infeasible = 50 * trials
-        self.reused = 0
-        self.errors: list[str] = []
-        self.complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        self.complete_at_start = self.complete
-        self.stopped = sum(  # stopped early: part of the budget (infeasible ones are not)
-            not str(t.system_attrs.get("fail_reason", "")).startswith("infeasible")
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
+        self.max_infeasible = 50 * trials  # candidates over a constraint: recorded, never trained, not budget
         self.max_failures = max(10, trials)
         self.last_beat = time.monotonic()
         self.history = History(store, study, study_name, metrics, [space.objectives[m] for m in metrics],
                                space.search.reference)
-        self.score_key = "val_" + score_metric(space.task.kind)
-        self.rung_table = pruning.RungTable(space.pruning, self.score_key)
+        self.rung_table = pruning.RungTable(space.pruning, "val_" + score_metric(space.task.kind))
+        self.rec = Recorder(store, study, study_name, run_id, task_key, metrics, self.history, self.rung_table,
+                            weights_root(opts.storage) / study_name, space.constraints)
+        self.complete_at_start = self.rec.complete
         if space.pruning is not None:  # a resumed study: every trained candidate's scores at its rungs
             with store.session() as s:
                 trained = s.execute(
@@ -328,7 +311,7 @@ class _Driver:
 
     def record_recovered(self, numbers: list[int]) -> None:
         """Progress rows for the trials an earlier run finished but Optuna heard of only now."""
-        self.history.record_recovered(numbers, self.complete)
+        self.history.record_recovered(numbers, self.rec.complete)
 
     # ------------------------------------------------------------ main loop
     def loop(self) -> RunSummary:
@@ -338,14 +321,15 @@ class _Driver:
         try:
             with progress:
                 progress.update(self._snapshot(t0))
-                while self.complete + self.stopped < self.trials:
+                while self.rec.complete + self.rec.stopped < self.trials:
                     self._fill()
-                    if not self.inflight and not self.waiting and self.complete + self.stopped >= self.trials:
+                    if not self.inflight and not self.waiting and self.rec.complete + self.rec.stopped >= self.trials:
                         break
                     for msg in self.pool.poll(timeout=0.25):
                         self._handle(msg, progress)
-                    if self.failed >= self.max_failures:
-                        raise _Abort(f"stopped after {self.failed} failed candidates; last error: {self.errors[-1]}")
+                    if self.rec.failed >= self.max_failures:
+                        raise _Abort(f"stopped after {self.rec.failed} failed candidates; last error: "
+                                     f"{self.rec.errors[-1]}")
                     self._heartbeat()
                     progress.update(self._snapshot(t0))
                 progress.update(self._snapshot(t0))
@@ -362,18 +346,19 @@ class _Driver:
             with self.store.session() as s:
                 r = s.get(Run, self.run_id)
                 r.state, r.finished_at, r.message = state, utcnow(), message
-        pareto = len(self.study.best_trials) if self.complete else 0
-        return RunSummary(self.study_name, self.complete, self.failed, self.reused, pareto,
-                          time.monotonic() - t0, self.trials, self.run_id, self.errors, self.infeasible)
+        rec = self.rec
+        pareto = len(self.study.best_trials) if rec.complete else 0
+        return RunSummary(self.study_name, rec.complete, rec.failed, rec.reused, pareto,
+                          time.monotonic() - t0, self.trials, self.run_id, rec.errors, rec.infeasible)
 
     def _snapshot(self, t0: float) -> dict[str, Any]:
         return {
-            "complete": self.complete,
-            "failed": self.failed,
+            "complete": self.rec.complete,
+            "failed": self.rec.failed,
             "running": len(self.by_worker),
             "queued": len(self.inflight) - len(self.by_worker) + sum(map(len, self.waiting.values())),
             "elapsed": time.monotonic() - t0,
-            "done_this_run": self.complete - self.complete_at_start,
+            "done_this_run": self.rec.complete - self.complete_at_start,
             "study": self.study,
         }
 
@@ -387,7 +372,7 @@ class _Driver:
     # ------------------------------------------------------------- asking
     def _fill(self) -> None:
         n_waiting = sum(map(len, self.waiting.values()))
-        while (self.complete + self.stopped + len(self.inflight) + n_waiting < self.trials
+        while (self.rec.complete + self.rec.stopped + len(self.inflight) + n_waiting < self.trials
                and len(self.inflight) < 2 * self.workers):
             trial = self.study.ask()
             try:
@@ -396,34 +381,24 @@ class _Driver:
             except BaseException:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
-            key = (arch.arch_id, evaluation_key(train), self.task_key)
+            train_key = evaluation_key(train)
             trial.set_user_attr("arch_id", arch.arch_id)
             try:
                 static = static_objectives(arch)
             except ValueError as exc:  # a shape that cannot be built (a patch from a range that does not tile)
-                self._infeasible(trial, arch, train, values, {}, {}, why=f"infeasible: {exc}")
+                self._infeasible(trial, arch, train_key, train, values, {}, {}, why=f"infeasible: {exc}")
                 continue
             over = self.space.violations(static)
             for metric, violation in over.items():  # what constrained samplers read (> 0: infeasible)
                 trial.set_constraint(metric, violation)
             if any(v > 0 for v in over.values()):
-                self._infeasible(trial, arch, train, values, static, over)
+                self._infeasible(trial, arch, train_key, train, values, static, over)
                 continue
-            # Short sessions only, and never one open across an Optuna call: on SQLite an open
-            # write transaction here would lock Optuna's own connection out.
-            with self.store.session() as s:
-                cand = Candidate(
-                    run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                    trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=evaluation_key(train),
-                    task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
-                    state="RUNNING", objectives=dict(static),
-                )
-                s.add(cand)
-            item = _InFlight(trial, key, time.monotonic(), cand.id, static)
-            if self._reuse(item):
+            item = self.rec.started(trial, arch, train_key, train, values, static)
+            if self.rec.reuse(item):
                 continue
-            if any(f.key == key for f in self.inflight.values()):
-                self.waiting.setdefault(key, []).append(item)
+            if any(f.key == item.key for f in self.inflight.values()):
+                self.waiting.setdefault(item.key, []).append(item)
                 n_waiting += 1
                 continue
             self.inflight[trial.number] = item
@@ -441,14 +416,14 @@ class _Driver:
             if item is None:
                 return  # already failed (its worker was reported dead); a late result is dropped
             if msg.payload.get("ok") and msg.payload.get("stopped_early"):
-                self._finish_stopped(item, msg.payload, msg.worker)
+                self.rec.finish_stopped(item, msg.payload, msg.worker, self.space.pruning.reduction_factor)
                 progress.candidate_stopped(item.trial.number, msg.payload.get("epochs_trained"))
             elif msg.payload.get("ok"):
-                self._finish_ok(item, msg.payload, msg.worker)
-                progress.candidate_done(item.trial.number, self._objectives_of(msg.payload["objectives"]),
+                self.rec.finish_ok(item, msg.payload, msg.worker)
+                progress.candidate_done(item.trial.number, self.rec.values_of(msg.payload["objectives"]),
                                         msg.payload.get("wall_time_s"))
             else:
-                self._finish_failed(item, msg.payload.get("error") or "unknown error", msg.worker)
+                self.rec.finish_failed(item, msg.payload.get("error") or "unknown error", msg.worker)
                 progress.candidate_failed(item.trial.number, msg.payload.get("error"))
             for twin in self.waiting.pop(item.key, []):
                 self._resolve_twin(twin)
@@ -458,16 +433,16 @@ class _Driver:
                     del self.by_worker[worker]
                     item = self.inflight.pop(number, None)
                     if item is not None:
-                        self._finish_failed(item, "the worker process running it died (killed, out of memory, "
+                        self.rec.finish_failed(item, "the worker process running it died (killed, out of memory, "
                                             "or crashed); its worker was restarted", worker)
                         for twin in self.waiting.pop(item.key, []):
                             self._resolve_twin(twin)
         elif msg.kind == "workers_gone":
-            if self.complete + self.stopped < self.trials:
+            if self.rec.complete + self.rec.stopped < self.trials:
                 why = f" ({type(self.pool.fit_error).__name__}: {self.pool.fit_error})" if self.pool.fit_error else ""
                 raise _Abort("all Ray workers stopped before the study finished" + why)
 
-    def _job_of(self, item: _InFlight) -> dict[str, Any]:
+    def _job_of(self, item: InFlight) -> dict[str, Any]:
         with self.store.session() as s:
             cand = s.get(Candidate, item.candidate_id)
             return self._job(item.trial.number, cand.arch, cand.train, item.values_static)
@@ -479,119 +454,15 @@ class _Driver:
             job["stop_rules"] = rules
         return job
 
-    def _specs_of(self, item: _InFlight) -> tuple[dict, dict]:
-        """The candidate's ArchSpec and TrainSpec JSON, as stored."""
-        with self.store.session() as s:
-            cand = s.get(Candidate, item.candidate_id)
-            return dict(cand.arch), dict(cand.train)
-
-    def _objectives_of(self, objectives: dict[str, float]) -> list[float]:
-        return [float(objectives[m]) for m in self.metrics]
-
-    # Every end is written to nas's own table first and told to Optuna second: a run killed between
-    # the two leaves a RUNNING trial whose end nas knows, which the next run tells (_recover_interrupted).
-    def _finish_ok(self, item: _InFlight, payload: dict[str, Any], worker: str) -> None:
-        path = None
-        if payload.get("weights"):
-            path = write_weights(self.weights_dir, item.trial.number, payload["weights"])
-        with self.store.session() as s:
-            s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
-                    state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
-                    wall_time_s=payload.get("wall_time_s"), epochs_trained=payload.get("epochs_trained"),
-                    weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
-                )
-            )
-        self.study.tell(item.trial, self._objectives_of(payload["objectives"]))
-        self.complete += 1
-        self.history.record(item.trial.number, self.complete, self._objectives_of(payload["objectives"]),
-                              int(payload.get("epochs_trained") or 0))
-        if self.space.pruning is not None:
-            arch, train = self._specs_of(item)
-            self.rung_table.add(payload.get("curve"), payload["objectives"], int(train.get("epochs", 0)), arch)
-
-    def _infeasible(self, trial, arch, train, values, static, over: dict[str, float], why: str = "") -> None:
-        """Record a candidate over a constraint (or that cannot be built) as PRUNED, untrained."""
-        why = why or "infeasible: " + "; ".join(
-            f"{m} {static[m]:,.0f} > max {self.space.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
-        with self.store.session() as s:
-            s.add(Candidate(
-                run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=evaluation_key(train),
-                task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values,
-                state="PRUNED", objectives=dict(static), error=why, finished_at=utcnow(),
-            ))
-        optuna_private.set_fail_reason(self.study, trial, why)
-        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        self.infeasible += 1
-        if self.infeasible >= self.max_infeasible:
-            raise _Abort(f"{self.infeasible} sampled candidates were infeasible, none trained for them "
+    def _infeasible(self, trial, arch, train_key, train, values, static, over: dict[str, float],
+                    why: str = "") -> None:
+        why = self.rec.finish_infeasible(trial, arch, train_key, train, values, static, over, why)
+        if self.rec.infeasible >= self.max_infeasible:
+            raise _Abort(f"{self.rec.infeasible} sampled candidates were infeasible, none trained for them "
                          f"(last: {why}); loosen the constraints or narrow the space")
 
-    def _finish_stopped(self, item: _InFlight, payload: dict[str, Any], worker: str) -> None:
-        """A candidate the rung rule stopped: PRUNED, with its curve, its last values and the epochs it used."""
-        epochs = int(payload.get("epochs_trained") or 0)
-        cfg = self.space.pruning
-        why = (f"stopped early at epoch {epochs}: dominated at its rung (another candidate had at least its "
-               f"{self.score_key} with no more params and bandwidth) and not in the top 1/{cfg.reduction_factor}")
-        curve = payload.get("curve") or []
-        with self.store.session() as s:
-            s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
-                    state="PRUNED", objectives=payload["objectives"], curve=curve, error=why,
-                    wall_time_s=payload.get("wall_time_s"), epochs_trained=epochs, worker=worker,
-                    finished_at=utcnow(),
-                )
-            )
-        optuna_private.set_fail_reason(self.study, item.trial, why)
-        self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
-        self.stopped += 1
-        self.history.record(item.trial.number, self.complete, None, epochs)
-        arch, train = self._specs_of(item)
-        self.rung_table.add(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # the rungs it reached
-
-    def _finish_failed(self, item: _InFlight, error: str, worker: str | None) -> None:
-        with self.store.session() as s:
-            s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
-                    state="FAIL", error=error, worker=worker, finished_at=utcnow(),
-                )
-            )
-        optuna_private.set_fail_reason(self.study, item.trial, error)
-        self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
-        self.failed += 1
-        self.errors.append(f"trial {item.trial.number}: {error}")
-
-    def _reuse(self, item: _InFlight) -> bool:
-        """Complete ``item`` with an earlier result for the same architecture, training and task, if any."""
-        arch_id, train_key, task_key = item.key
-        with self.store.session() as s:
-            prior = s.scalars(
-                sa.select(Candidate).where(
-                    Candidate.arch_id == arch_id, Candidate.train_key == train_key, Candidate.task_key == task_key,
-                    Candidate.state == "COMPLETE", Candidate.reused_from.is_(None),
-                ).limit(1)
-            ).first()
-        if prior is None:
-            return False
-        # the measured objectives are the earlier training's; params and bandwidth are this cost model's
-        # (an older database may hold figures of an earlier model)
-        objectives = {**prior.objectives, **item.values_static}
-        with self.store.session() as s:
-            s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
-                    state="COMPLETE", objectives=objectives, curve=prior.curve, wall_time_s=0.0,
-                    epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
-                )
-            )
-        self.study.tell(item.trial, self._objectives_of(objectives))
-        self.complete += 1
-        self.reused += 1
-        self.history.record(item.trial.number, self.complete, self._objectives_of(objectives), 0)
-        return True
-
-    def _resolve_twin(self, twin: _InFlight) -> None:
-        if not self._reuse(twin):  # the original failed: this one gets its own try
+    def _resolve_twin(self, twin: InFlight) -> None:
+        if not self.rec.reuse(twin):  # the original failed: this one gets its own try
             self.inflight[twin.trial.number] = twin
             self.pool.submit(self._job_of(twin))
 
@@ -599,7 +470,7 @@ class _Driver:
         """Fail what is running or waiting; with ``requeue`` the next run tries the same candidates again."""
         for item in list(self.inflight.values()) + [t for ts in self.waiting.values() for t in ts]:
             try:
-                self._finish_failed(item, reason, item.worker)
+                self.rec.finish_failed(item, reason, item.worker)
                 if requeue:
                     self.study.enqueue_trial(item.trial.params, user_attrs={"nas:retry_of": item.trial.number})
             except Exception:  # the database may be what failed; the next run recovers these

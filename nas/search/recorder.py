@@ -1,0 +1,168 @@
+"""The recorder: how each candidate's end is written, to nas's table first and to Optuna second.
+
+A run killed between the two leaves a RUNNING trial whose end nas knows, which the next run tells Optuna
+(``runner._recover_interrupted``). The recorder also keeps the run's counts (complete, stopped early,
+failed, reused, infeasible), feeds the search history (``nas.search.history``) and the rung table
+(``nas.search.pruning.RungTable``), writes weights beside the database, and answers a candidate from an
+earlier identical one (the reuse key: arch_id, training settings with the evaluator's version, task).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy as sa
+
+from nas.search import optuna_private
+from nas.search.history import History
+from nas.search.models import Candidate, utcnow
+from nas.search.pruning import RungTable
+from nas.search.storage import Store, write_weights
+
+
+@dataclass
+class InFlight:
+    """A candidate handed to a worker (or waiting for its twin): its trial, reuse key and row."""
+
+    trial: optuna.Trial
+    key: tuple[str, str, str]  # (arch_id, train_key with the evaluator version, task_key)
+    submitted: float
+    candidate_id: int
+    values_static: dict[str, float]  # params and bandwidth, known before training
+    worker: str | None = None
+
+
+class Recorder:
+    def __init__(self, store: Store, study: optuna.Study, study_name: str, run_id: int, task_key: str,
+                 metrics: list[str], history: History, rung_table: RungTable, weights_dir: Path,
+                 constraints: dict[str, float]):
+        self.store, self.study, self.study_name, self.run_id, self.task_key = store, study, study_name, run_id, task_key
+        self.metrics, self.history, self.rung_table = metrics, history, rung_table
+        self.weights_dir, self.constraints = weights_dir, constraints
+        self.complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        self.stopped = sum(  # stopped early: part of the budget (infeasible ones are not)
+            not str(t.system_attrs.get("fail_reason", "")).startswith("infeasible")
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
+        self.failed = self.reused = self.infeasible = 0
+        self.errors: list[str] = []
+
+    def values_of(self, objectives: dict[str, float]) -> list[float]:
+        return [float(objectives[m]) for m in self.metrics]
+
+    def specs_of(self, item: InFlight) -> tuple[dict, dict]:
+        """The candidate's ArchSpec and TrainSpec JSON, as stored."""
+        with self.store.session() as s:
+            cand = s.get(Candidate, item.candidate_id)
+            return dict(cand.arch), dict(cand.train)
+
+    def _row(self, trial, arch, train_key: str, train, values: dict, **columns) -> Candidate:
+        return Candidate(run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
+                         trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=train_key,
+                         task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values, **columns)
+
+    def started(self, trial, arch, train_key: str, train, values: dict, static: dict[str, float]) -> InFlight:
+        """The row of a candidate about to be trained (RUNNING, its static objectives known)."""
+        # Short sessions only, and never one open across an Optuna call: on SQLite an open
+        # write transaction here would lock Optuna's own connection out.
+        with self.store.session() as s:
+            cand = self._row(trial, arch, train_key, train, values, state="RUNNING", objectives=dict(static))
+            s.add(cand)
+        return InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), cand.id, static)
+
+    def finish_ok(self, item: InFlight, payload: dict[str, Any], worker: str) -> None:
+        path = write_weights(self.weights_dir, item.trial.number, payload["weights"]) if payload.get("weights") \
+            else None
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
+                    wall_time_s=payload.get("wall_time_s"), epochs_trained=payload.get("epochs_trained"),
+                    weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
+                )
+            )
+        values = self.values_of(payload["objectives"])
+        self.study.tell(item.trial, values)
+        self.complete += 1
+        self.history.record(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
+        if self.rung_table.cfg is not None:
+            arch, train = self.specs_of(item)
+            self.rung_table.add(payload.get("curve"), payload["objectives"], int(train.get("epochs", 0)), arch)
+
+    def finish_infeasible(self, trial, arch, train_key: str, train, values, static, over: dict[str, float],
+                    why: str = "") -> str:
+        """A candidate over a constraint (or that cannot be built): PRUNED, untrained. Returns the reason."""
+        why = why or "infeasible: " + "; ".join(
+            f"{m} {static[m]:,.0f} > max {self.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
+        with self.store.session() as s:
+            s.add(self._row(trial, arch, train_key, train, values, state="PRUNED", objectives=dict(static),
+                            error=why, finished_at=utcnow()))
+        optuna_private.set_fail_reason(self.study, trial, why)
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self.infeasible += 1
+        return why
+
+    def finish_stopped(self, item: InFlight, payload: dict[str, Any], worker: str, reduction_factor: int) -> None:
+        """A candidate the rung rule stopped: PRUNED, with its curve, its last values and the epochs it used."""
+        epochs = int(payload.get("epochs_trained") or 0)
+        why = (f"stopped early at epoch {epochs}: dominated at its rung (another candidate had at least its "
+               f"{self.rung_table.score_key} with no more params and bandwidth) and not in the top "
+               f"1/{reduction_factor}")
+        curve = payload.get("curve") or []
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="PRUNED", objectives=payload["objectives"], curve=curve, error=why,
+                    wall_time_s=payload.get("wall_time_s"), epochs_trained=epochs, worker=worker,
+                    finished_at=utcnow(),
+                )
+            )
+        optuna_private.set_fail_reason(self.study, item.trial, why)
+        self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
+        self.stopped += 1
+        self.history.record(item.trial.number, self.complete, None, epochs)
+        arch, train = self.specs_of(item)
+        self.rung_table.add(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # rungs reached
+
+    def finish_failed(self, item: InFlight, error: str, worker: str | None) -> None:
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="FAIL", error=error, worker=worker, finished_at=utcnow(),
+                )
+            )
+        optuna_private.set_fail_reason(self.study, item.trial, error)
+        self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
+        self.failed += 1
+        self.errors.append(f"trial {item.trial.number}: {error}")
+
+    def reuse(self, item: InFlight) -> bool:
+        """Complete ``item`` with an earlier result for the same architecture, training and task, if any."""
+        arch_id, train_key, task_key = item.key
+        with self.store.session() as s:
+            prior = s.scalars(
+                sa.select(Candidate).where(
+                    Candidate.arch_id == arch_id, Candidate.train_key == train_key, Candidate.task_key == task_key,
+                    Candidate.state == "COMPLETE", Candidate.reused_from.is_(None),
+                ).limit(1)
+            ).first()
+        if prior is None:
+            return False
+        # the measured objectives are the earlier training's; params and bandwidth are this cost model's
+        # (an older database may hold figures of an earlier model)
+        objectives = {**prior.objectives, **item.values_static}
+        with self.store.session() as s:
+            s.execute(
+                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                    state="COMPLETE", objectives=objectives, curve=prior.curve, wall_time_s=0.0,
+                    epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
+                )
+            )
+        self.study.tell(item.trial, self.values_of(objectives))
+        self.complete += 1
+        self.reused += 1
+        self.history.record(item.trial.number, self.complete, self.values_of(objectives), 0)
+        return True
