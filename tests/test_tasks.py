@@ -114,7 +114,8 @@ def test_a_tiny_denoiser_trains_to_a_finite_psnr(one_thread):
     ev = evaluate(spec, TrainSpec(epochs=2, batch_size=64), t)
     assert set(ev.objectives) == {"psnr", "params", "bandwidth", "latency_ms"}
     assert math.isfinite(ev.objectives["psnr"]) and ev.objectives["psnr"] > 10
-    assert [sorted(p) for p in ev.curve] == [["epoch", "train_loss", "val_psnr"]] * 2
+    assert [sorted(p) for p in ev.curve] == [["epoch", "seconds", "train_loss", "val_psnr"]] * 2
+    assert all(p["seconds"] > 0 for p in ev.curve)
 
 
 def test_an_image_task_scored_by_accuracy_exits_2(tmp_path):

@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 import sqlalchemy as sa
@@ -54,6 +54,9 @@ class RunOptions:
     # a different evaluator (benchmarks, fault tests); it must be importable on the workers
     evaluator: Evaluator | None = None
     dims: tuple[int, int] | None = None  # (d_in, d_out) when ``evaluator`` needs no dataset
+    in_shape: tuple = ()  # with ``dims``: the shape of one input (a mixer's tokens), () for a flat vector
+    # another worker pool, made as pool(workers, evaluator): nas.search.replay.SimulatedPool replays a table
+    pool: Callable[[int, Evaluator], Any] | None = None
 
 
 @dataclass
@@ -123,6 +126,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         if opts.dims is None:
             raise ValueError("RunOptions.dims is needed with a custom evaluator")
         d_in, d_out = opts.dims
+        in_shape = tuple(opts.in_shape)
         evaluator = opts.evaluator
     task_key = f"{space.task.kind}|{space.task.dataset}"
     if options is not None:
@@ -150,7 +154,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         _check_no_live_run(store, study_name)
         _check_evaluator_version(store, study_name, redact(opts.storage))
 
-    pool = WorkerPool(workers, evaluator, opts.address)
+    pool = opts.pool(workers, evaluator) if opts.pool is not None else WorkerPool(workers, evaluator, opts.address)
     try:
         pool.start()
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -1,0 +1,99 @@
+"""Replaying a recorded table through nas's own driver (nas.search.replay): no Ray, a simulated clock."""
+
+import json
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy as sa
+
+from nas.search.replay import NotInTable, ReplayEvaluator, SimulatedPool, table_from_study
+from nas.search.runner import RunOptions, run
+from nas.search.storage import optuna_storage
+from nas.spaces import load_space
+
+FIXTURE = Path(__file__).parent / "fixtures" / "release-2026-12-04"
+
+
+@pytest.fixture
+def table(tmp_path):
+    """The table of the release fixture's study: 10 candidates trained by a real `nas run`."""
+    shutil.copy(FIXTURE / "nas.db", tmp_path / "recorded.db")
+    t = table_from_study(f"sqlite:///{tmp_path / 'recorded.db'}", "release")
+    assert len(t["candidates"]) == 10
+    return t
+
+
+def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None):
+    space = load_space(FIXTURE / "space.yaml")
+    space.pruning = pruning
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    pools = []
+
+    def pool(n, evaluator):
+        pools.append(SimulatedPool(n, evaluator))
+        return pools[-1]
+
+    study = optuna.create_study(study_name="release", storage=optuna_storage(url),
+                                directions=list(space.objectives.values()))
+    for params in enqueue:
+        study.enqueue_trial(params)
+    summary = run(space, RunOptions(storage=url, trials=trials, workers=workers, progress=False,
+                                    evaluator=ReplayEvaluator(table), dims=(64, 10), in_shape=(8, 8), pool=pool))
+    return summary, pools[0], sa.create_engine(url)
+
+
+def recorded_values():
+    """The sampled values of the fixture's 10 candidates, in trial order (to enqueue them again)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{FIXTURE / 'nas.db'}?immutable=1", uri=True) as c:  # never writes the fixture
+        rows = c.execute('SELECT "values" FROM nas_candidates ORDER BY trial_number').fetchall()
+    return [json.loads(v) for (v,) in rows]
+
+
+def test_a_replayed_study_gives_exactly_the_recorded_objectives(tmp_path, table):
+    params = recorded_values()
+    summary, pool, engine = replay(tmp_path, table, enqueue=params)
+    assert summary.complete == 10 and summary.failed == 0
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT arch, train, objectives, wall_time_s FROM nas_candidates")).all()
+    from nas.search.replay import key_of
+
+    for arch, train, objectives, wall in rows:
+        entry = table["candidates"][key_of(json.loads(arch), json.loads(train))]
+        assert json.loads(objectives) == entry["objectives"]
+        assert wall == pytest.approx(sum(p["seconds"] for p in entry["curve"]))
+    # the simulated clock: two workers, so the run lasts at least half the recorded seconds, at most all
+    total = sum(sum(p["seconds"] for p in e["curve"]) for e in table["candidates"].values())
+    assert total / 2 <= pool.now <= total
+
+
+def test_results_arrive_in_the_order_their_training_would_finish():
+    class Fixed:
+        def setup(self, threads, device):
+            pass
+
+        def __call__(self, job):
+            return {"ok": True, "wall_time_s": job["seconds"], "objectives": {}}
+
+    pool = SimulatedPool(2, Fixed())
+    pool.start()
+    for number, seconds in enumerate([5.0, 1.0, 1.0, 1.0]):
+        pool.submit({"trial_number": number, "seconds": seconds})
+    order = []
+    while True:
+        results = [m for m in pool.poll(0) if m.kind == "result"]
+        if not results:
+            break
+        order += [(m.trial_number, pool.now) for m in results]
+    # worker A runs 0 (0-5 s); worker B runs 1 (0-1), then 2 (1-2), then 3 (2-3)
+    assert order == [(1, 1.0), (2, 2.0), (3, 3.0), (0, 5.0)]
+
+
+def test_a_candidate_outside_the_table_is_a_clear_error(tmp_path, table):
+    del table["candidates"][next(iter(table["candidates"]))]
+    params = recorded_values()
+    with pytest.raises(NotInTable, match=r"has no candidate \w+\|\w+ \(arch_id\|train_key\)"):
+        replay(tmp_path, table, enqueue=params)
