@@ -97,3 +97,23 @@ def test_a_candidate_outside_the_table_is_a_clear_error(tmp_path, table):
     params = recorded_values()
     with pytest.raises(NotInTable, match=r"has no candidate \w+\|\w+ \(arch_id\|train_key\)"):
         replay(tmp_path, table, enqueue=params)
+
+
+def test_early_stopping_is_replayed_from_the_recorded_curves(tmp_path, table):
+    from nas.search.replay import key_of
+    from nas.spaces.schema import PruningConfig
+
+    summary, pool, engine = replay(tmp_path, table, enqueue=recorded_values(), workers=1,
+                                   pruning=PruningConfig(min_epochs=1, reduction_factor=2))
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT arch, train, state, curve, epochs_trained, wall_time_s, objectives "
+                                 "FROM nas_candidates ORDER BY trial_number")).all()
+    stopped = [r for r in rows if r.state == "PRUNED"]
+    assert stopped and summary.complete + len(stopped) == 10  # one worker: each judged against all before it
+    for r in stopped:  # stopped at the rung (epoch 1) with the recorded curve up to it and its recorded seconds
+        entry = table["candidates"][key_of(json.loads(r.arch), json.loads(r.train))]
+        assert r.epochs_trained == 1 and json.loads(r.curve) == entry["curve"][:1]
+        assert r.wall_time_s == pytest.approx(entry["curve"][0]["seconds"])
+        assert json.loads(r.objectives)["val_accuracy"] == entry["curve"][0]["val_accuracy"]
+    # one worker: the clock is the sum of what was trained, less what early stopping saved
+    assert pool.now == pytest.approx(sum(r.wall_time_s for r in rows))
