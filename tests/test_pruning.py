@@ -110,3 +110,36 @@ def test_an_fpe_candidate_is_never_stopped_before_its_expansion():
     assert set(table.rungs) == {27}
     table.add(curve, objectives, 40, dense)
     assert {r: len(v) for r, v in table.rungs.items()} == {1: 1, 3: 1, 9: 1, 27: 2}
+
+
+def test_a_resumed_study_rebuilds_its_rung_table_from_the_store(tmp_path):
+    from nas.search.models import Candidate, Run
+    from nas.search.pruning import RungTable
+    from nas.search.storage import Store
+    from nas.spaces import ArchSpec
+    from nas.spaces.schema import PruningConfig
+
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    dense = ArchSpec(d_in=64, d_out=10, hidden_width=16).to_json()
+    fpe = ArchSpec(d_in=64, d_out=10, hidden_width=16, fpe_alpha=2).to_json()
+    curve = [{"epoch": e, "val_accuracy": 0.1 * e} for e in range(1, 10)]
+    with store.session() as s:
+        run = Run(study_name="s", space_text="", space_sha="", sampler="random", workers=1, target_trials=3,
+                  host="h", pid=1, nas_version="0")
+        s.add(run)
+        s.flush()
+        for n, (arch, state, cv) in enumerate([(dense, "COMPLETE", curve), (fpe, "COMPLETE", curve),
+                                                (dense, "PRUNED", curve[:3]), (dense, "FAIL", None)]):
+            s.add(Candidate(run_id=run.id, study_name="s", trial_number=n, trial_id=n, arch_id=str(n), train_key="t",
+                            task_key="k", arch=arch, train={"epochs": 9}, values={}, state=state, curve=cv,
+                            objectives={"params": 10.0 + n, "bandwidth": 10.0}))
+    table = RungTable(PruningConfig(min_epochs=1, reduction_factor=3), "val_accuracy")
+    table.load(store, "s")
+    # rungs 1 and 3 below 9 epochs: the complete dense one and the stopped one at both; the FPE one (expanding at
+    # epoch 5) at neither; the failed one nowhere
+    assert {r: sorted(e.params for e in v) for r, v in table.rungs.items()} == {1: [10.0, 12.0], 3: [10.0, 12.0]}
+    assert table.rungs[3][0].score == pytest.approx(0.3)
+    empty = RungTable(None, "val_accuracy")
+    empty.load(store, "s")
+    assert empty.rungs == {}
+    store.close()

@@ -20,9 +20,9 @@ import streamlit as st
 
 from nas.dashboard import data
 from nas.errors import NasInputError
+from nas import DEFAULT_STORAGE
 from nas.search.format import human_bytes, human_count
 from nas.search.results import format_score, score_objective
-from nas import DEFAULT_STORAGE
 from nas.search.storage import read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
@@ -94,7 +94,7 @@ def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: st
     else:
         fig.add_trace(line)
         palette = px.colors.qualitative.Plotly
-        for i, (family, part) in enumerate(sorted(done.groupby(colour_by), key=lambda t: _family_order(t[0]))):
+        for i, (family, part) in enumerate(done.groupby(colour_by)):  # sorted: FPE α 1, 2, 4; names A-Z
             colour = palette[i % len(palette)]
             on = part["on the front"].to_numpy()
             fig.add_trace(go.Scatter(
@@ -107,11 +107,6 @@ def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: st
     fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
-
-
-def _family_order(value: str):
-    """Numbers in numeric order (FPE α 1, 2, 4), then text."""
-    return (0, float(value), "") if str(value).replace(".", "", 1).isdigit() else (1, 0.0, str(value))
 
 
 def page() -> None:

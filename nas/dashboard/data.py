@@ -103,7 +103,7 @@ FAMILIES = {  # the front's colour selector: label -> what each candidate's Arch
 }
 
 
-def families(arch: dict[str, Any]) -> dict[str, str]:
+def families(arch: dict[str, Any]) -> dict[str, Any]:
     """The families a candidate belongs to, one text per ``FAMILIES`` key (the seed ideas it uses)."""
     lift = arch.get("lift", "none")
     if lift != "none":
@@ -117,8 +117,8 @@ def families(arch: dict[str, Any]) -> dict[str, str]:
     shape = "hourglass" if int(arch.get("hidden_width", 0)) < d_z else "conventional"
     return {
         "lift": f"{shape} ({lift})",
-        "FPE α": str(int(arch.get("fpe_alpha", 1))),
-        "MoE experts": str(int(arch.get("moe_experts", 1))),
+        "FPE α": int(arch.get("fpe_alpha", 1)),
+        "MoE experts": int(arch.get("moe_experts", 1)),
         "mixer": str(arch.get("mixer", "none")),
     }
 

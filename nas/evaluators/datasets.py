@@ -76,7 +76,8 @@ class Task:
 
     def train_inputs(self, seed: int, epoch: int) -> torch.Tensor:
         """The train inputs of ``epoch`` (1-based): ``x_train``, or for ``denoise`` the clean train images
-        with fresh noise N(0, 0.25²), clamped to [0, 1], drawn from a generator seeded by (seed, epoch): ``TRAIN_NOISE_STREAM``."""
+        with fresh noise N(0, 0.25²), clamped to [0, 1], from ``default_rng([NOISE_SEED, TRAIN_NOISE_STREAM,
+        seed, epoch])``."""
         if self.kind != "denoise":
             return self.x_train
         rng = np.random.default_rng([NOISE_SEED, TRAIN_NOISE_STREAM, int(seed), int(epoch)])

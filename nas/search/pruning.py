@@ -138,6 +138,23 @@ class RungTable:
                                    float(objectives["bandwidth"]), rungs).items():
             self.rungs.setdefault(r, []).append(entry)
 
+    def load(self, store, study_name: str) -> None:
+        """Add every candidate of ``study_name`` trained so far (a resumed study); nothing without early stopping."""
+        if self.cfg is None:
+            return
+        import sqlalchemy as sa
+
+        from nas.search.models import Candidate
+
+        with store.session() as s:
+            trained = s.execute(
+                sa.select(Candidate.curve, Candidate.objectives, Candidate.train, Candidate.arch)
+                .where(Candidate.study_name == study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
+                       Candidate.curve.is_not(None))
+            ).all()
+        for curve, objectives, train, arch in trained:
+            self.add(curve, objectives or {}, int(train.get("epochs", 0)), dict(arch or {}))
+
     def rules(self, static: dict[str, float], epochs: int, arch: dict) -> dict[str, dict] | None:
         """The stop rules of a candidate of known cost (``static``: params, bandwidth) as the table is now;
         None without early stopping."""

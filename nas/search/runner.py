@@ -229,9 +229,9 @@ def _check_evaluator_version(store: Store, study_name: str, where: str) -> None:
             ~Candidate.train_key.endswith(suffix)))
     if other:
         raise NasInputError(
-            f"study {study_name!r} in {where} holds {other} candidate(s) scored by an earlier nas evaluator "
-            f"(this one is version {EVALUATOR_VERSION}: FPE's prune, the hourglass paper's PSNR and denoising "
-            "noise changed); resuming it would mix two definitions of the objectives. Pass --study NEW_NAME to "
+            f"study {study_name!r} in {where} holds {other} candidate(s) scored by another version of nas's "
+            f"evaluator (this nas scores with version {EVALUATOR_VERSION}; nas.evaluators.train says what "
+            "changed); resuming it would mix two definitions of the objectives. Pass --study NEW_NAME to "
             "start a new study from the same space file (the old results are not reused either)")
 
 
@@ -303,15 +303,7 @@ class _Driver:
         self.rec = Recorder(store, study, study_name, run_id, task_key, metrics, self.history, self.rung_table,
                             weights_root(opts.storage) / study_name, space.constraints)
         self.complete_at_start = self.rec.complete
-        if space.pruning is not None:  # a resumed study: every trained candidate's scores at its rungs
-            with store.session() as s:
-                trained = s.execute(
-                    sa.select(Candidate.curve, Candidate.objectives, Candidate.train, Candidate.arch)
-                    .where(Candidate.study_name == study_name, Candidate.state.in_(("COMPLETE", "PRUNED")),
-                           Candidate.curve.is_not(None))
-                ).all()
-            for curve, objectives, train, arch in trained:
-                self.rung_table.add(curve, objectives or {}, int(train.get("epochs", 0)), dict(arch or {}))
+        self.rung_table.load(store, study_name)  # a resumed study: its trained candidates' rung scores
 
     def record_recovered(self, numbers: list[int]) -> None:
         """Progress rows for the trials an earlier run finished but Optuna heard of only now."""
