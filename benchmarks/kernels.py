@@ -41,7 +41,7 @@ one it says so and exits with status 2, unless ``--dry-run``: then every
 code path runs once on tiny shapes on the CPU through Triton's interpreter
 (the timings mean nothing; it checks the script itself), which the tests do.
 
-    python benchmarks/kernels.py
+    python benchmarks/kernels.py [--no-compile] [--only=lift,maxstate,moe,fpe]
     TRITON_INTERPRET=1 python benchmarks/kernels.py --dry-run
 
 Last line: ``key=value`` pairs: the GPU, the measured roofline, and per
@@ -58,6 +58,8 @@ import torch
 
 DRY = "--dry-run" in sys.argv[1:]
 DEV = "cpu" if DRY else "cuda"
+NO_COMPILE = "--no-compile" in sys.argv[1:]  # skip the torch.compile baselines (each shape recompiles: minutes)
+ONLY = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--only=")), None)
 
 
 def _bench(fn) -> float:
@@ -72,8 +74,16 @@ def _bench(fn) -> float:
 
 
 def _compile(fn):
-    """``_compile(fn)``, or ``fn`` itself in a dry run (no compiler needed on the CPU)."""
+    """``torch.compile(fn)``, or ``fn`` itself in a dry run (no compiler needed on the CPU); None with
+    ``--no-compile``."""
+    if NO_COMPILE:
+        return None
     return fn if DRY else torch.compile(fn)
+
+
+def _baselines(**fns) -> dict[str, float]:
+    """Median milliseconds of each baseline; the compiled ones left out under ``--no-compile``."""
+    return {k: _bench(f) for k, f in fns.items() if f is not None}
 
 
 def shapes(full: list, dry: list) -> list:
@@ -116,9 +126,8 @@ def bench_lift(roof: tuple[float, float]) -> dict[str, list[float]]:
                 y = hashed_lift_forward(x, 7, d_z)
                 torch.testing.assert_close(y, hashed_lift_reference(x, 7, d_z), rtol=2e-2, atol=2e-2)
                 ms = _bench(lambda: hashed_lift_forward(x, 7, d_z))
-                base = {"stored": _bench(lambda: x @ r.t()),
-                        "eager": _bench(lambda: hashed_lift_reference(x, 7, d_z)),
-                        "compile": _bench(lambda: compiled(x, 7, d_z))}
+                base = _baselines(stored=lambda: x @ r.t(), eager=lambda: hashed_lift_reference(x, 7, d_z),
+                                  compile=compiled and (lambda: compiled(x, 7, d_z)))
                 ratios = row("hashed_lift", f"B={m} {d_in}->{d_z}", ms, 2 * m * (d_in + d_z), 2 * m * d_in * d_z,
                              roof, base)
                 for k, v in ratios.items():
@@ -145,7 +154,7 @@ def bench_maxstate(roof: tuple[float, float]) -> dict[str, list[float]]:
         flops = tokens * d * (2 * 5 * heads + 16)  # the head mix (5H multiply-adds) and the combination
         fwd = (p.detach(), g.detach(), alpha.detach(), heads)  # inference: the kernel does not save e
         ms = _bench(lambda: MaxStateFunction.apply(*fwd))
-        base = {"eager": _bench(lambda: maxstate_combine_reference(*fwd)), "compile": _bench(lambda: compiled(*fwd))}
+        base = _baselines(eager=lambda: maxstate_combine_reference(*fwd), compile=compiled and (lambda: compiled(*fwd)))
         for k, v in row("maxstate fwd", f"B={bsz} T={t} D={d}", ms, tokens * 5 * d * 2, flops, roof, base).items():
             out[k].append(v)
 
@@ -153,7 +162,7 @@ def bench_maxstate(roof: tuple[float, float]) -> dict[str, list[float]]:
             return lambda: torch.autograd.grad(fn(p, g, alpha, heads), (p, g, alpha), gy)
 
         ms = _bench(step(MaxStateFunction.apply))
-        base = {"eager_fwdbwd": _bench(step(maxstate_combine_reference)), "compile_fwdbwd": _bench(step(compiled))}
+        base = _baselines(eager_fwdbwd=step(maxstate_combine_reference), compile_fwdbwd=compiled and step(compiled))
         # forward: read p, write y and e; backward: read p, e, grad_y, write dp
         nbytes = tokens * (5 * d + d + 4 * d + d + d + 4 * d) * 2
         for k, v in row("maxstate f+b", f"B={bsz} T={t} D={d}", ms, nbytes, 3 * flops, roof, base).items():
@@ -180,7 +189,7 @@ def bench_moe(roof: tuple[float, float]) -> dict[str, list[float]]:
         torch.testing.assert_close(layer(grouped_matmul_forward)(), layer(grouped_matmul_reference)(),
                                    rtol=2e-2, atol=2e-2)
         ms = _bench(layer(grouped_matmul_forward))
-        base = {"loop": _bench(layer(grouped_matmul_reference)), "compile": _bench(layer(compiled))}
+        base = _baselines(loop=layer(grouped_matmul_reference), compile=compiled and layer(compiled))
         rows = tokens * top_k
         nbytes = 2 * (2 * experts * d_z * d_h + rows * (d_z + d_h) * 2)  # weights once, x, h (twice), y
         flops = 2 * rows * d_z * d_h * 2
@@ -236,9 +245,8 @@ def bench_fpe(roof: tuple[float, float]) -> dict[str, list[float]]:
                                 6 * m * d_h * d_z, roof, base).items():
                     out[k].append(v)
                 ms = _bench(lambda: ell_forward(x, vals, layout))
-                base = {"dense_nnz": _bench(lambda: x @ w_nnz.t()),
-                        "masked": _bench(lambda: masked_linear_reference(x, w, mask)),
-                        "compile": _bench(lambda: compiled(x, w, mask))}
+                base = _baselines(dense_nnz=lambda: x @ w_nnz.t(), masked=lambda: masked_linear_reference(x, w, mask),
+                                  compile=compiled and (lambda: compiled(x, w, mask)))
                 nbytes = 2 * m * (d_z + alpha * d_h) + nnz * (2 + 4) + layout.shape[0] * 4  # x, y, values + columns
                 shape = f"a={alpha} B={m} {d_z}->{alpha}x{d_h}"
                 for k, v in row("fpe fwd", shape, ms, nbytes, 2 * m * nnz, roof, base).items():
@@ -275,9 +283,11 @@ def main() -> int:
     roof = roofline()
     print(f"{gpu}: copy {roof[0]:.0f} GB/s, bf16 matmul {roof[1]:.0f} TFLOP/s")
     summary = {"gpu": gpu, "copy_gbps": f"{roof[0]:.0f}", "bf16_tflops": f"{roof[1]:.0f}"}
-    for name, results in (("lift", bench_lift(roof)), ("maxstate", bench_maxstate(roof)), ("moe", bench_moe(roof)),
-                          ("fpe", bench_fpe(roof))):
-        for k, v in results.items():
+    benches = {"lift": bench_lift, "maxstate": bench_maxstate, "moe": bench_moe, "fpe": bench_fpe}
+    for name in ONLY or benches:  # in the order --only names them
+        for k, v in benches[name](roof).items():
+            if not v:
+                continue
             key = f"{name}_{k}" if "_vs_" in k else f"{name}_vs_{k}"  # fpe_grouped_vs_…: the feature split's rows
             summary[f"{key}_min"] = f"{min(v):.2f}"
             summary[f"{key}_max"] = f"{max(v):.2f}"

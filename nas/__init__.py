@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, study: str | None = None,
         trials: int | None = None, workers: int | None = None, address: str | None = None,
-        resume: bool = False, progress: bool = False) -> "RunSummary":
+        resume: bool = False, progress: bool = False, weights: bool = True) -> "RunSummary":
     """``nas run`` from Python: search ``space`` (a space file's path, or its document as a dict) and return
     the run's summary (complete, failed, reused, the Pareto front's size, wall time).
 
@@ -53,7 +53,7 @@ def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, s
     else:
         parsed = load_space(space)
     return run_study(parsed, RunOptions(storage=storage, study=study, trials=trials, workers=workers,
-                                        address=address, resume=resume, progress=progress))
+                                        address=address, resume=resume, progress=progress, weights=weights))
 
 
 def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":

@@ -43,10 +43,12 @@ def run(
     storage: str = StorageOpt,
     study: Optional[str] = typer.Option(None, help="Study name (default: the space file's `name`)."),
     trials: Optional[int] = typer.Option(None, help="Completed candidates to reach (default: search.trials)."),
-    workers: Optional[int] = typer.Option(None, help="Ray workers training at once (default: search.workers)."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers training at once (default: search.workers; without it 1, or 8 per GPU where Ray sees GPUs)."),
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster (default: start a local Ray on 127.0.0.1)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an existing study (an error if there is none)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+    weights: bool = typer.Option(True, "--weights/--no-weights",
+                                 help="Keep each candidate's trained weights (--no-weights: nothing to export)."),
 ) -> None:
     """Search the space in SPACE_FILE; results go to the database."""
     from nas.search.runner import NasRunFailed, RunOptions
@@ -56,7 +58,7 @@ def run(
 
     space = load_space(space_file)
     opts = RunOptions(storage=storage, study=study, trials=trials, workers=workers, address=address,
-                      resume=resume, progress=progress)
+                      resume=resume, progress=progress, weights=weights)
     try:
         summary = run_study(space, opts)
     except NasRunFailed as exc:

@@ -10,7 +10,7 @@ SPACE = {
     "task": {"dataset": "digits"},
     "space": {"hidden_width": [8, 16], "depth": 1, "activation": ["relu", "gelu"]},
     "train": {"epochs": 1},
-    "search": {"sampler": "random", "trials": 3, "workers": 1, "seed": 0},
+    "search": {"sampler": "random", "trials": 3, "seed": 0},  # no workers: the default for the cluster Ray sees
 }
 
 
@@ -19,6 +19,10 @@ def test_run_a_dict_then_read_its_trials_and_export_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     summary = nas.run(SPACE)
     assert summary.study == "notebook" and summary.complete == 3 and summary.failed == 0
+    import sqlalchemy as sa
+
+    with sa.create_engine(nas.DEFAULT_STORAGE).connect() as c:  # no GPU here: one worker, as before GPUs counted
+        assert c.execute(sa.text("SELECT workers FROM nas_runs")).scalar_one() == 1
     df = nas.trials("notebook")
     assert len(df) == 3 and set(df["state"]) == {"COMPLETE"}
     assert {"number", "pareto", "arch_id", "hidden_width", "activation", "accuracy", "params", "bandwidth"} <= set(

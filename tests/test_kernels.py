@@ -40,6 +40,16 @@ def test_backend_setting(monkeypatch):
     assert backend(x) == "torch"
     monkeypatch.setenv("NAS_KERNELS", "auto")
     assert backend(x) == "torch"  # CPU tensors: the reference
+    # auto on CUDA tensors (stand-ins: this machine has no GPU): the kernel, except for an op whose kernel auto
+    # skips (FPE's, slower than its reference on an H200)
+    import nas.kernels
+
+    monkeypatch.setattr(nas.kernels, "triton_available", lambda: True)
+    gpu_tensor = type("CudaTensor", (), {"is_cuda": True})()
+    assert backend(gpu_tensor) == "triton" and backend(gpu_tensor, auto=False) == "torch"
+    assert backend(gpu_tensor, x) == "torch"  # not all on CUDA
+    monkeypatch.setenv("NAS_KERNELS", "triton")
+    assert backend(gpu_tensor, auto=False) == "triton"  # forced
     monkeypatch.setenv("NAS_KERNELS", "cuda")
     with pytest.raises(ValueError, match="NAS_KERNELS must be one of auto, triton, torch"):
         backend(x)

@@ -67,6 +67,26 @@ def test_conditions_leave_inactive_parameters_out():
     assert seen == {"fixed_random", "none"}
 
 
+def test_grid_lists_every_point_of_a_finite_space_once():
+    space = parse_space(
+        "task: {dataset: digits}\n"
+        "space:\n"
+        "  lift: [fixed_random, none]\n"
+        "  lift_width: {choice: [32, 64, 128], when: {lift: fixed_random}}\n"
+        "  hidden_width: [8, 16]\n"
+        "  depth: 2\n"
+        "train:\n"
+        "  lr: [1.0e-3, 3.0e-3]\n"
+    )
+    points = space.grid()
+    assert len(points) == (3 + 1) * 2 * 2  # lift_width only under fixed_random
+    assert all(("lift_width" in p) == (p["lift"] == "fixed_random") and p["depth"] == 2 for p in points)
+    ids = {space.freeze(p, 64, 10)[0].arch_id + str(p["lr"]) for p in points}
+    assert len(ids) == len(points)  # no point repeats another
+    with pytest.raises(ValueError, match=r"<space>:4: space\.hidden_width: a range"):
+        parse_space("task: {dataset: digits}\nspace:\n  lift: none\n  hidden_width: {int: [8, 16]}\n").grid()
+
+
 def test_yaml_1_2_floats_are_numbers():
     space = parse_space("task: {dataset: digits}\nspace: {hidden_width: 8}\ntrain: {lr: 1e-3}\n")
     assert next(p for p in space.params if p.label == "lr").value == pytest.approx(1e-3)

@@ -114,8 +114,8 @@ def test_a_tiny_denoiser_trains_to_a_finite_psnr(one_thread):
     ev = evaluate(spec, TrainSpec(epochs=2, batch_size=64), t)
     assert set(ev.objectives) == {"psnr", "params", "bandwidth", "latency_ms"}
     assert math.isfinite(ev.objectives["psnr"]) and ev.objectives["psnr"] > 10
-    assert [sorted(p) for p in ev.curve] == [["epoch", "seconds", "train_loss", "val_psnr"]] * 2
-    assert all(p["seconds"] > 0 for p in ev.curve)
+    assert [sorted(p) for p in ev.curve] == [["cpu_seconds", "epoch", "seconds", "train_loss", "val_psnr"]] * 2
+    assert all(p["seconds"] > 0 and p["cpu_seconds"] > 0 for p in ev.curve)
 
 
 def test_an_image_task_scored_by_accuracy_exits_2(tmp_path):
@@ -148,3 +148,16 @@ def test_bundled_datasets_are_exactly_what_their_libraries_load(dataset):
     assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == want_x.shape
     assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
     assert int(np.prod(shape)) == x.shape[1]
+
+
+def test_a_worker_sends_no_weights_when_the_run_keeps_none():
+    """``nas run --no-weights``: the job says so, and the worker trains as usual but serialises nothing."""
+    from nas.evaluators.worker import TrainEvaluator
+
+    worker = TrainEvaluator("digits", "classification")
+    worker.setup(1, "cpu")
+    arch, train = ArchSpec(d_in=64, d_out=10, hidden_width=8, depth=1), TrainSpec(epochs=1)
+    job = {"arch": arch.to_json(), "train": train.to_json()}
+    kept, dropped = worker(job), worker({**job, "weights": False})
+    assert kept["weights"] is not None and dropped["weights"] is None
+    assert kept["objectives"]["accuracy"] == dropped["objectives"]["accuracy"]  # the same training

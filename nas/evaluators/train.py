@@ -34,7 +34,7 @@ class Evaluation:
     """The objectives of one candidate plus what it took to get them."""
 
     objectives: dict[str, float]
-    curve: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, train_loss, val_*, seconds
+    curve: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, train_loss, val_*, seconds, cpu_seconds
     wall_time_s: float = 0.0
     epochs_trained: int = 0
     state: dict[str, torch.Tensor] | None = None  # the best checkpoint's persistent tensors
@@ -193,7 +193,7 @@ def evaluate(
     best, best_state = -math.inf, None
     deadline = t0 + train.timeout_s if train.timeout_s > 0 else None
     for epoch in range(1, train.epochs + 1):
-        epoch_t0 = time.perf_counter()
+        epoch_t0, epoch_c0 = time.perf_counter(), time.process_time()
         if before_epoch(model, epoch, train.epochs):  # the structure changed (an FPE expansion):
             opt, sched = make_optimizer()  # new parameters need a new optimizer
             best, best_state = -math.inf, None  # and only checkpoints of the final structure count
@@ -222,7 +222,8 @@ def evaluate(
                 )
         val = score(task.kind, model, xv, yv)
         point = {"epoch": epoch, "train_loss": running / steps_per_epoch, f"val_{metric}": val,
-                 "seconds": time.perf_counter() - epoch_t0}  # this epoch's training and validation
+                 "seconds": time.perf_counter() - epoch_t0,  # this epoch's training and validation, wall clock
+                 "cpu_seconds": time.process_time() - epoch_c0}  # the same in the process's CPU time
         curve.append(point)
         if report is not None and report(epoch, point) and epoch < train.epochs:  # early stopping
             objectives = {**static_objectives(spec), f"val_{metric}": val}

@@ -47,5 +47,6 @@ class TrainEvaluator:
             "curve": ev.curve,
             "wall_time_s": ev.wall_time_s,
             "epochs_trained": ev.epochs_trained,
-            "weights": safetensors_bytes(ev.state, metadata={"arch_id": spec.arch_id}) if ev.state else None,
+            "weights": safetensors_bytes(ev.state, metadata={"arch_id": spec.arch_id})
+            if ev.state and job.get("weights", True) else None,
         }

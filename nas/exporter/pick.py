@@ -114,7 +114,7 @@ def export_candidate(storage_url: str, study: str, out_dir: str | os.PathLike, t
     finally:
         store.close()
     if not cand.weights_path:
-        raise NasInputError(f"trial {number} of study {study!r} has no stored weights")
+        raise NasInputError(f"trial {number} of study {study!r} has no stored weights (run with --no-weights?)")
     weights = Path(cand.weights_path)
     if not weights.is_file():
         raise NasInputError(f"trial {number} of study {study!r}: its weights file {weights} is missing "

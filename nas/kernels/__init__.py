@@ -20,7 +20,9 @@ imports and runs without triton.
 
 The setting ``NAS_KERNELS`` (environment) chooses: ``auto`` (default) runs a
 kernel when all its tensors are on CUDA and triton imports, else the
-reference; ``torch`` always runs the reference; ``triton`` always runs the
+reference, except FPE's kernels, which ``auto`` never runs: on an H200 they
+were slower than the masked dense product at every shape measured
+(``benchmarks/results/kernels.txt``); ``torch`` always runs the reference; ``triton`` always runs the
 kernel (on CPU tensors that needs Triton's interpreter, ``TRITON_INTERPRET=1``,
 which is how the tests run the kernels without a GPU).
 """
@@ -45,8 +47,12 @@ def triton_available() -> bool:
     return True
 
 
-def backend(*tensors: torch.Tensor) -> str:
-    """``"triton"`` or ``"torch"``: what runs an op on ``tensors`` under the ``NAS_KERNELS`` setting."""
+def backend(*tensors: torch.Tensor, auto: bool = True) -> str:
+    """``"triton"`` or ``"torch"``: what runs an op on ``tensors`` under the ``NAS_KERNELS`` setting.
+
+    ``auto=False``: an op whose kernel ``auto`` does not run (measured slower than its reference on a GPU;
+    ``NAS_KERNELS=triton`` still forces it).
+    """
     mode = os.environ.get("NAS_KERNELS", "auto")
     if mode not in MODES:
         raise ValueError(f"NAS_KERNELS must be one of {', '.join(MODES)}, found {mode!r}")
@@ -58,4 +64,4 @@ def backend(*tensors: torch.Tensor) -> str:
         if not all(t.is_cuda for t in tensors) and os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError("NAS_KERNELS=triton on CPU tensors needs Triton's interpreter: set TRITON_INTERPRET=1")
         return "triton"
-    return "triton" if all(t.is_cuda for t in tensors) and triton_available() else "torch"
+    return "triton" if auto and all(t.is_cuda for t in tensors) and triton_available() else "torch"

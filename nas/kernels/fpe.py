@@ -161,7 +161,7 @@ def ell_linear_reference(x: torch.Tensor, vals: torch.Tensor, layout: EllLayout)
 def ell_linear(x: torch.Tensor, vals: torch.Tensor, layout: EllLayout) -> torch.Tensor:
     """y = x Wᵀ from the non-zeros ``vals`` in ``layout``: the Triton kernels where ``nas.kernels.backend``
     says so, else ``ell_linear_reference``. Gradients for x and vals."""
-    if backend(x, vals) == "triton":
+    if backend(x, vals, auto=False) == "triton":  # auto: the reference (faster on an H200; kernels.txt)
         from nas.kernels._fpe_triton import EllLinearFunction
 
         return EllLinearFunction.apply(x, vals, layout)
@@ -243,13 +243,13 @@ def masked_linear(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor, gro
                   ) -> torch.Tensor:
     """y = x (weight ⊙ mask)ᵀ: x (…, C), weight and mask (R, C) -> (…, R), gradients for x and weight.
 
-    On the kernel's path (``nas.kernels.backend``) only the non-zeros are
+    On the kernel's path (``NAS_KERNELS=triton``; ``auto`` takes the reference) only the non-zeros are
     read: where ``groups`` is given and the mask has that block structure
     (FPE's feature and groups splits, ``grouped_layout``) as ``groups`` dense products
     after one permutation of x's columns, else by the padded-rows Triton
     kernels (the module's docstring). Elsewhere ``masked_linear_reference``.
     """
-    if backend(x, weight, mask) == "triton":
+    if backend(x, weight, mask, auto=False) == "triton":  # auto: the reference (faster on an H200; kernels.txt)
         from nas.kernels._fpe_triton import EllLinearFunction
 
         grouped = cached_grouped_layout(mask, groups) if groups else None

@@ -57,6 +57,7 @@ class RunOptions:
     in_shape: tuple = ()  # with ``dims``: the shape of one input (a mixer's tokens), () for a flat vector
     # another worker pool, made as pool(workers, evaluator): nas.search.replay.SimulatedPool replays a table
     pool: Callable[[int, Evaluator], Any] | None = None
+    weights: bool = True  # keep each candidate's trained weights (False: nothing to export, e.g. a benchmark table)
 
 
 @dataclass
@@ -108,7 +109,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     workers = opts.workers if opts.workers is not None else space.search.workers
     if trials < 1:
         raise NasInputError(f"--trials: must be at least 1, found {trials}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise NasInputError(f"--workers: must be at least 1, found {workers}")
     study_name = opts.study or space.name
     base_dir = str(Path(space.file).resolve().parent)
@@ -154,9 +155,10 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         _check_no_live_run(store, study_name)
         _check_evaluator_version(store, study_name, redact(opts.storage))
 
-    pool = opts.pool(workers, evaluator) if opts.pool is not None else WorkerPool(workers, evaluator, opts.address)
+    pool = opts.pool(workers or 1, evaluator) if opts.pool is not None else WorkerPool(workers, evaluator, opts.address)
     try:
         pool.start()
+        workers = pool.workers  # resolved: None is the default for the cluster Ray sees (dispatch.default_workers)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         pool.close()
         if opts.address is None:
@@ -445,6 +447,8 @@ class _Driver:
 
     def _job(self, number: int, arch: dict, train: dict, static: dict[str, float]) -> dict[str, Any]:
         job = {"trial_number": number, "arch": arch, "train": train}
+        if not self.opts.weights:
+            job["weights"] = False
         rules = self.rung_table.rules(static, int(train["epochs"]), arch)  # thresholds the worker applies
         if rules is not None:
             job["stop_rules"] = rules

@@ -54,7 +54,7 @@ class SearchConfig(_Strict):
     sampler: Literal["nsga2", "nsga3", "tpe", "random", "gp", "qmc"] = "nsga2"
     options: dict[StrictStr, Scalar] = Field(default_factory=dict)  # keyword arguments of the Optuna sampler
     trials: int = Field(20, ge=1)
-    workers: int = Field(1, ge=1)
+    workers: int | None = Field(None, ge=1)  # None: 1, or 8 per GPU where Ray sees GPUs (nas.search.dispatch)
     seed: StrictInt | None = None
     # the hypervolume's reference point, one value per objective; derived from the first candidates if absent
     reference: dict[StrictStr, Number] | None = None
@@ -266,6 +266,27 @@ class SearchSpace:
             else:
                 values[p.label] = suggest.float(p.label, p.low, p.high, p.log, p.step)
         return values
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of a finite space: the values of its active parameters, as ``sample`` returns them, one
+        dict per combination (in file order; an inactive parameter is left out, so no point repeats another).
+
+        ValueError naming the first parameter that is a range (a finite space has only choices and fixed values).
+        """
+        ranges = [p.label for p in self.params if p.values() is None]
+        if ranges:
+            raise ValueError(f"{self.place('space', ranges[0])}: a range; the space's points can be listed only "
+                             "when every parameter is a choice or fixed")
+        points: list[dict[str, Any]] = [{}]
+        for p in self.params:
+            grown = []
+            for values in points:
+                if all(label in values and values[label] in allowed for label, allowed in p.when.items()):
+                    grown.extend({**values, p.label: v} for v in p.values())
+                else:
+                    grown.append(values)
+            points = grown
+        return points
 
     def freeze(self, values: dict[str, Any], d_in: int, d_out: int, in_shape: tuple = ()) -> tuple[ArchSpec, TrainSpec]:
         """Turn the sampled ``values`` into the candidate's frozen specs."""
