@@ -1,127 +1,226 @@
-"""Search quality per unit of training: random, tpe, nsga2 and nsga2 with early stopping.
+"""Search quality per training second, replayed on the recorded table (``benchmarks/table/table.json.gz``).
 
-Runs ``nas run`` (real Ray workers, real training) on the combined example space
-(``examples/combined.yaml``, mnist5k classification) once per sampler
-configuration and seed, each study in its own SQLite database (in one database
-a study would reuse the results of identical candidates another one trained,
-and spend nothing on them), then puts every study on one hypervolume reference
-point (derived over all of them as ``nas compare`` does) and reports, per
-configuration, over the seeds:
+Every nas configuration is a real ``nas run`` (``nas.search.runner.run``: its Optuna sampler, dedupe and
+reuse, constraints, multi-objective early stopping) in which only training is replaced: each candidate is
+answered from the table's recorded learning curve (``nas.search.replay.ReplayEvaluator``, epoch by epoch, so
+early stopping acts as it would), on a simulated clock with ``--workers`` workers
+(``nas.search.replay.SimulatedPool``: results reach the driver in the order real training would finish
+them). Syne Tune's multi-objective methods (MOASHA, and its multi-objective random search) run on the same
+table through Syne Tune's own simulated back end (``benchmarks/syne_peers.py``; ``pip install -e .[bench]``).
 
-- the hypervolume after the budget of candidates (complete + stopped early);
-- the training spent (epochs actually trained, summed over candidates);
-- the epochs it took to reach random search's final hypervolume of the same
-  seed, over random's epochs (``compute_ratio``; "not reached" counts as
-  missing, and the count of seeds that reached it is printed).
+- **Compute** is counted in recorded training seconds: each epoch's CPU seconds of the worker that trained
+  it (``cpu_seconds`` in the table; one thread each; wall seconds were measured on a machine shared with
+  other work), summed over every candidate trained, complete or stopped early; a repeated candidate costs
+  nothing, as in a real run. Epochs are reported beside.
+- **Budget**: every study, of every method, runs until ``--budget-s`` training seconds are spent (the
+  candidates in flight then finish).
+- **Hypervolume**: of the complete candidates' recorded test objectives (accuracy, params, bandwidth; a
+  candidate stopped early is not on the front), on one reference point derived from the whole table
+  (``nas.search.quality.derive_reference``), after each candidate in finishing order.
+- **Ratio**: for each seed, the training seconds a method needed to first reach random search's final
+  hypervolume (random: nas's random sampler without early stopping, same seed), over random's total
+  training seconds. A method that never reaches it within the budget has no ratio for that seed (counted
+  as above every ratio: the median is taken with those seeds at +inf).
 
-The last line is ``key=value`` pairs; ``compute_ratio`` is the best configuration's mean.
+    python benchmarks/search_quality.py [--seeds 20] [--budget-s 2000] [--configs random,tpe,...]
 
-    python benchmarks/search_quality.py --trials 16 --epochs 3 --seeds 0 1 2
+The last line: ``compute_ratio=<best nas configuration's median> moasha_ratio=<median> seeds=<n> ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = {  # name: (sampler, early stopping)
-    "random": ("random", False),
-    "tpe": ("tpe", False),
-    "nsga2": ("nsga2", False),
-    "nsga2+es": ("nsga2", True),
+TABLE = ROOT / "benchmarks" / "table" / "table.json.gz"
+
+# name: (sampler, sampler options, pruning settings or None)
+CONFIGS = {
+    "random": ("random", {}, None),
+    "tpe": ("tpe", {}, None),
+    "nsga2": ("nsga2", {}, None),
+    "random+es": ("random", {}, {"min_epochs": 1, "reduction_factor": 3}),
+    "tpe+es": ("tpe", {}, {"min_epochs": 1, "reduction_factor": 3}),
+    "nsga2+es": ("nsga2", {}, {"min_epochs": 1, "reduction_factor": 3}),
 }
+PEERS = ("moasha", "morandom")
 
 
-def main() -> None:
+def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: int, work: Path,
+               max_candidates: int) -> list[dict]:
+    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order, each
+    ``{"seconds", "epochs", "objectives" (complete ones) or None}``."""
+    import sqlalchemy as sa
+
+    from nas.search.models import Candidate, Progress
+    from nas.search.replay import ReplayEvaluator, SimulatedPool
+    from nas.search.runner import RunOptions, run
+    from nas.spaces import parse_space
+
+    sampler, options, pruning = CONFIGS[config]
+    doc = yaml.safe_load(table["space"])
+    doc["name"] = name = f"{config.replace('+', '-')}-s{seed}"
+    doc["search"] = {"sampler": sampler, "options": options, "trials": max_candidates, "workers": workers,
+                     "seed": seed}
+    doc.pop("pruning", None)
+    if pruning is not None:
+        doc["pruning"] = pruning
+    space = parse_space(yaml.safe_dump(doc, sort_keys=False), f"<replay {name}>")
+    dims = table["dims"]
+    pools: list[SimulatedPool] = []
+
+    def make_pool(n, evaluator):
+        pools.append(SimulatedPool(n, evaluator))
+        return pools[-1]
+
+    url = f"sqlite:///{work / (name + '.db')}"
+    run(space, RunOptions(storage=url, progress=False, evaluator=ReplayEvaluator(table, clock="cpu_seconds"),
+                          dims=(dims["d_in"], dims["d_out"]), in_shape=tuple(dims["in_shape"]),
+                          pool=make_pool, weights=False, stop_when=lambda: pools[0].spent >= budget_s))
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as c:
+            order = [r.trial_number for r in c.execute(
+                sa.select(Progress.trial_number).where(Progress.study_name == name).order_by(Progress.id))]
+            rows = {r.trial_number: r for r in c.execute(sa.select(Candidate).where(Candidate.study_name == name))}
+    finally:
+        engine.dispose()
+    ends = []
+    for number in order:
+        r = rows[number]
+        trained = r.reused_from is None
+        ends.append({"seconds": float(r.wall_time_s or 0.0) if trained else 0.0,
+                     "epochs": int(r.epochs_trained or 0) if trained else 0,
+                     "objectives": r.objectives if r.state == "COMPLETE" else None})
+    return ends
+
+
+def replay_peer(table: dict, method: str, seed: int, budget_s: float, workers: int) -> list[dict]:
+    """One Syne Tune study on the table (``benchmarks/syne_peers.py``), as ``replay_nas`` returns its ends."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from syne_peers import run_syne
+
+    epochs = len(next(iter(table["candidates"].values()))["curve"])
+    ends = []
+    # Syne Tune's budget is simulated wall time; every worker busy, that is budget_s / workers of training
+    # seconds: twice that leaves room, and curve() cuts every method at the same budget of training seconds
+    for t in run_syne(table, method, seed=seed, workers=workers, max_trials=None,
+                      max_seconds=2 * budget_s / workers, clock="cpu_seconds"):
+        entry = table["candidates"][t["key"]]
+        ends.append({"seconds": t["seconds"], "epochs": t["epochs_trained"],
+                     "objectives": entry["objectives"] if t["epochs_trained"] == epochs else None})
+    return ends
+
+
+def curve(ends: list[dict], metrics: list[str], directions: list[str], reference, budget_s: float
+          ) -> list[tuple[float, int, float]]:
+    """(training seconds so far, epochs so far, hypervolume) after each end, up to the one that spends the budget."""
+    from nas.search import quality
+
+    seconds, epochs, out, points = 0.0, 0, [], []
+    for e in ends:
+        if seconds >= budget_s:
+            break
+        seconds += e["seconds"]
+        epochs += e["epochs"]
+        if e["objectives"] is not None:
+            points.append([e["objectives"][m] for m in metrics])
+        hv = quality.hypervolume(np.array(points), directions, reference) if points else 0.0
+        out.append((seconds, epochs, hv))
+    return out
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--space", default=str(ROOT / "examples" / "combined.yaml"))
-    ap.add_argument("--trials", type=int, default=16, help="candidates per study (complete + stopped early)")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--table", type=Path, default=TABLE)
+    ap.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20)")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="training seconds per study (default: what 100 candidates of the table cost on average)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--min-epochs", type=int, default=1, help="first rung of early stopping")
-    ap.add_argument("--reduction-factor", type=int, default=2)
-    ap.add_argument("--keep", default=None, help="folder to keep the studies' databases in (default: temporary)")
+    ap.add_argument("--configs", default=",".join(list(CONFIGS) + list(PEERS)),
+                    help="nas configurations and peers to run (default: all)")
+    ap.add_argument("--max-candidates", type=int, default=2000, help="a study's cap on candidates (repeats included)")
     args = ap.parse_args()
 
-    base = yaml.safe_load(Path(args.space).read_text())
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="nas-search-quality-"))
-    work.mkdir(parents=True, exist_ok=True)
-    names: dict[tuple[str, int], str] = {}
-    t0 = time.perf_counter()
-    for seed in args.seeds:
-        for config, (sampler, early) in CONFIGS.items():
-            doc = yaml.safe_load(yaml.safe_dump(base))
-            name = f"q-{config.replace('+', '-')}-s{seed}"
-            doc["name"] = name
-            doc["train"]["epochs"] = args.epochs
-            doc["search"] = {"sampler": sampler, "trials": args.trials, "workers": args.workers, "seed": seed}
-            doc.pop("pruning", None)
-            if early:
-                doc["pruning"] = {"min_epochs": args.min_epochs, "reduction_factor": args.reduction_factor}
-            path = work / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(doc, sort_keys=False))
-            t = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "nas.cli", "run", str(path), "--storage", _url(work, name),
-                                   "--no-progress"], cwd=work, capture_output=True, text=True)
-            if proc.returncode != 0:
-                sys.exit(f"{name}: nas run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-            print(f"{name}: {time.perf_counter() - t:.0f} s", flush=True)
-            names[(config, seed)] = name
-
-    import numpy as np
-
     from nas.search import quality
-    from nas.search.results import compare, study_report
+    from nas.search.replay import load_table
 
-    reports = {n: study_report(_url(work, n), n) for n in names.values()}
-    dirs = next(iter(reports.values()))["directions"]
-    values = [[t["values"][m] for m in dirs] for r in reports.values() for t in r["trials"] if t["state"] == "COMPLETE"]
-    ref = dict(zip(dirs, (float(x) for x in quality.derive_reference(np.array(values), list(dirs.values())))))
-    curves = {n: compare(_url(work, n), [n], ref)["studies"][0] for n in names.values()}
-    rows = {c: {"hv": [], "epochs": [], "ratio": []} for c in CONFIGS}
-    for seed in args.seeds:
-        target = curves[names[("random", seed)]]
-        for config in CONFIGS:
-            s = curves[names[(config, seed)]]
-            rows[config]["hv"].append(s["hypervolume"])
-            rows[config]["epochs"].append(s["epochs"])
-            reached = next((p["epochs"] for p in s["curve"] if p["hypervolume"] >= target["hypervolume"]), None)
-            if reached is not None and target["epochs"]:
-                rows[config]["ratio"].append(reached / target["epochs"])
+    t0 = time.perf_counter()
+    table = load_table(args.table)
+    cands = list(table["candidates"].values())
+    metrics = list(table["directions"])
+    directions = [table["directions"][m] for m in metrics]
+    reference = quality.derive_reference(np.array([[c["objectives"][m] for m in metrics] for c in cands]), directions)
+    full = [sum(p["cpu_seconds"] for p in c["curve"]) for c in cands]
+    budget = args.budget_s if args.budget_s is not None else round(100 * statistics.mean(full), -1)
+    configs = args.configs.split(",")
+    unknown = [c for c in configs if c not in CONFIGS and c not in PEERS]
+    if unknown or "random" not in configs:
+        sys.exit(f"--configs: unknown {', '.join(unknown)}" if unknown else "--configs must include random")
+    print(f"table {args.table.name}: {len(cands)} candidates × {len(cands[0]['curve'])} epochs, "
+          f"{sum(full):.0f} training seconds in all (a candidate: median {statistics.median(full):.1f} s, "
+          f"{min(full):.1f}–{max(full):.1f} s); budget {budget:.0f} training seconds per study, {args.workers} workers, "
+          f"seeds 0–{args.seeds - 1}; reference point "
+          + ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, reference)), flush=True)
 
-    def ms(xs: list[float]) -> str:
-        if not xs:
-            return "-"
-        return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
+    results: dict[str, list[list[tuple[float, int, float]]]] = {c: [] for c in configs}
+    shm = Path("/dev/shm")  # the studies' SQLite files in memory where the OS offers it: commits without fsync
+    with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp:
+        for config in configs:
+            t = time.perf_counter()
+            for seed in range(args.seeds):
+                if config in PEERS:
+                    ends = replay_peer(table, config, seed, budget, args.workers)
+                else:
+                    ends = replay_nas(table, config, seed, budget, args.workers, Path(tmp), args.max_candidates)
+                results[config].append(curve(ends, metrics, directions, reference, budget))
+            print(f"  {config}: {args.seeds} studies in {time.perf_counter() - t:.0f} s", flush=True)
 
-    print(f"\nspace {Path(args.space).name}, {args.trials} candidates × {args.epochs} epochs, seeds {args.seeds}, "
-          f"{args.workers} workers; reference point {', '.join(f'{m} {v:.4g}' for m, v in ref.items())}; "
-          f"{time.perf_counter() - t0:.0f} s in all")
-    print(f"{'config':<10} {'hypervolume':>18} {'epochs':>16} {'ratio to random':>18} {'reached':>8}")
-    for config, r in rows.items():
-        print(f"{config:<10} {ms(r['hv']):>18} {ms([float(e) for e in r['epochs']]):>16} {ms(r['ratio']):>18} "
-              f"{len(r['ratio'])}/{len(args.seeds):>5}")
-    candidates = {c: statistics.mean(r["ratio"]) for c, r in rows.items()
-                  if c != "random" and len(r["ratio"]) == len(args.seeds)}
-    best = min(candidates, key=candidates.get) if candidates else None
-    head = [f"compute_ratio={candidates[best]:.3f}" if best else "compute_ratio=nan", f"best={best or '-'}"]
-    head += [f"hv_{c.replace('+', '_')}={statistics.mean(r['hv']):.4f}" for c, r in rows.items()]
-    head += [f"epochs_{c.replace('+', '_')}={statistics.mean(r['epochs']):.0f}" for c, r in rows.items()]
-    print(" ".join(head))
+    def reach(c: list[tuple[float, int, float]], target: float) -> float:
+        return next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)
 
+    rows, medians = [], {}
+    for config in configs:
+        ratios, finals, seconds, epochs, ends = [], [], [], [], []
+        for seed, c in enumerate(results[config]):
+            base = results["random"][seed]
+            target, total = base[-1][2], base[-1][0]
+            ratios.append(reach(c, target) / total)
+            finals.append(c[-1][2])
+            seconds.append(c[-1][0])
+            epochs.append(c[-1][1])
+            ends.append(len(c))
+        medians[config] = statistics.median(ratios)
+        q1, q3 = np.percentile(ratios, [25, 75]) if all(map(math.isfinite, ratios)) else (
+            np.percentile(ratios, 25), np.percentile(ratios, 75))
+        rows.append((config, medians[config], q1, q3, sum(map(math.isfinite, ratios)), statistics.median(finals),
+                     statistics.median(seconds), statistics.median(epochs), statistics.median(ends)))
 
-def _url(work: Path, name: str) -> str:
-    return f"sqlite:///{work / (name + '.db')}"
+    def fmt(x: float) -> str:
+        return "never" if not math.isfinite(x) else f"{x:.3f}"
+
+    print(f"\n{'method':<12} {'ratio median':>12} {'[25%, 75%]':>16} {'reached':>8} {'final hv':>9} "
+          f"{'seconds':>8} {'epochs':>7} {'candidates':>10}")
+    for config, med, q1, q3, n, hv, s, e, k in rows:
+        print(f"{config:<12} {fmt(med):>12} {'[' + fmt(q1) + ', ' + fmt(q3) + ']':>16} {n:>4}/{args.seeds:<3} "
+              f"{hv:>9.4f} {s:>8.0f} {e:>7.0f} {k:>10.0f}")
+    nas_configs = {c: m for c, m in medians.items() if c in CONFIGS and c != "random"}
+    best = min(nas_configs, key=nas_configs.get) if nas_configs else "random"
+    print(f"\n{time.perf_counter() - t0:.0f} s in all")
+    print(f"compute_ratio={fmt(medians[best])} moasha_ratio={fmt(medians.get('moasha', math.nan))} "
+          f"seeds={args.seeds} best={best} budget_s={budget:.0f} "
+          + " ".join(f"{c.replace('+', '_')}={fmt(m)}" for c, m in medians.items()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

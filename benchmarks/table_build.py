@@ -37,13 +37,19 @@ SPACE = ROOT / "benchmarks" / "table" / "space.yaml"
 TABLE = ROOT / "benchmarks" / "table" / "table.json.gz"
 
 
+def load_space_task(space):
+    from nas.evaluators import load_task
+
+    return load_task(space.task.dataset, space.task.kind, SPACE.parent,
+                     space.task.sat.model_dump() if space.task.sat is not None else None)
+
+
 def feasible_points(space) -> list[tuple[dict, str]]:
     """(values, table key) of every point of ``space`` that ``nas run`` would train, in file order."""
-    from nas.evaluators import load_task, static_objectives
+    from nas.evaluators import static_objectives
     from nas.search.replay import key_of
 
-    task = load_task(space.task.dataset, space.task.kind, SPACE.parent,
-                     space.task.sat.model_dump() if space.task.sat is not None else None)
+    task = load_space_task(space)
     out, seen = [], set()
     for values in space.grid():
         arch, train = space.freeze(values, task.d_in, task.d_out, task.in_shape)
@@ -58,13 +64,6 @@ def feasible_points(space) -> list[tuple[dict, str]]:
             seen.add(key)
             out.append((values, key))
     return out
-
-
-def read_table(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    with gzip.open(path, "rt") as f:
-        return json.load(f)
 
 
 def write_table(path: Path, table: dict) -> None:
@@ -86,14 +85,14 @@ def main() -> int:
 
     import optuna
 
-    from nas.search.replay import FORMAT, table_from_study
+    from nas.search.replay import FORMAT, load_table, table_from_study
     from nas.search.storage import optuna_storage
     from nas.spaces import load_space
 
     t0 = time.perf_counter()
     space = load_space(SPACE)
     points = feasible_points(space)
-    table = read_table(args.table) or {"format": FORMAT, "candidates": {}, "built": []}
+    table = load_table(args.table) if args.table.is_file() else {"format": FORMAT, "candidates": {}, "built": []}
     missing = [(values, key) for values, key in points if key not in table["candidates"]]
     print(f"{len(points)} feasible points, {len(table['candidates'])} in the table, {len(missing)} missing", flush=True)
     if missing:
@@ -124,8 +123,9 @@ def main() -> int:
         recorded = table_from_study(url, space.name)
         wanted = {key for _, key in points}
         new = {k: v for k, v in recorded["candidates"].items() if k in wanted and k not in table["candidates"]}
+        task = load_space_task(space)
         table.update(format=FORMAT, task_key=recorded["task_key"], directions=recorded["directions"],
-                     space=space.text)
+                     space=space.text, dims={"d_in": task.d_in, "d_out": task.d_out, "in_shape": list(task.in_shape)})
         table["candidates"].update(new)
         table["built"].append({
             "command": "python benchmarks/table_build.py " + " ".join(sys.argv[1:]),

@@ -25,7 +25,7 @@ def table(tmp_path):
     return t
 
 
-def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None):
+def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None, clock="seconds", budget_s=None):
     space = load_space(FIXTURE / "space.yaml")
     space.pruning = pruning
     url = f"sqlite:///{tmp_path / 'replay.db'}"
@@ -39,8 +39,10 @@ def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None):
                                 directions=list(space.objectives.values()))
     for params in enqueue:
         study.enqueue_trial(params)
+    stop = None if budget_s is None else (lambda: pools[0].spent >= budget_s)
     summary = run(space, RunOptions(storage=url, trials=trials, workers=workers, progress=False,
-                                    evaluator=ReplayEvaluator(table), dims=(64, 10), in_shape=(8, 8), pool=pool))
+                                    evaluator=ReplayEvaluator(table, clock=clock), dims=(64, 10), in_shape=(8, 8),
+                                    pool=pool, stop_when=stop))
     return summary, pools[0], sa.create_engine(url)
 
 
@@ -117,3 +119,23 @@ def test_early_stopping_is_replayed_from_the_recorded_curves(tmp_path, table):
         assert json.loads(r.objectives)["val_accuracy"] == entry["curve"][0]["val_accuracy"]
     # one worker: the clock is the sum of what was trained, less what early stopping saved
     assert pool.now == pytest.approx(sum(r.wall_time_s for r in rows))
+
+
+def test_a_budget_of_training_seconds_ends_the_study(tmp_path, table):
+    """``RunOptions.stop_when``: once the replayed candidates' training seconds reach the budget no new one is
+    asked for, and those in flight finish; the CPU-seconds clock times them (here half the wall seconds)."""
+    for entry in table["candidates"].values():
+        for p in entry["curve"]:
+            p["cpu_seconds"] = p["seconds"] / 2
+    cpu = {k: sum(p["cpu_seconds"] for p in e["curve"]) for k, e in table["candidates"].items()}
+    budget = sum(cpu.values()) / 3
+    summary, pool, engine = replay(tmp_path, table, enqueue=recorded_values(), workers=1, clock="cpu_seconds",
+                                   budget_s=budget)
+    with engine.connect() as c:
+        walls = [w for (w,) in c.execute(sa.text("SELECT wall_time_s FROM nas_candidates WHERE state = 'COMPLETE' "
+                                                 "ORDER BY trial_number"))]
+    assert 0 < summary.complete < 10
+    assert pool.spent == pytest.approx(sum(walls)) and pool.spent >= budget
+    # one worker with two candidates in flight (the driver keeps 2 per worker): none asked after the budget
+    assert sum(walls[:-2]) < budget
+    assert all(any(w == pytest.approx(v) for v in cpu.values()) for w in walls)  # timed by the CPU seconds

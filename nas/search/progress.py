@@ -56,6 +56,8 @@ class RunProgress:
             self._progress.__exit__(*exc)
 
     def update(self, snap: dict[str, Any]) -> None:
+        if not self.enabled:  # nothing is shown: no query of the study (its front costs a copy of every trial)
+            return
         study: optuna.Study = snap["study"]
         now = time.monotonic()
         if snap["complete"] and now - self._front_at > 1.0:  # the front is a query: at most once a second

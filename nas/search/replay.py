@@ -14,13 +14,18 @@ stopping) with two pieces swapped:
   seconds (of the epochs it trained), and results reach the driver one at a time in the order they finish,
   so every asynchronous decision (what to ask next, a rung's stop rule) is the one a real run would make.
 
-The table format (JSON): ``{"format": "nas-table/1", "task_key": str, "directions": {metric: direction},
-"candidates": {"ARCH_ID|TRAIN_KEY": {"arch": ArchSpec JSON, "train": TrainSpec JSON, "objectives": {...},
-"curve": [{"epoch": 1, "val_accuracy": ..., "seconds": ...}, ...]}}}``.
+The table format (JSON, gzip-compressed when the file's name ends in ``.gz``): ``{"format": "nas-table/1",
+"task_key": str, "directions": {metric: direction}, "candidates": {"ARCH_ID|TRAIN_KEY": {"arch": ArchSpec
+JSON, "train": TrainSpec JSON, "objectives": {...}, "curve": [{"epoch": 1, "val_accuracy": ..., "seconds":
+..., "cpu_seconds": ...}, ...]}}}``; ``seconds`` is an epoch's wall time, ``cpu_seconds`` (curves recorded
+since nas 0.1.0 of 2026-12-04) its worker's CPU time. A recorded table may add ``space`` (the space file's
+text), ``dims`` (the task's ``d_in``, ``d_out`` and ``in_shape``, what a replay needs instead of the data)
+and ``built`` (how each part of it was recorded: command, candidates, seconds, date, machine).
 """
 
 from __future__ import annotations
 
+import gzip
 import heapq
 import itertools
 import json
@@ -81,9 +86,12 @@ def _timed(curve: list[dict], wall_time_s: float | None) -> list[dict]:
 
 
 def load_table(path: str | Path) -> dict[str, Any]:
+    """A table file: JSON, gzip-compressed where its name ends in ``.gz``."""
+    path = Path(path)
     try:
-        table = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        table = json.loads(text)
+    except (OSError, ValueError, EOFError) as exc:
         raise NasInputError(f"{path}: not a readable table ({exc})") from None
     if table.get("format") != FORMAT:
         raise NasInputError(f"{path}: not a {FORMAT} table (format {table.get('format')!r})")
@@ -91,11 +99,19 @@ def load_table(path: str | Path) -> dict[str, Any]:
 
 
 class ReplayEvaluator:
-    """The worker's evaluator, answered from ``table`` (a dict, or a table file's path)."""
+    """The worker's evaluator, answered from ``table`` (a dict, or a table file's path).
 
-    def __init__(self, table: dict[str, Any] | str | Path):
+    ``clock``: the curve's key that times an epoch: ``seconds`` (wall clock, as the worker measured it) or
+    ``cpu_seconds`` (the worker process's CPU time: on a machine shared with other work while the table was
+    recorded, the cost of the training itself).
+    """
+
+    def __init__(self, table: dict[str, Any] | str | Path, clock: str = "seconds"):
         self.source = table if isinstance(table, (str, Path)) else "the table"
         self.table = load_table(table) if isinstance(table, (str, Path)) else table
+        if clock not in ("seconds", "cpu_seconds"):
+            raise ValueError(f"clock must be seconds or cpu_seconds, found {clock!r}")
+        self.clock = clock
 
     def setup(self, threads: int, device: str) -> None:
         pass
@@ -114,7 +130,7 @@ class ReplayEvaluator:
         rules = job.get("stop_rules") or {}
         seconds = 0.0
         for point in curve[:epochs]:
-            seconds += float(point["seconds"])
+            seconds += float(point[self.clock])
             epoch = int(point["epoch"])
             if epoch < epochs and stops(rules.get(str(epoch)), point[score]):
                 objectives = {m: entry["objectives"][m] for m in ("params", "bandwidth") if m in entry["objectives"]}
@@ -128,12 +144,14 @@ class SimulatedPool:
     """``nas.search.dispatch.WorkerPool``'s interface on a simulated clock (the module's docstring).
 
     ``now``: the simulated seconds since the start. A job's duration is its result's ``wall_time_s``.
+    ``spent``: the training seconds of the results delivered so far (summed over workers: the compute).
     """
 
     def __init__(self, workers: int, evaluator):
         self.workers, self.evaluator = workers, evaluator
         self.fit_error: BaseException | None = None
         self.now = 0.0
+        self.spent = 0.0
         self._free_at = [0.0] * workers
         self._queue: list[dict[str, Any]] = []
         self._finishing: list[tuple[float, int, int, dict, dict]] = []  # (finish, seq, slot, job, payload)
@@ -171,6 +189,7 @@ class SimulatedPool:
         if self._finishing:
             finish, _, slot, job, payload = heapq.heappop(self._finishing)
             self.now = max(self.now, finish)
+            self.spent += float(payload.get("wall_time_s") or 0.0)
             out.append(Message("result", job["trial_number"], f"sim:{slot}", payload))
             self._dispatch()
             out, self._out = out + self._out, []

@@ -58,6 +58,9 @@ class RunOptions:
     # another worker pool, made as pool(workers, evaluator): nas.search.replay.SimulatedPool replays a table
     pool: Callable[[int, Evaluator], Any] | None = None
     weights: bool = True  # keep each candidate's trained weights (False: nothing to export, e.g. a benchmark table)
+    # a budget besides ``trials``: once it returns True no new candidate is asked for, and the run ends when
+    # those in flight have finished (benchmarks: a replay's training seconds, nas.search.replay.SimulatedPool)
+    stop_when: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -320,8 +323,11 @@ class _Driver:
             with progress:
                 progress.update(self._snapshot(t0))
                 while self.rec.complete + self.rec.stopped < self.trials:
-                    self._fill()
-                    if not self.inflight and not self.waiting and self.rec.complete + self.rec.stopped >= self.trials:
+                    spent = self.opts.stop_when is not None and self.opts.stop_when()
+                    if not spent:
+                        self._fill()
+                    if not self.inflight and not self.waiting and (
+                            spent or self.rec.complete + self.rec.stopped >= self.trials):
                         break
                     for msg in self.pool.poll(timeout=0.25):
                         self._handle(msg, progress)

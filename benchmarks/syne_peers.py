@@ -1,0 +1,309 @@
+"""Replay Syne Tune's MOASHA and multi-objective random search against a nas tabular benchmark.
+
+The table (``nas-table/1``, see ``nas.search.replay``) is turned into a Syne Tune blackbox and run
+through Syne Tune's own simulated back end (``UserBlackboxBackend`` + ``SimulatorCallback`` + ``Tuner``;
+Syne Tune 0.16, the ``bench`` extra, never a runtime dependency of nas):
+Syne Tune decides which candidate to start and when to stop it, its simulator advances the clock by
+the recorded seconds of every epoch, and we record what each trial did.
+
+Configuration space (``TableSpace``): one categorical parameter per arch/train field that varies across
+the table's candidates (values are JSON strings). Conditional parameters are handled with rules learnt
+from the table: a field ``p`` that takes a single value among all candidates with ``q == v`` (``q``
+earlier in field order) is inactive there, and a sampled configuration with ``q == v`` gets that value
+for ``p``. A field's categories are the values it takes where it is active; a field with fewer than two
+such values is not a Syne Tune parameter (it is implied). When these rules do not map every point of
+the product space to a candidate (a table that is not the full grid of its space), the space falls
+back to a single categorical ``candidate`` parameter over the table's keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from syne_tune import StoppingCriterion, Tuner
+from syne_tune.backend.simulator_backend.simulator_backend import SimulatorConfig
+from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
+from syne_tune.blackbox_repository.blackbox import Blackbox
+from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
+from syne_tune.config_space import choice, randint
+from syne_tune.constants import ST_TUNER_TIME
+from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
+from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
+from syne_tune.tuner_callback import TunerCallback
+
+EPOCH, ELAPSED = "epoch", "elapsed_time"
+CHECK_ALL_UP_TO = 200_000  # product spaces up to this size are checked point by point; larger ones by sampling
+
+
+def _order(value: str):
+    """Sort key of a JSON-encoded category: numbers by value, then the rest as text."""
+    v = json.loads(value)
+    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, value)
+
+
+def _fields(entry: dict) -> dict[str, str]:
+    """A candidate's arch and train fields, values as JSON strings (hashable, one type per category)."""
+    out = {k: json.dumps(v, sort_keys=True) for k, v in entry["arch"].items()}
+    for k, v in entry["train"].items():
+        out[f"train.{k}" if k in out else k] = json.dumps(v, sort_keys=True)
+    return out
+
+
+class TableSpace:
+    """The Syne Tune configuration space of a table and ``lookup(config) -> key``."""
+
+    def __init__(self, table: dict, encoding: str = "auto"):
+        self.keys = list(table["candidates"])
+        rows = [_fields(table["candidates"][k]) for k in self.keys]
+        self.params = [p for p in rows[0] if len({r[p] for r in rows}) > 1]
+        self.rows = [tuple(r[p] for p in self.params) for r in rows]
+        self.key_of_row = dict(zip(self.rows, self.keys))
+        self.encoding, self.why = "index", "asked for"
+        if encoding != "index":
+            self.encoding, self.why = "params", ""
+            self._learn_rules()
+            self.why = self._check()
+            if self.why and encoding == "params":
+                raise ValueError(f"the table is not closed under its learnt rules: {self.why}")
+            if self.why:
+                self.encoding = "index"
+        if self.encoding == "index":
+            self.config_space = {"candidate": choice(self.keys)}
+        else:
+            self.config_space = {p: choice(sorted(self.domain[p], key=_order)) for p in self.sampled}
+
+    # -- rules: (q, v) -> {p: value p takes whenever q == v}, p after q in field order
+    def _learn_rules(self) -> None:
+        n = len(self.params)
+        self.rules: dict[tuple[int, str], dict[int, str]] = {}
+        for i in range(n):
+            for v in {r[i] for r in self.rows}:
+                sub = [r for r in self.rows if r[i] == v]
+                fixed = {j: sub[0][j] for j in range(i + 1, n) if len({r[j] for r in sub}) == 1}
+                if fixed:
+                    self.rules[(i, v)] = fixed
+        self.domain = {p: set() for p in self.params}
+        for row in self.rows:
+            for j in self._active(row):
+                self.domain[self.params[j]].add(row[j])
+        self.sampled = [p for p in self.params if len(self.domain[p]) > 1]
+        self.implied = {p: next(iter(d)) for p, d in self.domain.items() if len(d) == 1}
+
+    def _active(self, values) -> list[int]:
+        """Indices of the fields that are active (no rule of an earlier active field fixes them)."""
+        active = []
+        for j in range(len(self.params)):
+            if not any(j in self.rules.get((i, values[i]), {}) for i in active):
+                active.append(j)
+        return active
+
+    def canonical(self, config: dict[str, str]) -> tuple:
+        """The table row of a sampled configuration: inactive fields set by the rules, implied ones filled."""
+        row: list[str] = []
+        active: list[int] = []
+        for j, p in enumerate(self.params):
+            fixed = next((self.rules[(i, row[i])][j] for i in active if j in self.rules.get((i, row[i]), {})), None)
+            if fixed is None:
+                active.append(j)
+                row.append(config[p] if p in config else self.implied.get(p, ""))
+            else:
+                row.append(fixed)
+        return tuple(row)
+
+    def _check(self) -> str:
+        """'' when every point of the product space maps to a candidate, else why not."""
+        if any(self.canonical(dict(zip(self.params, r))) != r for r in self.rows):
+            return "a candidate is not the canonical form of its own values"
+        doms = [sorted(self.domain[p]) for p in self.sampled]
+        size = int(np.prod([len(d) for d in doms])) if doms else 1
+        if size <= CHECK_ALL_UP_TO:
+            points = itertools.product(*doms)
+        else:
+            rng = np.random.default_rng(0)
+            points = (tuple(d[rng.integers(len(d))] for d in doms) for _ in range(20_000))
+        missing = sum(self.canonical(dict(zip(self.sampled, pt))) not in self.key_of_row for pt in points)
+        return f"{missing} sampled configurations of the product space have no candidate" if missing else ""
+
+    def lookup(self, config: dict[str, Any]) -> str:
+        """The table key of a configuration Syne Tune sampled (KeyError if it has none)."""
+        if self.encoding == "index":
+            return config["candidate"]
+        return self.key_of_row[self.canonical({p: config[p] for p in self.sampled})]
+
+
+class TableBlackbox(Blackbox):
+    """The table as a Syne Tune blackbox: one fidelity (``epoch``), objectives to minimise per epoch
+    (the recorded validation score of the table's score metric, signed for minimisation, and the static
+    objectives) and ``elapsed_time`` (cumulative recorded seconds)."""
+
+    def __init__(self, table: dict, space: TableSpace, clock: str = "seconds"):
+        first = next(iter(table["candidates"].values()))
+        self.epochs = len(first["curve"])
+        self.space = space
+        self.metrics = [f"signed_{m}" for m in table["directions"]]
+        rows = []
+        for key in space.keys:
+            entry = table["candidates"][key]
+            curve = entry["curve"]
+            assert len(curve) == self.epochs, f"{key}: {len(curve)} epochs, not {self.epochs}"
+            per_epoch = []
+            for m, direction in table["directions"].items():
+                sign = -1.0 if direction == "maximize" else 1.0
+                if f"val_{m}" in curve[0]:
+                    per_epoch.append([sign * float(p[f"val_{m}"]) for p in curve])
+                else:
+                    per_epoch.append([sign * float(entry["objectives"][m])] * self.epochs)
+            per_epoch.append(np.cumsum([float(p[clock]) for p in curve]).tolist())
+            rows.append(np.array(per_epoch).T)  # (epochs, objectives + 1)
+        self.values = np.stack(rows)
+        self.index = {k: i for i, k in enumerate(space.keys)}
+        super().__init__(
+            configuration_space=space.config_space,
+            fidelity_space={EPOCH: randint(1, self.epochs)},
+            objectives_names=self.metrics + [ELAPSED],
+        )
+
+    def _objective_function(self, configuration, fidelity=None, seed=None):
+        values = self.values[self.index[self.space.lookup(configuration)]]
+        if fidelity is None:
+            return values
+        return dict(zip(self.objectives_names, values[int(fidelity[EPOCH]) - 1]))
+
+    @property
+    def fidelity_values(self) -> np.ndarray:
+        return np.arange(1, self.epochs + 1)
+
+
+class _Backend(UserBlackboxBackend):
+    """Syne Tune's simulator back end, except that the real time spent in the tuner loop (scheduler
+    decisions) is not added to the simulated clock: the replay is repeatable and its clock is only the
+    recorded training seconds (plus, with a fixed tick, the tuner's sleep steps)."""
+
+    def _advance_by_outside_time(self):
+        pass
+
+    def next_event_time(self) -> float | None:
+        heap = self._simulator_state.event_heap
+        return heap[0][0] if heap else None
+
+
+class _Clock(SimulatorCallback):
+    """``SimulatorCallback``; with ``tick=None`` the tuner's sleep (every worker busy) advances the clock
+    to the simulator's next event instead of by a fixed step: every result is seen at its own time."""
+
+    def __init__(self, tick: float | None):
+        super().__init__()
+        self.tick = tick
+
+    def on_tuning_start(self, tuner):
+        super().on_tuning_start(tuner)
+        self.backend = tuner.trial_backend
+
+    def on_tuning_sleep(self, sleep_time: float):
+        at = self.backend.next_event_time() if self.tick is None else None
+        if at is None:
+            super().on_tuning_sleep(sleep_time)  # advance by the backend's tuner_sleep_time
+        else:
+            self._time_keeper.advance_to(at)
+
+
+class _Recorder(TunerCallback):
+    """Every result the scheduler saw, per trial: (epoch, simulated time, decision)."""
+
+    def __init__(self):
+        self.seen: dict[int, list[tuple[int, float, str]]] = {}
+        self.config: dict[int, dict] = {}
+
+    def on_start_trial(self, trial):
+        self.config[trial.trial_id] = dict(trial.config)
+
+    def on_trial_result(self, trial, status, result, decision):
+        self.seen.setdefault(trial.trial_id, []).append((int(result[EPOCH]), float(result[ST_TUNER_TIME]), decision))
+
+
+def _cap(scheduler, max_trials: int | None):
+    """Make ``scheduler.suggest`` return None after ``max_trials`` suggestions: the Tuner then treats the
+    space as exhausted, starts nothing more and waits for the running trials to finish."""
+    if max_trials is None:
+        return scheduler
+    suggest, count = scheduler.suggest, itertools.count()
+    scheduler.suggest = lambda: suggest() if next(count) < max_trials else None
+    return scheduler
+
+
+def make_scheduler(method: str, space: TableSpace, metrics: list[str], epochs: int, seed: int,
+                   rung_min: int, reduction_factor: int):
+    if method == "moasha":
+        return MOASHA(config_space=space.config_space, metrics=metrics, do_minimize=True, time_attr=EPOCH,
+                      max_t=epochs, grace_period=rung_min, reduction_factor=reduction_factor, random_seed=seed)
+    if method == "morandom":
+        searcher = MultiObjectiveRandomSearcher(config_space=space.config_space, random_seed=seed)
+        return SingleFidelityScheduler(config_space=space.config_space, metrics=metrics, do_minimize=True,
+                                       searcher=searcher, random_seed=seed)
+    raise ValueError(f"method {method!r}: moasha or morandom")
+
+
+def run_syne(table: dict, method: str, seed: int, workers: int, max_trials: int | None,
+             max_seconds: float | None, rung_min: int = 1, reduction_factor: int = 3,
+             encoding: str = "auto", tick: float | None = None, clock: str = "seconds") -> list[dict]:
+    """Replay ``method`` ("moasha" or "morandom") on ``table`` with Syne Tune's simulator.
+
+    Returns the trials whose results became final (completed, or stopped by the scheduler) within the
+    budget, in the order they did on the simulated clock, each ``{"key", "epochs_trained", "seconds"
+    (recorded seconds of the epochs trained), "finished_at" (simulated seconds), "stopped_early"}``.
+    ``max_trials``: at most this many trials are started, and all run to their end; ``max_seconds``:
+    the study stops at this simulated time (trials still running then are cut and left out).
+    ``tick``: None (default): while every worker is busy the clock jumps to the simulator's next event,
+    so each result is seen at its own time; a number: Syne Tune's stock behaviour, the tuner's sleep
+    advances the clock by ``tick`` simulated seconds and a decision can lag its result by up to one tick.
+    ``clock``: the curve's key that times an epoch (``seconds`` or ``cpu_seconds``, as ``ReplayEvaluator``).
+    """
+    if max_trials is None and max_seconds is None:
+        raise ValueError("give max_trials or max_seconds")
+    space = TableSpace(table, encoding)
+    blackbox = TableBlackbox(table, space, clock)
+    scheduler = _cap(make_scheduler(method, space, blackbox.metrics, blackbox.epochs, seed, rung_min,
+                                    reduction_factor), max_trials)
+    backend = _Backend(
+        blackbox=blackbox, elapsed_time_attr=ELAPSED, seed=0, tuner_sleep_time=tick or 1e-3,
+        simulator_config=SimulatorConfig(0.0, 0.0, 0.0, 0.0, 0.0))  # no start/report/stop latencies
+    recorder = _Recorder()
+    stop = StoppingCriterion(max_wallclock_time=max_seconds)  # None: never (the trial cap ends the study)
+    rng_state = np.random.get_state()
+    np.random.seed(seed)  # Syne Tune's random samplers and MOASHA's brackets draw from numpy's global RNG
+    old_folder = os.environ.get("SYNETUNE_FOLDER")
+    try:
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
+            os.environ["SYNETUNE_FOLDER"] = folder
+            tuner = Tuner(trial_backend=backend, scheduler=scheduler, stop_criterion=stop, n_workers=workers,
+                          sleep_time=0, callbacks=[_Clock(tick), recorder], save_tuner=False,
+                          results_update_interval=1e9, print_update_interval=1e9, tuner_name="nas-replay")
+            tuner.run()
+    finally:
+        np.random.set_state(rng_state)
+        if old_folder is None:
+            os.environ.pop("SYNETUNE_FOLDER", None)
+        else:
+            os.environ["SYNETUNE_FOLDER"] = old_folder
+
+    out = []
+    for trial_id, seen in recorder.seen.items():
+        epoch, at, decision = seen[-1]
+        final = epoch == blackbox.epochs or decision == "STOP"
+        if not final or (max_seconds is not None and at > max_seconds):
+            continue
+        key = space.lookup(recorder.config[trial_id])
+        out.append({"key": key, "epochs_trained": epoch,
+                    "seconds": float(blackbox.values[blackbox.index[key], epoch - 1, -1]),
+                    "finished_at": at, "stopped_early": epoch < blackbox.epochs, "_id": trial_id})
+    out.sort(key=lambda t: (t["finished_at"], t["_id"]))
+    return [{k: v for k, v in t.items() if k != "_id"} for t in out]

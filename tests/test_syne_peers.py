@@ -1,0 +1,148 @@
+"""benchmarks/syne_peers.py: Syne Tune's MOASHA and multi-objective random search replayed on a table through
+Syne Tune's own simulator, on a small synthetic nas-table/1. Needs Syne Tune (``pip install -e .[bench]``);
+skipped without it."""
+import itertools
+import random
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("syne_tune", reason="Syne Tune is the bench extra: pip install -e .[bench]")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from syne_peers import TableSpace, run_syne  # noqa: E402
+
+EPOCHS = 9
+
+
+def synthetic_table(seed: int = 0, epochs: int = EPOCHS, d_in: int = 20) -> dict:
+    """60 candidates: the full grid of lift x lift_width (inactive when lift is none, where it is d_in, as
+    ArchSpec normalises it) x hidden_width x lr; random but seeded curves and epoch seconds."""
+    rng = random.Random(seed)
+    cands = {}
+    for lift, hw, lr in itertools.product(("none", "hadamard", "learned"), (16, 32, 64, 128, 256, 512),
+                                          (0.001, 0.01)):
+        for lw in [d_in] if lift == "none" else [256, 512]:
+            quality, acc, curve = rng.uniform(0.6, 0.95), 0.1, []
+            for e in range(1, epochs + 1):
+                acc += (quality - acc) * rng.uniform(0.2, 0.6)
+                curve.append({"epoch": e, "train_loss": 1 - acc, "val_accuracy": round(acc, 4),
+                              "seconds": round(rng.uniform(0.2, 0.6) * (1 + hw / 256), 4)})
+            params = float(2 * hw * lw + lw * d_in)
+            cands[f"{lift}-{lw}-{hw}|{lr}"] = {
+                "arch": {"d_in": d_in, "d_out": 10, "lift": lift, "lift_width": lw, "hidden_width": hw, "depth": 2},
+                "train": {"epochs": epochs, "lr": lr, "seed": 0},
+                "objectives": {"accuracy": round(acc + rng.uniform(-0.02, 0.02), 4), "params": params,
+                               "bandwidth": 4 * params, "latency_ms": 0.1},
+                "curve": curve}
+    return {"format": "nas-table/1", "task_key": "synthetic",
+            "directions": {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"},
+            "candidates": cands}
+
+
+TABLE = synthetic_table()
+
+
+def full_seconds(key: str, epochs: int = EPOCHS) -> float:
+    return sum(p["seconds"] for p in TABLE["candidates"][key]["curve"][:epochs])
+
+
+@pytest.fixture(scope="module")
+def studies():
+    out = {}
+    for method in ("morandom", "moasha"):
+        start = time.perf_counter()
+        out[method] = run_syne(TABLE, method, seed=3, workers=2, max_trials=40, max_seconds=None)
+        out[method + "_s"] = time.perf_counter() - start
+    return out
+
+
+def test_space_is_the_conditional_grid():
+    space = TableSpace(TABLE)
+    assert len(TABLE["candidates"]) == 60
+    assert space.encoding == "params", space.why
+    assert {p: sorted(d.categories) for p, d in space.config_space.items()} == {
+        "lift": ['"hadamard"', '"learned"', '"none"'], "lift_width": ["256", "512"],  # d_in is no choice
+        "hidden_width": sorted(["16", "32", "64", "128", "256", "512"]), "lr": ["0.001", "0.01"]}
+    # lift_width is ignored when lift is none: both widths map to the one candidate
+    none = {"lift": '"none"', "hidden_width": "64", "lr": "0.01"}
+    assert space.lookup({**none, "lift_width": "256"}) == space.lookup({**none, "lift_width": "512"}) \
+        == "none-20-64|0.01"
+    assert space.lookup({"lift": '"learned"', "lift_width": "512", "hidden_width": "16", "lr": "0.001"}) \
+        == "learned-512-16|0.001"
+
+
+def test_table_that_is_not_a_grid_falls_back_to_one_candidate_parameter():
+    sparse = {**TABLE, "candidates": dict(list(TABLE["candidates"].items())[::3])}
+    space = TableSpace(sparse)
+    assert space.encoding == "index" and "no candidate" in space.why
+    assert list(space.config_space) == ["candidate"]
+    trials = run_syne(sparse, "moasha", seed=0, workers=2, max_trials=10, max_seconds=None)
+    assert len(trials) == 10 and all(t["key"] in sparse["candidates"] for t in trials)
+
+
+@pytest.mark.parametrize("method", ["morandom", "moasha"])
+def test_trials_are_table_entries_in_finishing_order(studies, method):
+    trials = studies[method]
+    assert len(trials) == 40  # max_trials started, each run to its end
+    assert all(t["key"] in TABLE["candidates"] for t in trials)
+    assert [t["finished_at"] for t in trials] == sorted(t["finished_at"] for t in trials)
+    assert all(t["finished_at"] >= t["seconds"] - 1e-9 for t in trials)
+    # two workers: the clock is at least half of all the seconds trained
+    assert trials[-1]["finished_at"] >= sum(t["seconds"] for t in trials) / 2 - 1e-6
+
+
+def test_random_search_trains_every_trial_in_full(studies):
+    trials = studies["morandom"]
+    assert not any(t["stopped_early"] for t in trials)
+    assert all(t["epochs_trained"] == EPOCHS for t in trials)
+    assert sum(t["seconds"] for t in trials) == pytest.approx(sum(full_seconds(t["key"]) for t in trials))
+
+
+def test_moasha_stops_trials_early_at_its_rungs(studies):
+    trials = studies["moasha"]
+    stopped = [t for t in trials if t["stopped_early"]]
+    assert stopped and len(stopped) < len(trials)
+    assert {t["epochs_trained"] for t in trials} <= {1, 3, 9}  # rungs 1, 3 (rung_min 1, factor 3), max 9
+    assert all(t["epochs_trained"] < EPOCHS for t in stopped)
+    for t in trials:
+        assert t["seconds"] == pytest.approx(full_seconds(t["key"], t["epochs_trained"]))
+    assert sum(t["seconds"] for t in trials) < sum(full_seconds(t["key"]) for t in trials)
+
+
+@pytest.mark.parametrize("method", ["morandom", "moasha"])
+def test_repeatable_for_a_seed(studies, method):
+    again = run_syne(TABLE, method, seed=3, workers=2, max_trials=40, max_seconds=None)
+    assert again == studies[method]
+    other = run_syne(TABLE, method, seed=4, workers=2, max_trials=40, max_seconds=None)
+    assert [t["key"] for t in other] != [t["key"] for t in again]
+
+
+@pytest.mark.parametrize("method", ["morandom", "moasha"])
+def test_simulated_time_budget(method):
+    trials = run_syne(TABLE, method, seed=0, workers=2, max_trials=None, max_seconds=30.0)
+    assert trials and all(t["finished_at"] <= 30.0 for t in trials)
+    # the two workers were busy until the budget: what finished fills most of 2 x 30 s
+    assert 30.0 < sum(t["seconds"] for t in trials) <= 60.0
+    both = run_syne(TABLE, method, seed=0, workers=2, max_trials=5, max_seconds=1e6)
+    assert len(both) == 5
+
+
+def test_rung_settings_are_used():
+    trials = run_syne(TABLE, "moasha", seed=1, workers=2, max_trials=30, max_seconds=None, rung_min=2,
+                      reduction_factor=2)
+    assert {t["epochs_trained"] for t in trials} <= {2, 4, 8, 9}
+
+
+def test_a_study_takes_a_few_seconds(studies):
+    assert studies["morandom_s"] < 15 and studies["moasha_s"] < 15
+
+
+@pytest.mark.parametrize("method", ["morandom", "moasha"])
+def test_stock_fixed_tick_clock_agrees_with_the_event_clock(method):
+    exact = run_syne(TABLE, method, seed=5, workers=2, max_trials=15, max_seconds=None)
+    ticked = run_syne(TABLE, method, seed=5, workers=2, max_trials=15, max_seconds=None, tick=0.01)
+    assert [(t["key"], t["epochs_trained"]) for t in ticked] == [(t["key"], t["epochs_trained"]) for t in exact]
+    # each start can lag by one tick (plus Syne Tune's 2 ms per stop); 15 trials on 2 workers
+    assert all(0 <= b["finished_at"] - a["finished_at"] <= 15 * 0.012 for a, b in zip(exact, ticked))
