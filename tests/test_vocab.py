@@ -11,7 +11,7 @@ from nas.evaluators.datasets import load_task
 from nas.evaluators.train import evaluate
 from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
 from nas.spaces.lifts import HadamardLift, fwht
-from nas.spaces.moe import BALANCE_COEF, MixtureOfExperts
+from nas.spaces.moe import BALANCE_COEF, DenseExpert, NasMixtureOfExperts
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +99,8 @@ def test_pwl_interpolates_its_knot_values_and_extrapolates_with_its_slopes():
 # ---------------------------------------------------------- mixture of experts
 def _moe(experts=3, top_k=2, d_z=4, d_h=5, activation="relu", seed=0):
     torch.manual_seed(seed)
-    return MixtureOfExperts(d_z, d_h, activation, experts, top_k, make_expert=lambda: None)
+    act = ACTIVATIONS.get(activation)
+    return NasMixtureOfExperts(d_z, experts, top_k, expert=lambda: DenseExpert(d_z, d_h, act))
 
 
 @pytest.mark.parametrize("top_k", [1, 2, 3])

@@ -4,8 +4,8 @@ Knows nothing of Optuna, Ray or SQL.
 """
 
 from nas.spaces.arch import ArchSpec, TrainSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, NORMS, Cost
-from nas.spaces.builder import HourglassMLP, build
+from nas.spaces.blocks import ACTIVATIONS, LIFTS, NORMS, Cost, HourglassMLP
+from nas.spaces.builder import build
 from nas.spaces.cost import bandwidth_bytes, model_cost
 from nas.spaces.schema import Param, SearchSpace, Suggest, load_space, parse_space
 

@@ -20,14 +20,13 @@ from nas.spaces.blocks import ACTIVATIONS, Cost
 
 
 class _LearnableActivation(nn.Module):
-    """Base: reports its own parameters as params and weight bytes, fused (no activation bytes)."""
+    """Base of the learnable activations: a few parameters shared by the layer's units, elementwise."""
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
         n = sum(p.numel() for p in self.parameters())
         return Cost(params=n, weight_bytes=n * dtype_bytes)
 
 
-@ACTIVATIONS.register("prelu")
 class PReLU(_LearnableActivation):
     """y = x for x ≥ 0, a·x otherwise; one learnable slope a per layer (init 0.25, as PyTorch's PReLU)."""
 
@@ -39,7 +38,6 @@ class PReLU(_LearnableActivation):
         return torch.where(x >= 0, x, self.slope.to(x.dtype) * x)
 
 
-@ACTIVATIONS.register("swish")
 class Swish(_LearnableActivation):
     """y = x·sigmoid(β·x) with one learnable β per layer (init 1: SiLU)."""
 
@@ -73,7 +71,6 @@ def rational_init(target: str = "gelu", reach: float = 5.0, points: int = 1001) 
     return tuple(coef[: RATIONAL_P + 1].tolist()), tuple(coef[RATIONAL_P + 1 :].tolist())
 
 
-@ACTIVATIONS.register("rational")
 class Rational(_LearnableActivation):
     """A learnable Padé activation: y = P(x) / (1 + |b_1 x + … + b_4 x^4|), P(x) = a_0 + a_1 x + … + a_5 x^5.
 
@@ -110,7 +107,6 @@ class Rational(_LearnableActivation):
 PWL_KNOTS, PWL_REACH = 9, 3.0  # 8 segments on [-3, 3]
 
 
-@ACTIVATIONS.register("pwl")
 class PiecewiseLinear(_LearnableActivation):
     """A learnable piecewise-linear function on the fixed knots t_0..t_8 = linspace(-3, 3, 9).
 
@@ -144,3 +140,9 @@ class PiecewiseLinear(_LearnableActivation):
         above = v[-1] + s[1] * (xf - PWL_REACH)
         y = torch.where(xf < -PWL_REACH, below, torch.where(xf > PWL_REACH, above, inside))
         return y.to(x.dtype)
+
+
+ACTIVATIONS.register("prelu")(PReLU)
+ACTIVATIONS.register("swish")(Swish)
+ACTIVATIONS.register("rational")(Rational)
+ACTIVATIONS.register("pwl")(PiecewiseLinear)

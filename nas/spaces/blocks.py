@@ -1,8 +1,12 @@
-"""The block vocabulary: lifts, norms, activations, the residual hourglass block.
+"""The block vocabulary: lifts, norms, activations, the residual hourglass block and the flat model.
 
-Every module that moves bytes at inference reports them through
-``nas_cost(dtype_bytes) -> Cost``; ``nas.spaces.cost`` states the model and
-sums it. Shapes are for a batch of B samples.
+Every block is written once, as a portable class or function: its code uses only torch and math, so
+``nas export`` copies its source into the exported model.py (``nas.spaces.portable``). Blocks take
+factories, not names (timm's ``act_layer``): the registries turn a space file's names into factories
+and ``nas.spaces.builder`` wires them. What only nas needs stays out of the copies: every module reports
+its cost through ``nas_cost(dtype_bytes) -> Cost`` (``nas.spaces.cost`` states the model and sums it;
+``nas_*`` members are cut from copied source), and a block with a Triton kernel has a training subclass
+(``Nas...``) that dispatches to it. Shapes are for a batch of B samples.
 """
 
 from __future__ import annotations
@@ -34,15 +38,35 @@ class Cost:
 
 ACTIVATIONS: Registry = Registry("activation")  # name -> factory(width) -> nn.Module
 NORMS: Registry = Registry("norm")  # name -> factory(width) -> nn.Module
-LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z, seed) -> nn.Module | None
-MIXERS: Registry = Registry("mixer")  # name -> factory(spec) -> nn.Module (see nas.spaces.mixers)
+LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z[, seed]) -> nn.Module (seed: SEEDED_LIFTS), or None
+MIXERS: Registry = Registry("mixer")  # name -> class(n_tokens, d) with a bool ``positions``, or None (nas.spaces.mixers)
 
 
 # ----------------------------------------------------------------- activations
-ACTIVATIONS.register("relu")(lambda width: nn.ReLU())
-ACTIVATIONS.register("gelu")(lambda width: nn.GELU())
-ACTIVATIONS.register("silu")(lambda width: nn.SiLU())
-ACTIVATIONS.register("tanh")(lambda width: nn.Tanh())
+def relu(width: int) -> nn.Module:
+    """ReLU. Every activation is built from its layer's width; these four have no parameters and ignore it."""
+    return nn.ReLU()
+
+
+def gelu(width: int) -> nn.Module:
+    """The exact (erf) GELU."""
+    return nn.GELU()
+
+
+def silu(width: int) -> nn.Module:
+    """SiLU, x·sigmoid(x)."""
+    return nn.SiLU()
+
+
+def tanh(width: int) -> nn.Module:
+    """tanh."""
+    return nn.Tanh()
+
+
+ACTIVATIONS.register("relu")(relu)
+ACTIVATIONS.register("gelu")(gelu)
+ACTIVATIONS.register("silu")(silu)
+ACTIVATIONS.register("tanh")(tanh)
 
 
 # ----------------------------------------------------------------------- norms
@@ -70,9 +94,14 @@ class LayerNorm(nn.LayerNorm):
         return Cost()
 
 
+def no_norm(width: int) -> nn.Module:
+    """No norm: the block reads h itself."""
+    return nn.Identity()
+
+
 NORMS.register("batchnorm")(BatchNorm)
 NORMS.register("layernorm")(LayerNorm)
-NORMS.register("none")(lambda width: nn.Identity())
+NORMS.register("none")(no_norm)
 
 
 # ----------------------------------------------------------------------- lifts
@@ -85,17 +114,19 @@ class FixedRandomLift(nn.Module):
     entry, so an inference pass still reads R from memory: its d_z·d_in
     entries count as weight bytes. The ``hashed`` lift (``nas.spaces.lifts``)
     is the variant whose kernel generates R inside the product (0 bytes).
+    ``seed=None``: R is a persistent buffer read from the weights instead
+    (``nas export --store-lift``).
     """
 
-    def __init__(self, d_in: int, d_z: int, seed: int):
+    def __init__(self, d_in: int, d_z: int, seed: int | None):
         super().__init__()
         self.d_in, self.d_z, self.seed = d_in, d_z, seed
-        self.register_buffer("weight", torch.empty(d_z, d_in), persistent=False)
+        self.register_buffer("weight", torch.empty(d_z, d_in), persistent=seed is None)  # R (d_z, d_in)
         self.regenerate()
 
     @torch.no_grad()
     def regenerate(self) -> None:
-        if self.weight.device.type == "meta":
+        if self.seed is None or self.weight.device.type == "meta":
             return
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         r = torch.randn(self.d_z, self.d_in, generator=gen) / math.sqrt(self.d_in)
@@ -109,7 +140,7 @@ class FixedRandomLift(nn.Module):
 
 
 class Linear(nn.Linear):
-    """A bias-free linear layer (the paper's W_in, W1, W2, W_out) that reports its cost."""
+    """A bias-free linear layer: the paper's W_in (the ``learned`` lift), W1, W2 and W_out."""
 
     def __init__(self, d_in: int, d_out: int):
         super().__init__(d_in, d_out, bias=False)
@@ -124,29 +155,28 @@ class Linear(nn.Linear):
 
 
 LIFTS.register("fixed_random")(FixedRandomLift)
-LIFTS.register("learned")(lambda d_in, d_z, seed: Linear(d_in, d_z))
-LIFTS.register("none")(lambda d_in, d_z, seed: None)
+LIFTS.register("learned")(Linear)
+LIFTS.register("none")(None)
 
 
 # ----------------------------------------------------------------------- block
 class HourglassBlock(nn.Module):
-    """h + W2 act(W1 norm(h)): the residual block of the hourglass paper.
+    """h + W2 act(W1 norm(h)): the residual block of the hourglass paper, no biases.
 
-    With d_h < d_z it is the hourglass (wide-narrow-wide) block; with the lift
-    ``none`` and d_h > d_z = d_in it is the conventional MLP block.
-
-    ``ffn`` replaces ``W2 act(W1 ·)`` by another module mapping (N, d_z) to
-    (N, d_z): an FPE layer pair, a mixture of experts (``nas.spaces.builder.make_ffn``).
-    Without it the block keeps the attributes ``w1``, ``act``, ``w2``.
+    With d_h < d_z it is the hourglass (wide-narrow-wide) block; with no lift
+    and d_h > d_z = d_in it is the conventional MLP block. ``norm`` and ``act``
+    are factories of a width. ``ffn``, a module mapping (N, d_z) to (N, d_z),
+    replaces ``W2 act(W1 ·)``: an FPE pair, a mixture of experts. Without it
+    the block has the attributes ``w1``, ``act``, ``w2``.
     """
 
-    def __init__(self, d_z: int, d_h: int, activation: str, norm: str, ffn: nn.Module | None = None):
+    def __init__(self, d_z: int, d_h: int, norm, act=None, ffn: nn.Module | None = None):
         super().__init__()
         self.d_z = d_z
-        self.norm = NORMS.get(norm)(d_z)
+        self.norm = norm(d_z)
         if ffn is None:
             self.w1 = Linear(d_z, d_h)
-            self.act = ACTIVATIONS.get(activation)(d_h)
+            self.act = act(d_h)
             self.w2 = Linear(d_h, d_z)
         else:
             self.ffn = ffn
@@ -154,7 +184,7 @@ class HourglassBlock(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_z)
         if hasattr(self, "ffn"):
             return h + self.ffn(self.norm(h))
-        return h + self.w2(self.act(self.w1(self.norm(h))))
+        return h + self.w2(self.act(self.w1(self.norm(h))))  # (N, d_z) -> (N, d_h) -> (N, d_z)
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
         skip = Cost(act_bytes=self.d_z * dtype_bytes)  # the residual add reads h once more
@@ -163,6 +193,33 @@ class HourglassBlock(nn.Module):
         return _cost_of(self.norm, dtype_bytes) + self.w1.nas_cost(dtype_bytes) + self.w2.nas_cost(
             dtype_bytes
         ) + _cost_of(self.act, dtype_bytes) + skip
+
+
+class HourglassMLP(nn.Module):
+    """lift -> depth × block -> head, as in the hourglass paper: x (B, d_in) -> z (B, d_z) -> logits (B, d_out).
+
+    ``lift``: the lift module (d_in -> d_z), or None: d_z = d_in and this is
+    the paper's conventional residual MLP. ``block()`` makes one residual
+    block (d_z -> d_z), called ``depth`` times.
+    """
+
+    def __init__(self, lift: nn.Module | None, block, depth: int, d_z: int, d_out: int):
+        super().__init__()
+        self.lift = lift
+        self.blocks = nn.ModuleList(block() for _ in range(depth))
+        self.head = Linear(d_z, d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
+        h = self.lift(x) if self.lift is not None else x  # (B, d_z)
+        for block in self.blocks:
+            h = block(h)  # (B, d_z)
+        return self.head(h)  # (B, d_out)
+
+    def nas_cost(self, dtype_bytes: int = 4) -> Cost:
+        total = _cost_of(self.lift, dtype_bytes) if self.lift is not None else Cost()
+        for block in self.blocks:
+            total = total + block.nas_cost(dtype_bytes)
+        return total + self.head.nas_cost(dtype_bytes)
 
 
 def _cost_of(module: nn.Module, dtype_bytes: int) -> Cost:

@@ -1,67 +1,126 @@
-"""ArchSpec -> nn.Module."""
+"""ArchSpec -> nn.Module, through a plan: the constructor calls that build it.
+
+``plan(spec)`` turns the spec's stages (``nas.spaces.stages``) into a tree of
+constructor calls: the one place where blocks are wired together. ``build``
+runs the tree; ``nas export`` writes the same tree out as model.py's
+``build()`` (``portable=True``: the deployed form of the blocks that nas
+trains in another form). A ``Call`` evaluates its arguments in order, then
+calls, as Python does, so the modules are made, and draw their random
+initialisation, in the order the printed code would make them.
+"""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import Any, Callable
+
 from torch import nn
 
 from nas.spaces.arch import ArchSpec
-from nas.spaces.blocks import LIFTS, MIXERS, Cost, HourglassBlock, Linear, _cost_of
+from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, HourglassBlock, HourglassMLP
+from nas.spaces.fpe import FPEPair, MaskedPair
+from nas.spaces.mixers import MixerNet
+from nas.spaces.moe import DenseExpert, NasMixtureOfExperts
+from nas.spaces.stages import BlockStage, HeadStage, LiftStage, TokenStage, stage, stages
+
+STORABLE_LIFTS = ("fixed_random",)  # lifts whose matrix `nas export --store-lift` keeps in the weights (seed None)
 
 
-def make_ffn(spec: ArchSpec, d_z: int, fresh: bool) -> nn.Module | None:
-    """The block's ``W2 act(W1 ·)`` part when the spec changes it; None for the plain dense pair.
+@dataclass(frozen=True)
+class Const:
+    """A value with a name in model.py: ``D_Z = 128  # width of the residual stream``."""
 
-    FPE (``fpe_alpha > 1``) replaces the pair by an FPE layer pair; a mixture
-    of experts (``moe_experts > 1``) puts ``moe_experts`` such pairs (dense or
-    FPE) behind a router. ``fresh``: the model is about to be trained from
-    scratch, so an FPE pair starts dense and expands during training;
-    otherwise it is built in its deployed, expanded form.
+    name: str
+    value: Any  # an int or a tuple of ints
+    comment: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """``fn(*args, **kwargs)``; each argument a plain value, a ``Const``, a ``Call`` or a ``Lazy`` one."""
+
+    fn: Callable
+    args: tuple = ()
+    kwargs: tuple = ()  # ((name, value), ...)
+
+    def build(self) -> Any:
+        return self.fn(*[_value(a) for a in self.args], **{k: _value(v) for k, v in self.kwargs})
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """``lambda: call``: a factory that makes the call each time a block asks (once per layer)."""
+
+    call: Call
+
+
+def call(fn: Callable, *args: Any, **kwargs: Any) -> Call:
+    return Call(fn, args, tuple(kwargs.items()))
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, Call):
+        return value.build()
+    if isinstance(value, Lazy):
+        return value.call.build
+    return value.value if isinstance(value, Const) else value
+
+
+def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift: bool = False) -> Call:
+    """The constructor calls that build ``spec``'s model.
+
+    ``fresh``: the model is about to be trained from scratch (an FPE pair
+    starts dense); otherwise it is the deployed structure, which trained
+    weights load into. ``portable``: the calls model.py makes (an FPE pair as
+    the ``MaskedPair`` it deploys as; with ``store_lift`` a fixed random lift
+    read from the weights rather than regenerated from its seed).
     """
-    from nas.spaces.fpe import FPEPair
-    from nas.spaces.moe import MixtureOfExperts
+    parts = stages(spec)
+    tokens, lift, blocks, head = (stage(parts, kind) for kind in (TokenStage, LiftStage, BlockStage, HeadStage))
+    act, norm = ACTIVATIONS.get(blocks.activation), NORMS.get(blocks.norm)
+    d_in = Const("D_IN", spec.d_in, "input features")
+    d_z = Const("D_Z", blocks.d_z, "width of the residual stream")
+    d_h = Const("D_H", blocks.d_h, "hidden (bottleneck) width of each block")
+    lift_in = d_in if tokens is None else Const("FEATURES", tokens.features, "F, features per token")
+    lift_call = None
+    if lift.name != "none":
+        if lift.seed is None:
+            lift_call = call(LIFTS.get(lift.name), lift_in, d_z)
+        elif store_lift and lift.name in STORABLE_LIFTS:
+            lift_call = call(LIFTS.get(lift.name), lift_in, d_z, seed=None)  # R: in the weights
+        else:
+            seed = Const("LIFT_SEED", lift.seed, f"seed of the {lift.name} lift")
+            lift_call = call(LIFTS.get(lift.name), lift_in, d_z, seed=seed)
+    ffn = _ffn(spec, blocks, d_z, d_h, act, fresh, portable)
+    block = Lazy(call(HourglassBlock, d_z, d_h, norm=norm, ffn=ffn) if ffn is not None else
+                 call(HourglassBlock, d_z, d_h, norm=norm, act=act))
+    depth = Const("DEPTH", blocks.depth, "residual blocks" if tokens is None else "mixer layers")
+    d_out = Const("D_OUT", head.d_out, "outputs")
+    if tokens is None:
+        return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out)
+    return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
+                Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
+                d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,
+                d_out=d_out)
 
-    def one() -> nn.Module | None:
-        if spec.fpe_alpha > 1:
-            return FPEPair(d_z, spec.hidden_width, spec.activation, spec.fpe_alpha, spec.fpe_split, spec.fpe_at,
-                           expanded=not fresh)
-        return None
 
-    if spec.moe_experts > 1:
-        return MixtureOfExperts(d_z, spec.hidden_width, spec.activation, spec.moe_experts, spec.moe_top_k,
-                                make_expert=one)
-    return one()
+def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable, fresh: bool,
+         portable: bool) -> Call | None:
+    """The block's ``W2 act(W1 ·)`` part where the spec changes it; None for the plain dense pair.
 
-
-class HourglassMLP(nn.Module):
-    """lift -> depth × HourglassBlock -> head, as in the hourglass paper.
-
-    x (B, d_in) -> z (B, d_z) -> ... -> logits (B, d_out). With ``lift: none``
-    d_z = d_in and this is the paper's conventional residual MLP.
+    FPE (α > 1) replaces the pair by an FPE pair; a mixture of experts puts
+    ``experts`` such pairs (dense or FPE) behind a router.
     """
-
-    def __init__(self, spec: ArchSpec, fresh: bool = False):
-        super().__init__()
-        self.spec = spec
-        d_z = spec.d_z
-        self.lift = LIFTS.get(spec.lift)(spec.d_in, d_z, spec.lift_seed)
-        self.blocks = nn.ModuleList(
-            HourglassBlock(d_z, spec.hidden_width, spec.activation, spec.norm, make_ffn(spec, d_z, fresh))
-            for _ in range(spec.depth)
-        )
-        self.head = Linear(d_z, spec.d_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
-        h = self.lift(x) if self.lift is not None else x  # (B, d_z)
-        for block in self.blocks:
-            h = block(h)
-        return self.head(h)
-
-    def nas_cost(self, dtype_bytes: int = 4) -> Cost:
-        total = _cost_of(self.lift, dtype_bytes) if self.lift is not None else Cost()
-        for block in self.blocks:
-            total = total + block.nas_cost(dtype_bytes)
-        return total + self.head.nas_cost(dtype_bytes)
+    pair = None
+    if blocks.fpe_alpha > 1:
+        alpha = Const("FPE_ALPHA", blocks.fpe_alpha, "FPE children of each hidden neuron")
+        pair = (call(MaskedPair, d_z, d_h, alpha, act=act) if portable else
+                call(FPEPair, d_z, d_h, blocks.activation, alpha, blocks.fpe_split, spec.fpe_at, expanded=not fresh))
+    if blocks.experts == 1:
+        return pair
+    expert = pair if pair is not None else call(DenseExpert, d_z, d_h, act=act)
+    return call(NasMixtureOfExperts, d_z, Const("EXPERTS", blocks.experts, "experts of each block's mixture"),
+                Const("TOP_K", blocks.top_k, "experts each sample uses"), expert=Lazy(expert))
 
 
 def build(spec: ArchSpec, fresh: bool = False) -> nn.Module:
@@ -71,6 +130,4 @@ def build(spec: ArchSpec, fresh: bool = False) -> nn.Module:
     dense); the default builds the deployed structure, which trained weights
     load into and whose cost the objectives count.
     """
-    if spec.mixer != "none":
-        return MIXERS.get(spec.mixer)(spec, fresh)
-    return HourglassMLP(spec, fresh)
+    return plan(spec, fresh=fresh).build()

@@ -60,15 +60,46 @@ import math
 import torch
 from torch import nn
 
-from nas.kernels.fpe import masked_linear
+from nas.kernels.fpe import masked_linear, masked_linear_reference
 from nas.spaces.blocks import ACTIVATIONS, Cost, _cost_of
 
 SPLITS = ("random", "feature", "groups")
 SHARED_SPLITS = ("feature", "groups")  # one grouping of the inputs for every neuron
 
 
-class FPEPair(nn.Module):
+class MaskedPair(nn.Module):
+    """``W2 act(W1 x [+ b1])`` with fixed 0/1 masks on both weights: an FPE pair as deployed, expanded.
+
+    x (N, d_z) -> (N, α·d_h) -> (N, d_out), no biases unless ``bias``. Every
+    hidden neuron of the dense pair has α children, rows ``i·α + k`` of
+    ``w1`` (α·d_h, d_z) and columns of ``w2`` (d_out, α·d_h); the layers use
+    ``w1 ⊙ mask1`` and ``w2 ⊙ mask2``, masks that training fixed, keeping as
+    many non-zero weights as the dense pair (``FPEPair`` trains it). ``act``
+    is a factory of a width; ``d_out`` defaults to d_z (a residual block).
+    """
+
+    def __init__(self, d_z: int, d_h: int, alpha: int, act, d_out: int | None = None, bias: bool = False):
+        super().__init__()
+        wide, d_out = alpha * d_h, d_z if d_out is None else d_out
+        self.w1 = nn.Parameter(torch.empty(wide, d_z))  # W1 (α·d_h, d_z)
+        self.act = act(wide)
+        self.w2 = nn.Parameter(torch.empty(d_out, wide))  # W2 (d_out, α·d_h)
+        self.b1 = nn.Parameter(torch.zeros(wide)) if bias else None
+        self.register_buffer("mask1", torch.ones(wide, d_z))  # 0/1, W1's shape
+        self.register_buffer("mask2", torch.ones(d_out, wide))  # 0/1, W2's shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_out)
+        pre = masked_linear_reference(x, self.w1, self.mask1)  # (N, α·d_h)
+        if self.b1 is not None:
+            pre = pre + self.b1
+        return masked_linear_reference(self.act(pre), self.w2, self.mask2)  # (N, d_out)
+
+
+class FPEPair(MaskedPair):
     """``W2 act(W1 x [+ b1])``, x (N, d_z) -> (N, d_out), expanded by FPE once ``at`` of the epochs are done.
+
+    nas's training form of ``MaskedPair``: dense first, expanded once, and on
+    CUDA the sparse kernels (``nas.kernels.fpe``) where ``NAS_KERNELS`` asks.
 
     Dense: ``w1`` (d_h, d_z), ``w2`` (d_out, d_h), ``act`` built for width d_h,
     and with ``bias=True`` a bias ``b1`` (d_h,) of the hidden layer (nas's own
@@ -88,7 +119,6 @@ class FPEPair(nn.Module):
     def __init__(self, d_z: int, d_h: int, activation: str, alpha: int, split: str = "random", at: float = 0.5,
                  expanded: bool = False, d_out: int | None = None, bias: bool = False,
                  feature_groups: torch.Tensor | None = None):
-        super().__init__()
         if not (isinstance(alpha, int) and alpha >= 1):
             raise ValueError(f"FPE alpha must be an integer ≥ 1, found {alpha!r}")
         if split not in SPLITS:
@@ -100,18 +130,18 @@ class FPEPair(nn.Module):
         if alpha > d_z:
             raise ValueError(f"FPE alpha ({alpha}) must be at most the input width d_z ({d_z}): every child keeps "
                              "at least one input of its parent")
-        self.d_z, self.d_h, self.d_out = d_z, d_h, d_z if d_out is None else d_out
-        if 2 * alpha > d_z + self.d_out:
-            raise ValueError(f"FPE alpha ({alpha}) must be at most (d_z + d_out) / 2 = {(d_z + self.d_out) / 2:g}: "
+        d_out = d_z if d_out is None else d_out
+        if 2 * alpha > d_z + d_out:
+            raise ValueError(f"FPE alpha ({alpha}) must be at most (d_z + d_out) / 2 = {(d_z + d_out) / 2:g}: "
                              "the prune keeps d_h·(d_z + d_out) weights, at least one per child in each layer")
+        # dense to begin with: the pair with one child per neuron and no masks (until ``expand``); the same
+        # initialisation, in the same order, as the dense block's Linear(d_z, d_h), act, Linear(d_h, d_out)
+        super().__init__(d_z, d_h, 1, ACTIVATIONS.get(activation), d_out, bias)
+        del self.mask1, self.mask2
+        self.d_z, self.d_h, self.d_out = d_z, d_h, d_out
         self.activation, self.alpha, self.split, self.at = activation, alpha, split, at
         self.expanded = False
         self.feature_groups = feature_groups
-        # the same initialisation, in the same order, as the dense block's Linear(d_z, d_h), act, Linear(d_h, d_out)
-        self.w1 = nn.Parameter(torch.empty(d_h, d_z))
-        self.act = ACTIVATIONS.get(activation)(d_h)
-        self.w2 = nn.Parameter(torch.empty(self.d_out, d_h))
-        self.b1 = nn.Parameter(torch.zeros(d_h)) if bias else None
         if self.w1.device.type != "meta":
             nn.init.kaiming_uniform_(self.w1, a=math.sqrt(5))
             nn.init.kaiming_uniform_(self.w2, a=math.sqrt(5))

@@ -83,26 +83,34 @@ class HashedLift(nn.Module):
     Like ``fixed_random`` a seeded, untrained random projection (entries of
     mean 0 and variance 1/d_in, Rademacher instead of Gaussian), but R is a
     counter-based hash (``nas.kernels.lift``) rather than a torch.Generator
-    stream, so a kernel can compute any entry where it needs it: on CUDA the
-    Triton kernel hashes R inside the product and never stores it. The
-    PyTorch path (CPU, or ``NAS_KERNELS=torch``) hashes S once per device on
-    first use and keeps it outside the state dict. No parameters, no weight bytes.
+    stream, so a kernel can compute any entry where it needs it. Here S is
+    hashed once, at construction, into a non-persistent buffer (outside the
+    state dict) and the product runs in PyTorch; nas's ``NasHashedLift``
+    runs the Triton kernel on CUDA instead, which hashes R inside the product
+    and never reads S. No parameters, no weight bytes.
     """
 
     def __init__(self, d_in: int, d_z: int, seed: int):
         super().__init__()
         self.d_in, self.d_z, self.seed = d_in, d_z, seed
-        self._signs: torch.Tensor | None = None  # S (d_z, d_in) float32 for the PyTorch path, hashed on first use
+        self.register_buffer("signs", torch.empty(d_z, d_in), persistent=False)  # S (d_z, d_in), ±1
+        if self.signs.device.type != "meta":
+            self.signs.copy_(hashed_signs(seed, range(d_z), d_in))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (…, d_in) -> (…, d_z)
-        if backend(x) == "triton":
-            return hashed_lift(x, self.seed, self.d_z)
-        if self._signs is None or self._signs.device != x.device:
-            self._signs = hashed_signs(self.seed, range(self.d_z), self.d_in, x.device)
-        return hashed_lift_reference(x, self.seed, self.d_z, self._signs)
+        return hashed_lift_reference(x, self.seed, self.d_z, self.signs.float())
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
         return Cost(act_bytes=(self.d_in + self.d_z) * dtype_bytes)
 
 
-LIFTS.register("hashed")(HashedLift)
+class NasHashedLift(HashedLift):
+    """nas's hashed lift: the Triton kernel (R hashed inside the product) where ``nas.kernels.backend`` says so."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (…, d_in) -> (…, d_z)
+        if backend(x) == "triton":
+            return hashed_lift(x, self.seed, self.d_z)
+        return super().forward(x)
+
+
+LIFTS.register("hashed")(NasHashedLift)

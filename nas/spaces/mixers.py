@@ -19,7 +19,8 @@ run on the tokens flattened to (B·T, D), so FPE, mixtures of experts and
 activations compose with every mixer.
 
 Costs follow ``nas.spaces.cost``, for one sample = all T tokens: weights that
-every token shares are read once, activations move T times.
+every token shares are read once, activations move T times. Each mixer class
+says whether the net adds a learned position table before it (``positions``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.kernels.maxstate import maxstate_combine
-from nas.spaces.arch import ArchSpec
-from nas.spaces.blocks import LIFTS, MIXERS, NORMS, Cost, HourglassBlock, Linear, _cost_of
+from nas.kernels.maxstate import maxstate_combine, maxstate_combine_reference
+from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of
 
-MIXERS.register("none")(None)  # the flat path: nas.spaces.builder.HourglassMLP
+MIXERS.register("none")(None)  # the flat path: nas.spaces.blocks.HourglassMLP
 
 
 # -------------------------------------------------------------------- tokens
@@ -110,6 +110,8 @@ class TokenMLP(nn.Module):
     Cost: 4T² weights; per channel the two layers move T + 2T + 2T + T values.
     """
 
+    positions = True  # the net adds a learned position table (T, D) to the embedded tokens
+
     def __init__(self, n_tokens: int, d: int):
         super().__init__()
         self.n_tokens, self.d = n_tokens, d
@@ -140,6 +142,8 @@ class MaxState(nn.Module):
     and combination read a, b, c, d and write y: 5D per token.
     """
 
+    positions = False  # the running maximum is causal, so order-aware: no position table
+
     def __init__(self, n_tokens: int, d: int):
         super().__init__()
         self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
@@ -148,13 +152,20 @@ class MaxState(nn.Module):
         self.alpha = nn.Parameter(torch.full((3,), 0.5))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
-        # the scan and combination: a fused Triton kernel on CUDA, else the PyTorch reference (nas.kernels.maxstate)
-        return maxstate_combine(self.w(h), self.g.weight, self.alpha, self.heads)
+        return maxstate_combine_reference(self.w(h), self.g.weight, self.alpha, self.heads)  # W h: (B, T, 4D)
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
         n = self.g.in_features * self.g.out_features + self.alpha.numel()
         combine = Cost(params=n, weight_bytes=n * dtype_bytes, act_bytes=5 * self.d * self.n_tokens * dtype_bytes)
         return _per_token(self.w.nas_cost(dtype_bytes), self.n_tokens) + combine
+
+
+class NasMaxState(MaxState):
+    """nas's maxstate mixer: the scan and combination as one fused Triton kernel where
+    ``nas.kernels.backend`` says so, else the PyTorch reference (``nas.kernels.maxstate``)."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        return maxstate_combine(self.w(h), self.g.weight, self.alpha, self.heads)
 
 
 class Attention(nn.Module):
@@ -167,6 +178,8 @@ class Attention(nn.Module):
     the T·D output: the H·T² score matrix is written once and read once, the
     term that grows quadratically in T.
     """
+
+    positions = True  # without a position table attention cannot tell the tokens apart
 
     def __init__(self, n_tokens: int, d: int):
         super().__init__()
@@ -189,19 +202,19 @@ class Attention(nn.Module):
 
 # -------------------------------------------------------------------- the net
 class MixerLayer(nn.Module):
-    """h + mix(norm(h)), then the channel block: (B, T, D) -> (B, T, D)."""
+    """h + mix(norm(h)), then the channel block on every token: (B, T, D) -> (B, T, D)."""
 
-    def __init__(self, mixer: nn.Module, block: HourglassBlock, n_tokens: int, d: int, norm: str):
+    def __init__(self, mix: nn.Module, block: nn.Module, n_tokens: int, d: int, norm):
         super().__init__()
         self.n_tokens, self.d = n_tokens, d
-        self.norm = NORMS.get(norm)(d)
-        self.mix = mixer
+        self.norm = norm(d)
+        self.mix = mix
         self.block = block
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         bsz, t, d = h.shape
         h = h + self.mix(self.norm(h.reshape(bsz * t, d)).view(bsz, t, d))
-        return self.block(h.reshape(bsz * t, d)).view(bsz, t, d)
+        return self.block(h.reshape(bsz * t, d)).view(bsz, t, d)  # every token alike: (B·T, D)
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
         t = self.n_tokens
@@ -213,39 +226,34 @@ class MixerLayer(nn.Module):
 class MixerNet(nn.Module):
     """tokens -> embed [+ positions] -> depth × MixerLayer -> mean over tokens -> head: (B, d_in) -> (B, d_out).
 
-    ``token_mlp`` and ``attention`` add a learned position table (T, D)
-    (initialised N(0, 0.02²)): without it attention cannot tell the tokens
-    apart. ``maxstate`` has none: its running maximum is causal and so order-aware.
-    All three pool by the mean over the T tokens (for ``maxstate`` the last
-    token alone would see the rest only through the running maximum).
+    ``embed``: the lift applied to every token (F -> d), or None (d = F).
+    ``mixer``: the mixer's class, built as ``mixer(T, d)`` in every layer;
+    where its ``positions`` says so, the net adds a learned position table
+    (T, d) (initialised N(0, 0.02²)). ``block()`` makes one channel block.
+    ``norm`` is a factory of a width. The net pools by the mean over the T
+    tokens (for ``maxstate`` the last token alone would see the rest only
+    through the running maximum).
     """
 
-    def __init__(self, spec: ArchSpec, fresh: bool = False):
-        from nas.spaces.builder import make_ffn
-
+    def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
+                 block, depth: int, d_out: int):
         super().__init__()
-        self.spec = spec
-        self.tokens = Tokens(spec.in_shape, spec.patch, spec.d_in)
-        t, f = self.tokens.n_tokens, self.tokens.features
-        d = spec.lift_width if spec.lift != "none" else f
+        self.tokens = Tokens(in_shape, patch, d_in)
+        t = self.tokens.n_tokens
         self.n_tokens, self.d = t, d
-        self.embed = LIFTS.get(spec.lift)(f, d, spec.lift_seed)
-        self.pos = nn.Parameter(torch.randn(t, d) * 0.02) if spec.mixer != "maxstate" else None
-        self.layers = nn.ModuleList(
-            MixerLayer(_MIX[spec.mixer](t, d), HourglassBlock(d, spec.hidden_width, spec.activation, spec.norm,
-                                                              make_ffn(spec, d, fresh)), t, d, spec.norm)
-            for _ in range(spec.depth)
-        )
-        self.head = Linear(d, spec.d_out)
+        self.embed = embed
+        self.pos = nn.Parameter(torch.randn(t, d) * 0.02) if mixer.positions else None
+        self.layers = nn.ModuleList(MixerLayer(mixer(t, d), block(), t, d, norm) for _ in range(depth))
+        self.head = Linear(d, d_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
         h = self.tokens(x)  # (B, T, F)
         if self.embed is not None:  # lifts (and their kernels) take 2-D input: (B·T, F) -> (B·T, D)
             h = self.embed(h.reshape(-1, self.tokens.features)).view(x.shape[0], self.n_tokens, self.d)
         if self.pos is not None:
             h = h + self.pos
         for layer in self.layers:
-            h = layer(h)
+            h = layer(h)  # (B, T, D)
         return self.head(h.mean(dim=1))  # (B, D) -> (B, d_out)
 
     def nas_cost(self, dtype_bytes: int = 4) -> Cost:
@@ -260,6 +268,6 @@ class MixerNet(nn.Module):
         return total + pool + self.head.nas_cost(dtype_bytes)
 
 
-_MIX = {"token_mlp": TokenMLP, "maxstate": MaxState, "attention": Attention}  # factory(n_tokens, d)
-for _name in _MIX:
-    MIXERS.register(_name)(MixerNet)
+MIXERS.register("token_mlp")(TokenMLP)
+MIXERS.register("maxstate")(NasMaxState)
+MIXERS.register("attention")(Attention)
