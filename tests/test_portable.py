@@ -1,0 +1,70 @@
+"""nas.spaces.portable: every registered block is portable, so nas export can copy it into model.py."""
+
+import pytest
+import torch
+
+from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, BatchNorm, HourglassBlock, HourglassMLP, Linear
+from nas.spaces.fpe import FPEPair, MaskedPair
+from nas.spaces.lifts import HashedLift, NasHashedLift
+from nas.spaces.mixers import MaxState, MixerLayer, MixerNet, NasMaxState
+from nas.spaces.moe import DenseExpert, MixtureOfExperts, NasMixtureOfExperts
+from nas.spaces.portable import NotPortable, portable_class, portable_source, source_of
+
+REGISTERED = [(r.kind, name, r.get(name)) for r in (ACTIVATIONS, NORMS, LIFTS, MIXERS) for name in r
+              if r.get(name) is not None]
+WIRING = [HourglassMLP, HourglassBlock, MixerNet, MixerLayer, MaskedPair, MixtureOfExperts, DenseExpert]
+
+
+def standalone(objects) -> dict:
+    """Run the portable source of ``objects`` in a namespace that holds only what model.py would import."""
+    code = portable_source(objects)
+    namespace = {"__name__": "model"}
+    exec("\n".join(code.import_lines()) + "\n" + "\n".join(code.constants.values()) + "\n\n"
+         + "\n\n".join(text for _, text in code.objects), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("kind, name, entry", REGISTERED, ids=[f"{k}-{n}" for k, n, _ in REGISTERED])
+def test_every_registered_block_is_portable(kind, name, entry):
+    portable = portable_class(entry)
+    namespace = standalone([portable])
+    copied = namespace[portable.__name__]
+    assert copied is not portable and copied.__name__ == portable.__name__
+    assert not any(k.startswith("nas_") for k in vars(copied)), "nas_* members are cut"
+    module = {"activation": lambda: copied(6), "norm": lambda: copied(6), "lift": lambda: None,
+              "mixer": lambda: copied(4, 8)}[kind]()
+    if module is not None:
+        assert isinstance(module, torch.nn.Module)
+
+
+@pytest.mark.parametrize("cls", WIRING, ids=lambda c: c.__name__)
+def test_the_blocks_that_wire_the_others_are_portable(cls):
+    assert portable_class(cls) is cls
+    standalone([cls])
+
+
+def test_training_subclasses_give_their_portable_base():
+    assert portable_class(NasHashedLift) is HashedLift
+    assert portable_class(NasMaxState) is MaxState
+    assert portable_class(NasMixtureOfExperts) is MixtureOfExperts
+    assert portable_class(FPEPair) is MaskedPair
+    with pytest.raises(NotPortable, match=r"NasHashedLift uses backend: nas\.kernels\.backend uses the module os"):
+        portable_source([NasHashedLift])
+
+
+def test_copies_cut_nas_members_and_keep_comments():
+    text = source_of(BatchNorm)
+    assert "nas_cost" not in text and "Cost" not in text and "running mean and variance" in text
+    text = source_of(HourglassBlock)
+    assert "nas_cost" not in text and "# (N, d_z) -> (N, d_h) -> (N, d_z)" in text
+    assert source_of(Linear).rstrip().endswith("super().__init__(d_in, d_out, bias=False)")
+    from nas.spaces.activations import rational_init
+
+    assert "functools" not in source_of(rational_init)  # its cache decorator is left out
+
+
+def test_what_is_not_portable_is_named():
+    with pytest.raises(NotPortable, match="not a class or function defined in a nas module"):
+        portable_class(lambda width: torch.nn.Softsign())
+    with pytest.raises(NotPortable, match=r"uses ACTIVATIONS, a Registry"):
+        portable_source([FPEPair])
