@@ -64,7 +64,9 @@ def test_copies_cut_nas_members_and_keep_comments():
 
 
 def test_what_is_not_portable_is_named():
-    with pytest.raises(NotPortable, match="not a class or function defined in a nas module"):
+    with pytest.raises(NotPortable, match="<lambda> is not a class or a named function"):
         portable_class(lambda width: torch.nn.Softsign())
+    with pytest.raises(NotPortable, match="test_portable.standalone is not defined at the top of a nas module"):
+        portable_class(standalone)
     with pytest.raises(NotPortable, match=r"uses ACTIVATIONS, a Registry"):
         portable_source([FPEPair])

@@ -12,10 +12,11 @@ that needs only PyTorch:
   objectives and where the candidate came from;
 - ``README.md``: a model card.
 
-``model.py`` is generated from a fixed set of snippets; the only varying parts
-are integer literals of the ArchSpec (checked to be ints) and choices among the
-snippets by block name (checked against the registries and the snippet
-tables). No string a user wrote ever reaches the code. Every export is checked
+``model.py`` is nas's own code: the source of exactly the classes and
+functions the architecture uses, copied from nas/spaces (``source``, with
+``nas.spaces.portable``), and ``build()``, the architecture's plan
+(``nas.spaces.builder.plan``) written out with its integers (checked to be
+ints). No string a user wrote ever reaches the code. Every export is checked
 before it is put in place: the exported model's outputs must equal
 (``torch.equal``) nas's own model's on random inputs, and
 ``torch.export.export`` is tried on it. The folder is written next to
@@ -23,12 +24,12 @@ before it is put in place: the exported model's outputs must equal
 failed export leaves nothing behind.
 
 The parts: ``pick`` (which candidate, from the store), ``write`` (the folder, checked), ``source`` (model.py),
-``card`` (README.md), ``snippets`` (the blocks' text, until model.py is copied from nas's own classes).
+``runtime`` (model.py's loader, copied into it), ``card`` (README.md and the architecture in words).
 """
 
-from nas.exporter.card import KNEE, model_card
+from nas.exporter.card import KNEE, describe, model_card
 from nas.exporter.pick import best_by, export_candidate, knee
-from nas.exporter.source import check_spec, describe, model_source
+from nas.exporter.source import check_spec, model_source
 from nas.exporter.write import FORMAT, ExportMeta, export_model
 
 __all__ = ["FORMAT", "KNEE", "ExportMeta", "best_by", "check_spec", "describe", "export_candidate", "export_model",

@@ -6,10 +6,69 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nas.exporter.snippets import ACTIVATION_WORDS, MIXER_CODE, MIXER_WORDS
-from nas.exporter.source import _Parts, _kind, check_spec, describe
+from nas.spaces import ArchSpec
+from nas.spaces.stages import BlockStage, LiftStage, PoolStage, TokenStage, stage, stages
 
 KNEE = "knee"  # --pick knee: the Pareto point nearest the ideal (nas.exporter.pick.knee)
+ACTIVATION_WORDS = {  # how the card describes a learnable activation (others: by name)
+    "prelu": "PReLU (one learnable negative slope per layer)",
+    "swish": "Swish x·sigmoid(βx) (one learnable β per layer)",
+    "rational": "a rational (Padé) activation P(x)/(1 + |Q(x)|) of degrees 5 and 4 (10 learnable coefficients "
+                "per layer)",
+    "pwl": "a piecewise-linear activation on 9 fixed knots in [-3, 3] (11 learnable values and slopes per layer)",
+}
+MIXER_WORDS = {
+    "token_mlp": "MLP-Mixer token mixing (every channel through a bias-free MLP T -> 2T -> T over the tokens, GELU)",
+    "maxstate": "maxstate mixing (a causal running maximum along the tokens in place of attention, combined "
+                "elementwise and across heads; no position table: the running maximum is order-aware)",
+    "attention": "softmax multi-head self-attention (bidirectional, bias-free)",
+}
+MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention"}
+LIFT_TITLES = {"fixed_random": "fixed random", "hadamard": "Hadamard", "hashed": "hashed ±1"}
+
+
+def kind(spec: ArchSpec) -> str:
+    """The family in a few words: 'Hourglass MLP', 'Conventional residual MLP', 'MaxState mixer net', ..."""
+    blocks = stage(stages(spec), BlockStage)
+    if blocks.mixer != "none":
+        return f"{MIXER_TITLES.get(blocks.mixer, blocks.mixer)} net"
+    if spec.lift == "none":
+        return "Conventional residual MLP"  # the paper's baseline: d_z = d_in
+    return "Hourglass MLP" if blocks.hourglass else "Residual MLP"
+
+
+def describe(spec: ArchSpec, stored: bool = False) -> str:
+    """One line: the architecture in words, stage by stage (the export's docstring and card)."""
+    return "; ".join(_phrase(s, stored, spec.mixer != "none") for s in stages(spec))
+
+
+def _phrase(s, stored: bool, mixed: bool) -> str:
+    if isinstance(s, TokenStage):
+        grid = "x".join(str(n) for n in s.in_shape) if s.in_shape else str(s.d_in)
+        how = (f"{s.patch}x{s.patch} patches" if s.patch and len(s.in_shape) == 2 else
+               f"chunks of {s.patch}" if s.patch else "its first axis")
+        return f"{s.n_tokens} tokens of {s.features} features ({grid} input cut into {how})"
+    if isinstance(s, LiftStage):
+        if s.name == "none":
+            return f"no lift (d_z = {'F' if mixed else 'd_in'} = {s.d_in})"
+        how = {"fixed_random": f" (seed {s.seed}, {'stored' if stored else 'regenerated from its seed'})",
+               "hadamard": f" (seeded signs and subset, regenerated from seed {s.seed})",
+               "hashed": f" (hashed from seed {s.seed})"}.get(s.name, "" if s.seed is None else f" (seed {s.seed})")
+        return f"{LIFT_TITLES.get(s.name, s.name)} lift {s.d_in} -> {s.d_out}{how}{' per token' if mixed else ''}"
+    if isinstance(s, BlockStage):
+        norm = "no norm" if s.norm == "none" else s.norm
+        ffn = ""
+        if s.experts > 1:
+            ffn = f", mixture of {s.experts} {'FPE ' if s.fpe_alpha > 1 else ''}experts top-{s.top_k}"
+        if s.fpe_alpha > 1:
+            ffn += f", FPE alpha {s.fpe_alpha} ({s.fpe_split} split)"
+        block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {s.activation}{ffn})"
+        if s.mixer == "none":
+            return f"{s.depth} x {block}"
+        return f"{s.depth} x ({s.mixer} across the tokens, then {block} on every token)"
+    if isinstance(s, PoolStage):
+        return "mean over the tokens"
+    return f"head {s.d_in} -> {s.d_out}"  # HeadStage
 
 # ------------------------------------------------------------ the model card
 def _md(text: Any) -> str:
@@ -19,14 +78,13 @@ def _md(text: Any) -> str:
 
 def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: int) -> str:
     from nas.search.format import human_bytes, human_count
-    from nas.spaces import ArchSpec
     from nas.spaces.schema import IMAGE_KINDS
 
-    p = check_spec(ArchSpec.from_json(card["arch"]))
+    p = ArchSpec.from_json(card["arch"])
     task, obj = card["task"], card["objectives"] or {}
     directions = card["directions"] or {}
     image = task.get("kind") in IMAGE_KINDS
-    title = f"{_kind(p)} {'net' if p.mixer != 'none' else 'MLP'} {p.d_in} -> {p.d_z} -> {p.d_out}"
+    title = f"{kind(p)} {p.d_in} -> {stage(stages(p), BlockStage).d_z} -> {p.d_out}"
     if card["study"] is not None:
         title += f": trial {card['trial']} of study {_md(card['study'])}"
     lines = [f"# {title}", "",
@@ -116,49 +174,51 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
     return "\n".join(lines)
 
 
-def _blocks_in_words(p: _Parts, stored: bool) -> list[str]:
+def _blocks_in_words(p: ArchSpec, stored: bool) -> list[str]:
     """The model card's description of each block the architecture uses, one paragraph each."""
-    d_lift = p.features if p.mixer != "none" else p.d_in
-    lift = {
-        "fixed_random": f"a fixed random matrix R ({p.d_z} x {d_lift}, entries N(0, 1/{d_lift})), never trained; "
+    parts = stages(p)
+    lift, b, tokens = stage(parts, LiftStage), stage(parts, BlockStage), stage(parts, TokenStage)
+    d_in, d_z = lift.d_in, b.d_z
+    words = {
+        "fixed_random": f"a fixed random matrix R ({d_z} x {d_in}, entries N(0, 1/{d_in})), never trained; "
                         + ("stored in the weights file" if stored else
-                           f"regenerated from seed {p.seed} with PyTorch's CPU generator"),
-        "learned": f"a trained bias-free linear layer {d_lift} -> {p.d_z}",
+                           f"regenerated from seed {lift.seed} with PyTorch's CPU generator"),
+        "learned": f"a trained bias-free linear layer {d_in} -> {d_z}",
         "hadamard": f"a seeded Hadamard transform: random signs, the fast Walsh-Hadamard transform and a random "
-                    f"subset of {p.d_z} coordinates, scaled by 1/sqrt({d_lift}); never trained, regenerated from seed "
-                    f"{p.seed} with PyTorch's CPU generator",
-        "hashed": f"a ±1/sqrt({d_lift}) matrix ({p.d_z} x {d_lift}) whose entries are an integer hash of (seed "
-                  f"{p.seed}, row, column); never trained, recomputed by `model.py`",
+                    f"subset of {d_z} coordinates, scaled by 1/sqrt({d_in}); never trained, regenerated from seed "
+                    f"{lift.seed} with PyTorch's CPU generator",
+        "hashed": f"a ±1/sqrt({d_in}) matrix ({d_z} x {d_in}) whose entries are an integer hash of (seed "
+                  f"{lift.seed}, row, column); never trained, recomputed by `model.py`",
         "none": "none: the residual stream is the input itself",
-    }[p.lift]
-    words = [f"Lift{' (the per-token embedding)' if p.mixer != 'none' else ''}: {lift}."]
+    }.get(lift.name, f"the {lift.name} lift {d_in} -> {d_z}")
+    words = [f"Lift{' (the per-token embedding)' if tokens else ''}: {words}."]
     norm = {"batchnorm": "BatchNorm without affine parameters (running statistics from training)",
-            "layernorm": "LayerNorm without affine parameters", "none": "no norm"}[p.norm]
-    act = ACTIVATION_WORDS.get(p.activation, p.activation)
-    words.append(f"Residual blocks: h + W2 act(W1 norm(h)), {p.d_z} -> {p.d_h} -> {p.d_z}, no biases; norm: {norm}; "
+            "layernorm": "LayerNorm without affine parameters", "none": "no norm"}.get(b.norm, b.norm)
+    act = ACTIVATION_WORDS.get(b.activation, b.activation)
+    words.append(f"Residual blocks: h + W2 act(W1 norm(h)), {d_z} -> {b.d_h} -> {d_z}, no biases; norm: {norm}; "
                  f"activation: {act}.")
-    if p.fpe_alpha > 1:
-        words.append(f"Fixed Parameter Expansion (alpha {p.fpe_alpha}, {p.fpe_split} split): each hidden neuron of "
-                     f"W1 was split into {p.fpe_alpha} children during training, so the hidden layer has "
-                     f"{p.fpe_alpha * p.d_h} neurons; fixed 0/1 masks (`mask1`, `mask2` in the weights) keep as many "
+    if b.fpe_alpha > 1:
+        words.append(f"Fixed Parameter Expansion (alpha {b.fpe_alpha}, {b.fpe_split} split): each hidden neuron of "
+                     f"W1 was split into {b.fpe_alpha} children during training, so the hidden layer has "
+                     f"{b.fpe_alpha * b.d_h} neurons; fixed 0/1 masks (`mask1`, `mask2` in the weights) keep as many "
                      "non-zero weights as the dense pair, and the forward pass uses W ⊙ mask.")
-    if p.moe_experts > 1:
-        kind = "an FPE pair" if p.fpe_alpha > 1 else "a dense W2 act(W1 ·) pair"
-        gate = ("its router probability" if p.moe_top_k == 1 else
-                f"the router probabilities renormalised over the chosen {p.moe_top_k}")
-        words.append(f"Mixture of experts: each block's W2 act(W1 ·) is {p.moe_experts} experts (each {kind}) "
-                     f"behind a bias-free linear router with a softmax; every sample uses its top-{p.moe_top_k} "
+    if b.experts > 1:
+        expert = "an FPE pair" if b.fpe_alpha > 1 else "a dense W2 act(W1 ·) pair"
+        gate = ("its router probability" if b.top_k == 1 else
+                f"the router probabilities renormalised over the chosen {b.top_k}")
+        words.append(f"Mixture of experts: each block's W2 act(W1 ·) is {b.experts} experts (each {expert}) "
+                     f"behind a bias-free linear router with a softmax; every sample uses its top-{b.top_k} "
                      f"experts, each weighted by {gate}.")
-    if p.mixer != "none":
-        positions = " plus a learned position table" if MIXER_CODE[p.mixer][2] else ""
-        words.append(f"Token mixing: the input is cut into {p.n_tokens} tokens of {p.features} features, each "
-                     f"embedded by the lift{positions}; each of the {p.depth} layers adds "
-                     f"{MIXER_WORDS[p.mixer]} of the normed tokens, then runs the residual block on every token; "
-                     "the head reads the mean over the tokens.")
+    if tokens:
+        positions = " plus a learned position table" if b.positions else ""
+        words.append(f"Token mixing: the input is cut into {tokens.n_tokens} tokens of {tokens.features} features, "
+                     f"each embedded by the lift{positions}; each of the {b.depth} layers adds "
+                     f"{MIXER_WORDS.get(b.mixer, b.mixer)} of the normed tokens, then runs the residual block on "
+                     "every token; the head reads the mean over the tokens.")
     return words
 
 
-def _onnx_words(p: _Parts) -> str:
+def _onnx_words(p: ArchSpec) -> str:
     if p.moe_experts > 1:
         return ("The mixture of experts routes samples with data-dependent shapes, so a traced ONNX graph would "
                 "fix the routing of its example input: not expected to work as is.")

@@ -15,8 +15,9 @@ from typing import Any, Mapping
 
 from nas.errors import NasInputError
 from nas.exporter.card import model_card
-from nas.exporter.snippets import STORABLE_LIFTS
-from nas.exporter.source import _Parts, check_spec, model_source
+from nas.exporter.source import check_spec, model_source
+from nas.spaces import ArchSpec
+from nas.spaces.builder import STORABLE_LIFTS
 
 FORMAT = "nas-export/1"
 CHECK_BATCH = 16  # random inputs the export-time equality check runs
@@ -137,11 +138,11 @@ def _check_out(out_dir: str | os.PathLike) -> Path:
     return out.absolute()
 
 
-def _arch_json(p: _Parts, meta: ExportMeta, stored: bool, nas_version: str, torch_version: str) -> dict[str, Any]:
+def _arch_json(p: ArchSpec, meta: ExportMeta, stored: bool, nas_version: str, torch_version: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "arch_id": p.arch_id,
-        "arch": p.arch,
+        "arch": p.to_json(),
         "task": {"dataset": meta.dataset, "kind": meta.kind, "d_in": p.d_in, "d_out": p.d_out},
         "train": meta.train,
         "objectives": meta.objectives,
@@ -161,7 +162,7 @@ def _arch_json(p: _Parts, meta: ExportMeta, stored: bool, nas_version: str, torc
     }
 
 
-def _check(folder: Path, source: str, reference, p: _Parts, check_torch_export: bool) -> dict[str, Any]:
+def _check(folder: Path, source: str, reference, p: ArchSpec, check_torch_export: bool) -> dict[str, Any]:
     """Load the export as a user would and compare it with nas's model; try torch.export on it."""
     import torch
 

@@ -12,7 +12,8 @@ of everything they use, found by walking the names each one references
 - a simple constant (a number, a string, None, a tuple of them) becomes
   ``NAME = value``: its own line from the module where that line evaluates to
   the value (comment kept), else its ``repr``;
-- a builtin is left as is, a name in ``provided`` is the caller's;
+- a builtin or a module attribute (``__file__``) is left as is, a name in
+  ``provided`` is the caller's;
 - anything else makes the object not portable: ``NotPortable`` names the
   object and the name.
 
@@ -98,19 +99,19 @@ def _visit(obj: Any, out: Source, names: dict[str, Any], provided: set[str], act
     if any(o is obj for o, _ in out.objects) or id(obj) in active:
         return
     what = getattr(obj, "__qualname__", repr(obj))
-    if not (isinstance(obj, (type, types.FunctionType)) and _in_nas(obj)):
-        raise NotPortable(f"{what} is not a class or function defined in a nas module")
-    if obj.__name__ == "<lambda>" or obj.__qualname__ != obj.__name__:
-        raise NotPortable(f"{obj.__module__}.{what} is a lambda or a nested object; a portable object is defined "
-                          "at the top of its module")
+    if not isinstance(obj, (type, types.FunctionType)) or obj.__name__ == "<lambda>":
+        raise NotPortable(f"{what} is not a class or a named function")
+    if not _in_nas(obj) or obj.__qualname__ != obj.__name__:
+        raise NotPortable(f"{obj.__module__}.{what} is not defined at the top of a nas module")
     if names.setdefault(obj.__name__, obj) is not obj:
         raise NotPortable(f"two objects named {obj.__name__} ({obj.__module__} and {names[obj.__name__].__module__})")
     active.add(id(obj))
     text = source_of(obj)
     module = sys.modules[obj.__module__]
     for name in sorted(_free_names(text) - {obj.__name__}):
-        if name in provided or (name not in vars(module) and hasattr(builtins, name)):
-            continue
+        if name in provided or (name.startswith("__") and name.endswith("__")) or (
+                name not in vars(module) and hasattr(builtins, name)):
+            continue  # the caller's, the module's own (__file__: model.py's), or a builtin
         if name not in vars(module):
             raise NotPortable(f"{obj.__module__}.{what} uses {name}, which {obj.__module__} does not define")
         value = inspect.unwrap(vars(module)[name])
