@@ -175,7 +175,7 @@ def part_profile(tasks, device, results, out_dir: Path | None):
     from torch.profiler import ProfilerActivity, profile
 
     from nas.evaluators import evaluate
-    from nas.search.format import describe_arch
+    from nas.spaces.stages import summary
 
     print("\n## 2. where a candidate's time goes (torch.profiler, NAS_KERNELS=auto)")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
@@ -204,7 +204,7 @@ def part_profile(tasks, device, results, out_dir: Path | None):
                }
         results[f"{name}_gpu_busy"] = f"{row['gpu_busy_s'] / wall:.2f}"
         results[f"{name}_step_ms"] = f"{row['per_step_ms']:.2f}"
-        print(f"{name}: {describe_arch(arch.to_json())}")
+        print(f"{name}: {summary(arch)}")
         print(f"  wall {wall:.2f} s for {steps} steps ({row['per_step_ms']:.2f} ms per training step incl. validation); "
               f"GPU kernels busy {row['gpu_busy_s']:.2f} s ({100 * row['gpu_busy_s'] / wall:.0f}% of wall); "
               f"AdamW step {row['optimizer_ms'] / 1e3:.2f} s; host syncs (.item) {row['item_sync_ms'] / 1e3:.2f} s")

@@ -147,8 +147,9 @@ def show(
     all_trials: bool = typer.Option(False, "--all", help="Table of every trial, not only the Pareto front."),
 ) -> None:
     """Show a study: its Pareto-optimal candidates (table) or every trial (JSON)."""
-    from nas.search.format import describe_arch, human_bytes, human_count
+    from nas.search.format import human_bytes, human_count
     from nas.search.results import format_score, score_objective, study_report
+    from nas.spaces.stages import summary
 
     report = study_report(storage, study)
     if format is Format.json:
@@ -168,7 +169,7 @@ def show(
         table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
     for t in rows:
         m = t["measured"] or t["values"]
-        arch = describe_arch(t["params"])
+        arch = summary(t["params"])
         table.add_row(
             str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip(),
             format_score(score, m[score]) if score in m else "-",

@@ -15,7 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nas.search.format import describe_arch, human_count
+from nas.search.format import human_count
+from nas.spaces.stages import BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, stage, stages, summary
 
 STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
 
@@ -105,21 +106,13 @@ FAMILIES = {  # the front's colour selector: label -> what each candidate's Arch
 
 def families(arch: dict[str, Any]) -> dict[str, Any]:
     """The families a candidate belongs to, one text per ``FAMILIES`` key (the seed ideas it uses)."""
-    lift = arch.get("lift", "none")
-    if lift != "none":
-        d_z = int(arch.get("lift_width") or 0)
-    elif arch.get("mixer", "none") != "none":  # the residual stream is a token's features
-        from nas.spaces.mixers import token_grid
-
-        d_z = token_grid(tuple(arch.get("in_shape") or ()), int(arch.get("patch", 0)), int(arch.get("d_in", 0)))[1]
-    else:
-        d_z = int(arch.get("d_in", 0))
-    shape = "hourglass" if int(arch.get("hidden_width", 0)) < d_z else "conventional"
+    parts = stages(arch)
+    blocks = stage(parts, BlockStage)
     return {
-        "lift": f"{shape} ({lift})",
-        "FPE α": int(arch.get("fpe_alpha", 1)),
-        "MoE experts": int(arch.get("moe_experts", 1)),
-        "mixer": str(arch.get("mixer", "none")),
+        "lift": f"{'hourglass' if blocks.hourglass else 'conventional'} ({stage(parts, LiftStage).name})",
+        "FPE α": blocks.fpe_alpha,
+        "MoE experts": blocks.experts,
+        "mixer": blocks.mixer,
     }
 
 
@@ -172,8 +165,8 @@ def search_quality(engine: Engine, names: list[str], dirs: dict[str, str]) -> di
 
 def describe(arch: dict[str, Any]) -> str:
     """A one-line architecture: 'fixed_random 1024 | 64×3 gelu batchnorm', 'conventional | 256×2 ...',
-    with the mixer, experts and FPE when the candidate has them (``nas.search.format.describe_arch``)."""
-    return describe_arch(arch)
+    with the mixer, experts and FPE when the candidate has them (``nas.spaces.stages.summary``)."""
+    return summary(arch)
 
 
 def pareto_mask(df: pd.DataFrame, dirs: dict[str, str]) -> pd.Series:
@@ -227,39 +220,37 @@ def detail(engine: Engine, study: str, trial: int) -> dict[str, Any] | None:
 
 
 def block_diagram(arch: dict[str, Any]) -> str:
-    """The candidate's structure as Graphviz DOT (labels are numbers and registry names only)."""
-    d_in, d_z, d_h, depth = arch["d_in"], arch.get("lift_width") or arch["d_in"], arch["hidden_width"], arch["depth"]
-    lift = arch.get("lift", "none")
-    mixer, experts, alpha = arch.get("mixer", "none"), int(arch.get("moe_experts", 1)), int(arch.get("fpe_alpha", 1))
+    """The candidate's structure as Graphviz DOT, a node per stage (``nas.spaces.stages``; labels are numbers
+    and registry names only)."""
+    parts = stages(arch)
     lines = ["digraph G {", "rankdir=LR; node [shape=box, style=rounded, fontsize=10];",
-             f'x [label="input\\n{d_in}", shape=ellipse];']
-    prev = "x"
-    if mixer != "none":
-        lines.append(f'tok [label="cut into tokens\\npatch {int(arch.get("patch", 0))}"];')
-        lines.append(f"{prev} -> tok;")
-        prev = "tok"
-    if lift != "none":
-        per = "each token" if mixer != "none" else f"{d_in} → {d_z}"
-        lines.append(f'lift [label="{lift} lift\\n{per}"];')
-        lines.append(f"{prev} -> lift;")
-        prev = "lift"
-    inner = f"W1 {d_z}→{d_h * alpha} → {arch.get('activation')} → W2"
-    if alpha > 1:
-        inner = f"FPE α{alpha} ({arch.get('fpe_split', 'random')}): " + inner
-    if experts > 1:
-        inner = f"{experts} experts, top-{int(arch.get('moe_top_k', 1))}: " + inner
-    mix = f"{mixer} mixer + skip\\n" if mixer != "none" else ""
-    shown = min(depth, 3)
-    for i in range(shown):
-        label = f"block {i + 1}" if shown == depth or i < shown - 1 else f"blocks {i + 1}…{depth}"
-        lines.append(f'b{i} [label="{label}\\n{mix}{arch.get("norm")} → {inner}\\n+ skip"];')
-        lines.append(f"{prev} -> b{i};")
-        prev = f"b{i}"
-    if mixer != "none":
-        lines.append('pool [label="mean over tokens"];')
-        lines.append(f"{prev} -> pool;")
-        prev = "pool"
-    lines.append(f'head [label="head\\n{d_z} → {arch["d_out"]}"];')
-    lines.append(f"{prev} -> head;")
+             f'x [label="input\\n{parts[0].d_in}", shape=ellipse];']
+    prev, mixed = "x", stage(parts, TokenStage) is not None
+
+    def node(name: str, label: str) -> None:
+        nonlocal prev
+        lines.extend([f'{name} [label="{label}"];', f"{prev} -> {name};"])
+        prev = name
+
+    for s in parts:
+        if isinstance(s, TokenStage):
+            node("tok", f"cut into tokens\\npatch {s.patch}")
+        elif isinstance(s, LiftStage) and s.name != "none":
+            node("lift", f"{s.name} lift\\n{'each token' if mixed else f'{s.d_in} → {s.d_out}'}")
+        elif isinstance(s, BlockStage):
+            inner = f"W1 {s.d_z}→{s.d_h * s.fpe_alpha} → {s.activation} → W2"
+            if s.fpe_alpha > 1:
+                inner = f"FPE α{s.fpe_alpha} ({s.fpe_split}): " + inner
+            if s.experts > 1:
+                inner = f"{s.experts} experts, top-{s.top_k}: " + inner
+            mix = f"{s.mixer} mixer + skip\\n" if s.mixer != "none" else ""
+            shown = min(s.depth, 3)
+            for i in range(shown):
+                name = f"block {i + 1}" if shown == s.depth or i < shown - 1 else f"blocks {i + 1}…{s.depth}"
+                node(f"b{i}", f"{name}\\n{mix}{s.norm} → {inner}\\n+ skip")
+        elif isinstance(s, PoolStage):
+            node("pool", "mean over tokens")
+        elif isinstance(s, HeadStage):
+            node("head", f"head\\n{s.d_in} → {s.d_out}")
     lines.append("}")
     return "\n".join(lines)

@@ -24,13 +24,13 @@ before it is put in place: the exported model's outputs must equal
 failed export leaves nothing behind.
 
 The parts: ``pick`` (which candidate, from the store), ``write`` (the folder, checked), ``source`` (model.py),
-``runtime`` (model.py's loader, copied into it), ``card`` (README.md and the architecture in words).
+``runtime`` (model.py's loader, copied into it), ``card`` (README.md).
 """
 
-from nas.exporter.card import KNEE, describe, model_card
+from nas.exporter.card import KNEE, model_card
 from nas.exporter.pick import best_by, export_candidate, knee
 from nas.exporter.source import check_spec, model_source
 from nas.exporter.write import FORMAT, ExportMeta, export_model
 
-__all__ = ["FORMAT", "KNEE", "ExportMeta", "best_by", "check_spec", "describe", "export_candidate", "export_model",
+__all__ = ["FORMAT", "KNEE", "ExportMeta", "best_by", "check_spec", "export_candidate", "export_model",
            "knee", "model_card", "model_source"]

@@ -1,5 +1,5 @@
-"""The export's model card (``README.md``): task, objectives in readable units, the blocks in words, how to
-load it, how it was found."""
+"""The export's model card (``README.md``): task, objectives in readable units, the blocks in words (from the
+architecture's stages, ``nas.spaces.stages``), how to load it, how it was found."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from nas.spaces import ArchSpec
-from nas.spaces.stages import BlockStage, LiftStage, PoolStage, TokenStage, stage, stages
+from nas.spaces.stages import BlockStage, LiftStage, TokenStage, describe, kind, stage, stages
 
 KNEE = "knee"  # --pick knee: the Pareto point nearest the ideal (nas.exporter.pick.knee)
 ACTIVATION_WORDS = {  # how the card describes a learnable activation (others: by name)
@@ -23,53 +23,6 @@ MIXER_WORDS = {
                 "elementwise and across heads; no position table: the running maximum is order-aware)",
     "attention": "softmax multi-head self-attention (bidirectional, bias-free)",
 }
-MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention"}
-LIFT_TITLES = {"fixed_random": "fixed random", "hadamard": "Hadamard", "hashed": "hashed ±1"}
-
-
-def kind(spec: ArchSpec) -> str:
-    """The family in a few words: 'Hourglass MLP', 'Conventional residual MLP', 'MaxState mixer net', ..."""
-    blocks = stage(stages(spec), BlockStage)
-    if blocks.mixer != "none":
-        return f"{MIXER_TITLES.get(blocks.mixer, blocks.mixer)} net"
-    if spec.lift == "none":
-        return "Conventional residual MLP"  # the paper's baseline: d_z = d_in
-    return "Hourglass MLP" if blocks.hourglass else "Residual MLP"
-
-
-def describe(spec: ArchSpec, stored: bool = False) -> str:
-    """One line: the architecture in words, stage by stage (the export's docstring and card)."""
-    return "; ".join(_phrase(s, stored, spec.mixer != "none") for s in stages(spec))
-
-
-def _phrase(s, stored: bool, mixed: bool) -> str:
-    if isinstance(s, TokenStage):
-        grid = "x".join(str(n) for n in s.in_shape) if s.in_shape else str(s.d_in)
-        how = (f"{s.patch}x{s.patch} patches" if s.patch and len(s.in_shape) == 2 else
-               f"chunks of {s.patch}" if s.patch else "its first axis")
-        return f"{s.n_tokens} tokens of {s.features} features ({grid} input cut into {how})"
-    if isinstance(s, LiftStage):
-        if s.name == "none":
-            return f"no lift (d_z = {'F' if mixed else 'd_in'} = {s.d_in})"
-        how = {"fixed_random": f" (seed {s.seed}, {'stored' if stored else 'regenerated from its seed'})",
-               "hadamard": f" (seeded signs and subset, regenerated from seed {s.seed})",
-               "hashed": f" (hashed from seed {s.seed})"}.get(s.name, "" if s.seed is None else f" (seed {s.seed})")
-        return f"{LIFT_TITLES.get(s.name, s.name)} lift {s.d_in} -> {s.d_out}{how}{' per token' if mixed else ''}"
-    if isinstance(s, BlockStage):
-        norm = "no norm" if s.norm == "none" else s.norm
-        ffn = ""
-        if s.experts > 1:
-            ffn = f", mixture of {s.experts} {'FPE ' if s.fpe_alpha > 1 else ''}experts top-{s.top_k}"
-        if s.fpe_alpha > 1:
-            ffn += f", FPE alpha {s.fpe_alpha} ({s.fpe_split} split)"
-        block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {s.activation}{ffn})"
-        if s.mixer == "none":
-            return f"{s.depth} x {block}"
-        return f"{s.depth} x ({s.mixer} across the tokens, then {block} on every token)"
-    if isinstance(s, PoolStage):
-        return "mean over the tokens"
-    return f"head {s.d_in} -> {s.d_out}"  # HeadStage
-
 # ------------------------------------------------------------ the model card
 def _md(text: Any) -> str:
     """A value as inline Markdown code (user strings go into the card, never into code)."""
@@ -210,7 +163,9 @@ def _blocks_in_words(p: ArchSpec, stored: bool) -> list[str]:
                      f"behind a bias-free linear router with a softmax; every sample uses its top-{b.top_k} "
                      f"experts, each weighted by {gate}.")
     if tokens:
-        positions = " plus a learned position table" if b.positions else ""
+        from nas.spaces.blocks import MIXERS
+
+        positions = " plus a learned position table" if MIXERS.get(b.mixer).positions else ""
         words.append(f"Token mixing: the input is cut into {tokens.n_tokens} tokens of {tokens.features} features, "
                      f"each embedded by the lift{positions}; each of the {b.depth} layers adds "
                      f"{MIXER_WORDS.get(b.mixer, b.mixer)} of the normed tokens, then runs the residual block on "

@@ -1,6 +1,6 @@
 """``model.py`` for one ArchSpec: the spec checked (``check_spec``), then nas's own code for it (``model_source``).
 
-model.py holds, top to bottom: a docstring saying what the network is (``card.describe``); the imports; the
+model.py holds, top to bottom: a docstring saying what the network is (``nas.spaces.stages.describe``); the imports; the
 architecture's numbers and its ArchSpec (``ARCH``); the source of exactly the classes and functions that the
 architecture's plan uses (``nas.spaces.builder.plan(spec, portable=True)``) and of what they use, copied from
 nas/spaces and the PyTorch reference paths of nas/kernels by ``nas.spaces.portable``; ``build()``, the plan
@@ -90,7 +90,7 @@ def check_spec(spec: Any) -> ArchSpec:
 def model_source(spec: ArchSpec, store_lift: bool = False) -> str:
     """The text of model.py for ``spec`` (checked first); ``store_lift``: a fixed random lift read from the weights."""
     from nas.exporter import runtime
-    from nas.exporter.card import describe, kind
+    from nas.spaces.stages import describe, kind
 
     spec = check_spec(spec)
     stored = store_lift and spec.lift in STORABLE_LIFTS

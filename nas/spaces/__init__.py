@@ -1,28 +1,32 @@
 """Search spaces: the YAML schema, the block vocabulary and the builder.
 
-Knows nothing of Optuna, Ray or SQL.
+Knows nothing of Optuna, Ray or SQL. ``ArchSpec``, ``TrainSpec`` and
+``nas.spaces.stages`` (what an architecture is made of, in words too) import
+without torch; the rest loads on first use (PEP 562), so that ``nas show``
+describes its candidates without importing torch.
 """
 
-from nas.spaces.arch import ArchSpec, TrainSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, NORMS, Cost, HourglassMLP
-from nas.spaces.builder import build
-from nas.spaces.cost import bandwidth_bytes, model_cost
-from nas.spaces.schema import Param, SearchSpace, Suggest, load_space, parse_space
+from __future__ import annotations
 
-__all__ = [
-    "ACTIVATIONS",
-    "LIFTS",
-    "NORMS",
-    "ArchSpec",
-    "Cost",
-    "HourglassMLP",
-    "Param",
-    "SearchSpace",
-    "Suggest",
-    "TrainSpec",
-    "bandwidth_bytes",
-    "build",
-    "load_space",
-    "model_cost",
-    "parse_space",
-]
+import importlib
+from typing import Any
+
+from nas.spaces.arch import ArchSpec, TrainSpec
+
+_LAZY = {  # name -> the module that defines it
+    **dict.fromkeys(("ACTIVATIONS", "LIFTS", "NORMS", "Cost", "HourglassMLP"), "nas.spaces.blocks"),
+    "build": "nas.spaces.builder",
+    **dict.fromkeys(("bandwidth_bytes", "model_cost"), "nas.spaces.cost"),
+    **dict.fromkeys(("Param", "SearchSpace", "Suggest", "load_space", "parse_space"), "nas.spaces.schema"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nas.spaces' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["ArchSpec", "TrainSpec", *_LAZY]

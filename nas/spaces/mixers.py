@@ -3,7 +3,7 @@
 A mixer candidate (``mixer`` other than ``none``) is, for a sample x of
 ``in_shape`` arriving flattened as (B, d_in)::
 
-    t = tokens(x)                                  # (B, T, F), see ``token_grid``
+    t = tokens(x)                                  # (B, T, F), see ``nas.spaces.stages.token_grid``
     h = embed(t) [+ pos]                           # (B, T, D): the spec's lift applied to every token
     for i in 1..depth:
         h = h + mix(norm(h))                       # across tokens: token_mlp | maxstate | attention
@@ -25,53 +25,18 @@ says whether the net adds a learned position table before it (``positions``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nas.kernels.maxstate import maxstate_combine, maxstate_combine_reference
 from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of
+from nas.spaces.stages import token_grid
 
 MIXERS.register("none")(None)  # the flat path: nas.spaces.blocks.HourglassMLP
 
 
 # -------------------------------------------------------------------- tokens
-def token_grid(in_shape: tuple, patch: int, d_in: int) -> tuple[int, int]:
-    """(T, F): how many tokens of how many features a sample of ``in_shape`` is cut into.
-
-    - (H, W) and patch P ≥ 1: non-overlapping P×P patches, T = (H/P)(W/P), F = P²;
-    - (n,) and patch P ≥ 1: consecutive chunks, T = n/P, F = P;
-    - patch 0: the input's own tokens, its first axis: an image's H rows of W
-      pixels, a sequence's S steps of F features (more axes flattened into F).
-
-    An empty ``in_shape`` means a flat vector (d_in,). Raises ``ValueError``
-    naming ``in_shape`` and ``patch`` when the shape does not divide.
-    """
-    shape = tuple(in_shape) or (d_in,)
-    where = f"in_shape {shape} with patch {patch}"
-    if math.prod(shape) != d_in:
-        raise ValueError(f"{where}: in_shape holds {math.prod(shape)} features but the input has d_in = {d_in}")
-    if patch < 0:
-        raise ValueError(f"{where}: patch must be at least 0")
-    if patch == 0:
-        if len(shape) < 2:
-            raise ValueError(f"{where}: a flat vector has no tokens of its own; give patch ≥ 1 "
-                             "(features per token, dividing the vector's length)")
-        return shape[0], math.prod(shape[1:])
-    if len(shape) == 1:
-        if shape[0] % patch:
-            raise ValueError(f"{where}: {patch} does not divide the vector's length {shape[0]}")
-        return shape[0] // patch, patch
-    if len(shape) == 2:
-        h, w = shape
-        if h % patch or w % patch:
-            raise ValueError(f"{where}: {patch}×{patch} patches do not tile a {h}×{w} image")
-        return (h // patch) * (w // patch), patch * patch
-    raise ValueError(f"{where}: patches cut 1-D or 2-D samples only; use patch 0 (tokens along the first axis)")
-
-
 class Tokens(nn.Module):
     """(B, d_in) -> (B, T, F): the flattened sample cut as ``token_grid`` says (a view and a copy, no weights)."""
 

@@ -204,7 +204,7 @@ class SearchSpace:
     def check_task(self, d_in: int, in_shape: tuple, feature_groups=None) -> None:
         """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens, or
         the ``groups`` FPE split can be sampled and the task has no ``feature_groups``."""
-        from nas.spaces.mixers import token_grid
+        from nas.spaces.stages import token_grid
 
         labels = {p.label: p for p in self.params}
         split = labels.get("fpe_split")

@@ -1,22 +1,22 @@
-"""What a candidate is made of: the ordered stages of its forward pass, from its ArchSpec.
+"""What a candidate is made of: the ordered stages of its forward pass, from its ArchSpec, and their words.
 
 The one description of an architecture: ``nas.spaces.builder.plan`` builds
-the model from it, and every rendering of an architecture reads it: the
-one-line text of ``nas show`` and the dashboard's table
-(``nas.search.format.describe_arch``), the dashboard's block diagram
-(``nas.dashboard.data.block_diagram``), and the sentence and paragraphs of an
-export's docstring and model card (``nas.exporter.card``).
+the model from its stages, and every rendering of an architecture reads them:
+``summary``, the one line of ``nas show`` and the dashboard's table;
+``describe``, the sentence of an export's docstring and model card (which also
+words each block, ``nas.exporter.card``); the dashboard's block diagram
+(``nas.dashboard.data.block_diagram``). Needs no torch (``nas show`` imports
+it without).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
 from nas.spaces.arch import SEEDED_LIFTS, ArchSpec
-from nas.spaces.blocks import MIXERS
-from nas.spaces.mixers import token_grid
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,6 @@ class BlockStage:
     norm: str
     activation: str
     mixer: str = "none"  # its MIXERS name; none: the flat path
-    positions: bool = False  # a learned position table is added to the embedded tokens before the first layer
     fpe_alpha: int = 1  # FPE children of each hidden neuron; 1: dense
     fpe_split: str = "random"
     experts: int = 1  # W2 act(W1 ·) pairs behind a router; 1: one pair
@@ -81,6 +80,40 @@ class HeadStage:
 Stage = Union[TokenStage, LiftStage, BlockStage, PoolStage, HeadStage]
 
 
+def token_grid(in_shape: tuple, patch: int, d_in: int) -> tuple[int, int]:
+    """(T, F): how many tokens of how many features a sample of ``in_shape`` is cut into.
+
+    - (H, W) and patch P ≥ 1: non-overlapping P×P patches, T = (H/P)(W/P), F = P²;
+    - (n,) and patch P ≥ 1: consecutive chunks, T = n/P, F = P;
+    - patch 0: the input's own tokens, its first axis: an image's H rows of W
+      pixels, a sequence's S steps of F features (more axes flattened into F).
+
+    An empty ``in_shape`` means a flat vector (d_in,). Raises ``ValueError``
+    naming ``in_shape`` and ``patch`` when the shape does not divide.
+    """
+    shape = tuple(in_shape) or (d_in,)
+    where = f"in_shape {shape} with patch {patch}"
+    if math.prod(shape) != d_in:
+        raise ValueError(f"{where}: in_shape holds {math.prod(shape)} features but the input has d_in = {d_in}")
+    if patch < 0:
+        raise ValueError(f"{where}: patch must be at least 0")
+    if patch == 0:
+        if len(shape) < 2:
+            raise ValueError(f"{where}: a flat vector has no tokens of its own; give patch ≥ 1 "
+                             "(features per token, dividing the vector's length)")
+        return shape[0], math.prod(shape[1:])
+    if len(shape) == 1:
+        if shape[0] % patch:
+            raise ValueError(f"{where}: {patch} does not divide the vector's length {shape[0]}")
+        return shape[0] // patch, patch
+    if len(shape) == 2:
+        h, w = shape
+        if h % patch or w % patch:
+            raise ValueError(f"{where}: {patch}×{patch} patches do not tile a {h}×{w} image")
+        return (h // patch) * (w // patch), patch * patch
+    raise ValueError(f"{where}: patches cut 1-D or 2-D samples only; use patch 0 (tokens along the first axis)")
+
+
 def from_values(values: Mapping[str, Any]) -> ArchSpec:
     """An ArchSpec from its JSON or from a candidate's values in a space file (other keys ignored; d_in and
     d_out 0 where the task is not given)."""
@@ -99,10 +132,8 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
         out.append(TokenStage(spec.d_in, spec.in_shape, spec.patch, n_tokens, width))
     d_z = spec.lift_width if spec.lift != "none" else width
     out.append(LiftStage(spec.lift, width, d_z, spec.lift_seed if spec.lift in SEEDED_LIFTS else None))
-    mixer = MIXERS.get(spec.mixer)
     out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer,
-                          bool(mixer is not None and mixer.positions), spec.fpe_alpha, spec.fpe_split,
-                          spec.moe_experts, spec.moe_top_k))
+                          spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
     out.append(HeadStage(d_z, spec.d_out))
@@ -112,3 +143,69 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
 def stage(parts: list[Stage], kind: type) -> Any:
     """The stage of type ``kind`` in ``parts``, or None."""
     return next((s for s in parts if isinstance(s, kind)), None)
+
+
+# ------------------------------------------------------------------ in words
+def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
+    """One line, e.g. 'maxstate/p4 learned 64 | 32×2 gelu layernorm · moe 4 top-2 · fpe α2 random'."""
+    parts = stages(arch)
+    tokens, lift, b = stage(parts, TokenStage), stage(parts, LiftStage), stage(parts, BlockStage)
+    head = f"{lift.name} {lift.d_out}" if lift.name != "none" else "conventional"
+    if tokens is not None:
+        head = f"{b.mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
+    text = f"{head} | {b.d_h}×{b.depth} {b.activation} {b.norm}"
+    if b.experts > 1:
+        text += f" · moe {b.experts} top-{b.top_k}"
+    if b.fpe_alpha > 1:
+        text += f" · fpe α{b.fpe_alpha} {b.fpe_split}"
+    return text
+
+
+MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention"}
+LIFT_TITLES = {"fixed_random": "fixed random", "hadamard": "Hadamard", "hashed": "hashed ±1"}
+
+
+def kind(arch: ArchSpec | Mapping[str, Any]) -> str:
+    """The family in a few words: 'Hourglass MLP', 'Conventional residual MLP', 'MaxState mixer net', ..."""
+    parts = stages(arch)
+    b = stage(parts, BlockStage)
+    if b.mixer != "none":
+        return f"{MIXER_TITLES.get(b.mixer, b.mixer)} net"
+    if stage(parts, LiftStage).name == "none":
+        return "Conventional residual MLP"  # the paper's baseline: d_z = d_in
+    return "Hourglass MLP" if b.hourglass else "Residual MLP"
+
+
+def describe(arch: ArchSpec | Mapping[str, Any], stored_lift: bool = False) -> str:
+    """One sentence, stage by stage; ``stored_lift``: a fixed random lift stored in the weights (an export's)."""
+    parts = stages(arch)
+    mixed = stage(parts, TokenStage) is not None
+    return "; ".join(_phrase(s, stored_lift, mixed) for s in parts)
+
+
+def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
+    if isinstance(s, TokenStage):
+        grid = "x".join(str(n) for n in s.in_shape) if s.in_shape else str(s.d_in)
+        how = (f"{s.patch}x{s.patch} patches" if s.patch and len(s.in_shape) == 2 else
+               f"chunks of {s.patch}" if s.patch else "its first axis")
+        return f"{s.n_tokens} tokens of {s.features} features ({grid} input cut into {how})"
+    if isinstance(s, LiftStage):
+        if s.name == "none":
+            return f"no lift (d_z = {'F' if mixed else 'd_in'} = {s.d_in})"
+        how = {"fixed_random": f" (seed {s.seed}, {'stored' if stored else 'regenerated from its seed'})",
+               "hadamard": f" (seeded signs and subset, regenerated from seed {s.seed})",
+               "hashed": f" (hashed from seed {s.seed})"}.get(s.name, "" if s.seed is None else f" (seed {s.seed})")
+        return f"{LIFT_TITLES.get(s.name, s.name)} lift {s.d_in} -> {s.d_out}{how}{' per token' if mixed else ''}"
+    if isinstance(s, BlockStage):
+        ffn = f", mixture of {s.experts} {'FPE ' if s.fpe_alpha > 1 else ''}experts top-{s.top_k}" \
+            if s.experts > 1 else ""
+        if s.fpe_alpha > 1:
+            ffn += f", FPE alpha {s.fpe_alpha} ({s.fpe_split} split)"
+        norm = "no norm" if s.norm == "none" else s.norm
+        block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {s.activation}{ffn})"
+        if s.mixer == "none":
+            return f"{s.depth} x {block}"
+        return f"{s.depth} x ({s.mixer} across the tokens, then {block} on every token)"
+    if isinstance(s, PoolStage):
+        return "mean over the tokens"
+    return f"head {s.d_in} -> {s.d_out}"  # HeadStage
