@@ -269,9 +269,11 @@ def test_the_card_describes_the_blocks_and_an_image_task(tmp_path):
     assert ("21.23 dB (test PSNR of the best-validation checkpoint: the pooled MSE's of each batch of 128 images, "
             "averaged over the batches)") in readme
     assert "`torch.sigmoid(net(x))` is the predicted image" in readme and "torch.sigmoid(net(" in readme
-    for words in ("Fixed Parameter Expansion (alpha 2, feature split)", "Mixture of experts: each block's",
-                  "top-2 experts", "maxstate mixing", "16 tokens of 4 features", "integer hash of (seed",
-                  "rational (Padé) activation"):
+    for words in ("FPE alpha 2 (feature split)", "mixture of 2 FPE experts top-2", "maxstate across the tokens",
+                  "16 tokens of 4 features", "hashed ±1 lift 4 -> 16 (hashed from seed 1099511627779) per token",
+                  "| `MaskedPair` | ``W2 act(W1 x [+ b1])`` with fixed 0/1 masks", "| `MixtureOfExperts` | y = Σ",
+                  "| `MaxState` | MaxStateSuper", "| `HashedLift` | z = x Rᵀ", "| `Rational` | A learnable Padé",
+                  "(1 + \\|b_1 x"):  # every block by its own docstring, "|" escaped in the table
         assert words in readme, words
     assert json.loads((out / "arch.json").read_text())["checks"]["torch_export"].startswith("not supported")
     flat = export_model(COMPOSED["fpe2-random"], trained_like(COMPOSED["fpe2-random"], seed=1).state_dict(),

@@ -1,28 +1,20 @@
-"""The export's model card (``README.md``): task, objectives in readable units, the blocks in words (from the
-architecture's stages, ``nas.spaces.stages``), how to load it, how it was found."""
+"""The export's model card (``README.md``): task, objectives in readable units, the architecture in words
+(``nas.spaces.stages``) and the blocks model.py holds (each by its own docstring), how to load it, how it was
+found."""
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
+from nas.exporter.source import portable_parts
 from nas.spaces import ArchSpec
-from nas.spaces.stages import BlockStage, LiftStage, TokenStage, describe, kind, stage, stages
+from nas.spaces.stages import BlockStage, describe, kind, stage, stages
 
 KNEE = "knee"  # --pick knee: the Pareto point nearest the ideal (nas.exporter.pick.knee)
-ACTIVATION_WORDS = {  # how the card describes a learnable activation (others: by name)
-    "prelu": "PReLU (one learnable negative slope per layer)",
-    "swish": "Swish x·sigmoid(βx) (one learnable β per layer)",
-    "rational": "a rational (Padé) activation P(x)/(1 + |Q(x)|) of degrees 5 and 4 (10 learnable coefficients "
-                "per layer)",
-    "pwl": "a piecewise-linear activation on 9 fixed knots in [-3, 3] (11 learnable values and slopes per layer)",
-}
-MIXER_WORDS = {
-    "token_mlp": "MLP-Mixer token mixing (every channel through a bias-free MLP T -> 2T -> T over the tokens, GELU)",
-    "maxstate": "maxstate mixing (a causal running maximum along the tokens in place of attention, combined "
-                "elementwise and across heads; no position table: the running maximum is order-aware)",
-    "attention": "softmax multi-head self-attention (bidirectional, bias-free)",
-}
+
+
 # ------------------------------------------------------------ the model card
 def _md(text: Any) -> str:
     """A value as inline Markdown code (user strings go into the card, never into code)."""
@@ -56,7 +48,11 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
     train = card.get("train") or {}
     if train:
         lines.append("| training | " + ", ".join(f"{k} {_md(v)}" for k, v in train.items()) + " |")
-    lines += ["", "### The blocks", ""] + [f"- {text}" for text in _blocks_in_words(p, card["lift_stored"])]
+    lines += ["", "### The blocks", "", "`model.py` holds nas's own code for them, docstrings and shape comments "
+              "included:", "", "| in model.py | what it is |", "|---|---|"]
+    for part in portable_parts(p, card["lift_stored"]):
+        what = " ".join(inspect.getdoc(part).split("\n\n")[0].split()).replace("|", "\\|")
+        lines.append(f"| `{part.__name__}` | {what} |")
     lines += ["", "## Objectives", ""]
     if obj:
         lines += ["As nas measured them.", "", "| metric | value | in the study |", "|---|---|---|"]
@@ -125,52 +121,6 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
               "| `arch.json` | the ArchSpec, task, training settings, objectives and provenance |",
               "| `README.md` | this card |", ""]
     return "\n".join(lines)
-
-
-def _blocks_in_words(p: ArchSpec, stored: bool) -> list[str]:
-    """The model card's description of each block the architecture uses, one paragraph each."""
-    parts = stages(p)
-    lift, b, tokens = stage(parts, LiftStage), stage(parts, BlockStage), stage(parts, TokenStage)
-    d_in, d_z = lift.d_in, b.d_z
-    words = {
-        "fixed_random": f"a fixed random matrix R ({d_z} x {d_in}, entries N(0, 1/{d_in})), never trained; "
-                        + ("stored in the weights file" if stored else
-                           f"regenerated from seed {lift.seed} with PyTorch's CPU generator"),
-        "learned": f"a trained bias-free linear layer {d_in} -> {d_z}",
-        "hadamard": f"a seeded Hadamard transform: random signs, the fast Walsh-Hadamard transform and a random "
-                    f"subset of {d_z} coordinates, scaled by 1/sqrt({d_in}); never trained, regenerated from seed "
-                    f"{lift.seed} with PyTorch's CPU generator",
-        "hashed": f"a ±1/sqrt({d_in}) matrix ({d_z} x {d_in}) whose entries are an integer hash of (seed "
-                  f"{lift.seed}, row, column); never trained, recomputed by `model.py`",
-        "none": "none: the residual stream is the input itself",
-    }.get(lift.name, f"the {lift.name} lift {d_in} -> {d_z}")
-    words = [f"Lift{' (the per-token embedding)' if tokens else ''}: {words}."]
-    norm = {"batchnorm": "BatchNorm without affine parameters (running statistics from training)",
-            "layernorm": "LayerNorm without affine parameters", "none": "no norm"}.get(b.norm, b.norm)
-    act = ACTIVATION_WORDS.get(b.activation, b.activation)
-    words.append(f"Residual blocks: h + W2 act(W1 norm(h)), {d_z} -> {b.d_h} -> {d_z}, no biases; norm: {norm}; "
-                 f"activation: {act}.")
-    if b.fpe_alpha > 1:
-        words.append(f"Fixed Parameter Expansion (alpha {b.fpe_alpha}, {b.fpe_split} split): each hidden neuron of "
-                     f"W1 was split into {b.fpe_alpha} children during training, so the hidden layer has "
-                     f"{b.fpe_alpha * b.d_h} neurons; fixed 0/1 masks (`mask1`, `mask2` in the weights) keep as many "
-                     "non-zero weights as the dense pair, and the forward pass uses W ⊙ mask.")
-    if b.experts > 1:
-        expert = "an FPE pair" if b.fpe_alpha > 1 else "a dense W2 act(W1 ·) pair"
-        gate = ("its router probability" if b.top_k == 1 else
-                f"the router probabilities renormalised over the chosen {b.top_k}")
-        words.append(f"Mixture of experts: each block's W2 act(W1 ·) is {b.experts} experts (each {expert}) "
-                     f"behind a bias-free linear router with a softmax; every sample uses its top-{b.top_k} "
-                     f"experts, each weighted by {gate}.")
-    if tokens:
-        from nas.spaces.blocks import MIXERS
-
-        positions = " plus a learned position table" if MIXERS.get(b.mixer).positions else ""
-        words.append(f"Token mixing: the input is cut into {tokens.n_tokens} tokens of {tokens.features} features, "
-                     f"each embedded by the lift{positions}; each of the {b.depth} layers adds "
-                     f"{MIXER_WORDS.get(b.mixer, b.mixer)} of the normed tokens, then runs the residual block on "
-                     "every token; the head reads the mean over the tokens.")
-    return words
 
 
 def _onnx_words(p: ArchSpec) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from nas.errors import NasInputError
 from nas.spaces import ArchSpec
-from nas.spaces.builder import STORABLE_LIFTS, Call, Const, Lazy, plan
+from nas.spaces.builder import STORABLE_LIFTS, Call, Const, plan
 from nas.spaces.portable import NotPortable, portable_class, portable_source
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
@@ -97,8 +97,8 @@ def model_source(spec: ArchSpec, store_lift: bool = False) -> str:
     tree = plan(spec, portable=True, store_lift=stored)
     consts: dict[str, Const] = {}
     used: list[Any] = []
-    _collect(tree, consts, used)
-    names = {id(obj): portable_class(obj) for obj in used}
+    tree.walk(consts, used)
+    names = {id(obj): portable_class(obj) for obj in used}  # the plan's objects -> model.py's
     loader = [runtime.read_safetensors, runtime.load]
     code = portable_source(list(names.values()) + loader, provided=("ARCH", "ARCH_ID", "build"))
     arch = {k: v for k, v in spec.to_json().items() if k not in _TRAINING_ONLY}
@@ -140,18 +140,11 @@ def module_of(obj: Any) -> str:
     return obj.__module__.replace(".", "/") + ".py"
 
 
-def _collect(value: Any, consts: dict[str, Const], used: list[Any]) -> None:
-    """The named constants and the classes and functions ``value`` (a plan) uses, in the order they appear."""
-    if isinstance(value, Const):
-        if consts.setdefault(value.name, value) != value:
-            raise RuntimeError(f"bug in nas export: two values for {value.name}")
-    elif isinstance(value, Lazy):
-        _collect(value.call, consts, used)
-    elif isinstance(value, Call):  # its arguments first: model.py defines the parts before what holds them
-        for item in (*value.args, *(v for _, v in value.kwargs), value.fn):
-            _collect(item, consts, used)
-    elif callable(value) and not any(value is u for u in used):
-        used.append(value)
+def portable_parts(spec: ArchSpec, store_lift: bool = False) -> list[Any]:
+    """The classes and functions of model.py that ``build()`` names, parts before what holds them."""
+    used: list[Any] = []
+    plan(spec, portable=True, store_lift=store_lift and spec.lift in STORABLE_LIFTS).walk({}, used)
+    return [portable_class(obj) for obj in used]
 
 
 def _literal(value: Any) -> str:
@@ -165,29 +158,8 @@ def _literal(value: Any) -> str:
     raise TypeError(f"bug in nas export: not a literal model.py holds: {value!r}")
 
 
-def _python(value: Any, names: dict[int, Any], indent: int) -> str:
-    """``value`` of a plan as a Python expression, one line where it fits, else one argument per line."""
-    if isinstance(value, Const):
-        return value.name
-    if isinstance(value, Lazy):
-        return "lambda: " + _python(value.call, names, indent)
-    if isinstance(value, Call):
-        args = [_python(a, names, indent + 4) for a in value.args]
-        args += [f"{key}={_python(v, names, indent + 4)}" for key, v in value.kwargs]
-        head = names[id(value.fn)].__name__
-        flat = f"{head}({', '.join(args)})"
-        if indent + len(flat) <= _WIDTH and "\n" not in flat:
-            return flat
-        return f"{head}(\n" + "".join(f"{' ' * (indent + 4)}{a},\n" for a in args) + " " * indent + ")"
-    if value is None:
-        return "None"
-    if callable(value):
-        return names[id(value)].__name__
-    return _literal(value)
-
-
 def _python_build(tree: Call, names: dict[int, Any], arch_id: str) -> str:
     return (f"# {'-' * 60} the architecture (nas/spaces/builder.py's plan)\n"
             f"def build() -> {names[id(tree.fn)].__name__}:\n"
             f'    """The network of arch {arch_id}, untrained: ``load`` reads the trained weights into it."""\n'
-            f"    return {_python(tree, names, 4)}\n")
+            f"    return {tree.python(lambda obj: names[id(obj)].__name__, 4, _WIDTH)}\n")

@@ -2,9 +2,9 @@
 
 ``plan(spec)`` turns the spec's stages (``nas.spaces.stages``) into a tree of
 constructor calls: the one place where blocks are wired together. ``build``
-runs the tree; ``nas export`` writes the same tree out as model.py's
-``build()`` (``portable=True``: the deployed form of the blocks that nas
-trains in another form). A ``Call`` evaluates its arguments in order, then
+runs the tree (``Call.build``); ``nas export`` writes the same tree out as
+model.py's ``build()`` (``Call.python``; ``portable=True``: the deployed
+form of the blocks that nas trains in another form). A ``Call`` evaluates its arguments in order, then
 calls, as Python does, so the modules are made, and draw their random
 initialisation, in the order the printed code would make them.
 """
@@ -45,6 +45,39 @@ class Call:
 
     def build(self) -> Any:
         return self.fn(*[_value(a) for a in self.args], **{k: _value(v) for k, v in self.kwargs})
+
+    def walk(self, consts: dict[str, Const], used: list[Any]) -> None:
+        """Add the named values and the classes and functions this call uses, each part before what holds it."""
+        for value in (*self.args, *(v for _, v in self.kwargs), self.fn):
+            if isinstance(value, (Call, Lazy)):
+                (value if isinstance(value, Call) else value.call).walk(consts, used)
+            elif isinstance(value, Const):
+                if consts.setdefault(value.name, value) != value:
+                    raise ValueError(f"two values named {value.name}")
+            elif callable(value) and not any(value is u for u in used):
+                used.append(value)
+
+    def python(self, name: Callable[[Any], str], indent: int = 0, width: int = 110) -> str:
+        """This call as Python source, ``name(obj)`` naming each class and function: on one line where it fits,
+        else one argument per line."""
+        def text(value: Any) -> str:
+            if isinstance(value, Call):
+                return value.python(name, indent + 4, width)
+            if isinstance(value, Lazy):
+                return "lambda: " + value.call.python(name, indent + 4, width)
+            if isinstance(value, Const):
+                return value.name
+            if value is None or type(value) is int:
+                return repr(value)
+            if callable(value):
+                return name(value)
+            raise TypeError(f"a plan written as code holds only ints, names, calls and factories, not {value!r}")
+
+        args = [text(a) for a in self.args] + [f"{key}={text(v)}" for key, v in self.kwargs]
+        flat = f"{name(self.fn)}({', '.join(args)})"
+        if indent + len(flat) <= width and "\n" not in flat:
+            return flat
+        return f"{name(self.fn)}(\n" + "".join(f"{' ' * (indent + 4)}{a},\n" for a in args) + " " * indent + ")"
 
 
 @dataclass(frozen=True)
