@@ -3,7 +3,8 @@
 The exported model is loaded in a fresh Python that cannot import nas (no site
 hooks, so no editable install; only torch's site-packages on the path) and must
 give exactly (torch.equal) the outputs of nas's own model, for every block the
-registries hold.
+registries hold. Over 500 lines as one module: the user-flow tests share one
+module fixture, a real `nas run` (about a minute), which a split would repeat.
 """
 
 import ast

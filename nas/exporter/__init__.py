@@ -4,8 +4,9 @@
 ``--pick METRIC`` / ``--pick knee``) and ``export_model`` writes a folder
 that needs only PyTorch:
 
-- ``model.py``: readable classes for exactly the blocks the architecture uses,
-  a safetensors reader and ``load(directory)``; no ``nas`` import;
+- ``model.py``: nas's own classes for exactly the blocks the architecture
+  uses, ``build()``, a safetensors reader and ``load(directory)``; no ``nas``
+  import;
 - ``weights.safetensors``: the trained tensors (a fixed random lift is
   regenerated from its seed, or stored with ``store_lift=True``);
 - ``arch.json``: the ArchSpec, the task, the training settings, the measured

@@ -70,7 +70,7 @@ def check_spec(spec: Any) -> ArchSpec:
         elif f.name == "in_shape":
             for i, size in enumerate(value):
                 _int(f"in_shape[{i}]", size, 1, 2**31 - 1)
-        elif f.type == "int":
+        elif f.type in ("int", int):
             _int(f.name, value, *_BOUNDS.get(f.name, (1, 2**31 - 1)))
         else:
             raise NasInputError(f"cannot export: ArchSpec.{f.name} is a field nas export does not check yet; "

@@ -2,7 +2,9 @@
 
 A space file is YAML (see README "Space-file reference"). Every error names
 the file, the key path, the line, what was found and what was expected, and
-is raised as ``NasInputError`` before anything else happens.
+is raised as ``NasInputError`` before anything else happens. Over 500 lines
+as one module: the space file's whole language (parameter forms, conditions,
+every key's check and message) is read and changed together.
 """
 
 from __future__ import annotations
