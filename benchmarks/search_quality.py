@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -111,10 +112,10 @@ def replay_peer(table: dict, method: str, seed: int, budget_s: float, workers: i
 
     epochs = len(next(iter(table["candidates"].values()))["curve"])
     ends = []
-    # Syne Tune's budget is simulated wall time; every worker busy, that is budget_s / workers of training
-    # seconds: twice that leaves room, and curve() cuts every method at the same budget of training seconds
+    # Syne Tune's budget is simulated wall time: with every worker busy (asynchronous), budget_s / workers of it
+    # spends budget_s training seconds; 1.2 times that leaves room, and curve() cuts every method at budget_s
     for t in run_syne(table, method, seed=seed, workers=workers, max_trials=None,
-                      max_seconds=2 * budget_s / workers, clock="cpu_seconds"):
+                      max_seconds=1.2 * budget_s / workers, clock="cpu_seconds"):
         entry = table["candidates"][t["key"]]
         ends.append({"seconds": t["seconds"], "epochs": t["epochs_trained"],
                      "objectives": entry["objectives"] if t["epochs_trained"] == epochs else None})
@@ -139,6 +140,24 @@ def curve(ends: list[dict], metrics: list[str], directions: list[str], reference
     return out
 
 
+_TABLES: dict[Path, dict] = {}  # each worker process reads the table once
+
+
+def study(path: Path, config: str, seed: int, budget: float, workers: int, work: Path, max_candidates: int,
+          metrics: list[str], directions: list[str], reference) -> list[tuple[float, int, float]]:
+    """One study of ``config`` (a nas configuration or a peer) on the table at ``path``: its curve."""
+    from nas.search.replay import load_table
+
+    if path not in _TABLES:
+        _TABLES[path] = load_table(path)
+    table = _TABLES[path]
+    if config in PEERS:
+        ends = replay_peer(table, config, seed, budget, workers)
+    else:
+        ends = replay_nas(table, config, seed, budget, workers, work, max_candidates)
+    return curve(ends, metrics, directions, reference, budget)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", type=Path, default=TABLE)
@@ -148,6 +167,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--configs", default=",".join(list(CONFIGS) + list(PEERS)),
                     help="nas configurations and peers to run (default: all)")
+    ap.add_argument("--jobs", type=int, default=2, help="studies replayed at once, in processes (default 2)")
     ap.add_argument("--max-candidates", type=int, default=2000, help="a study's cap on candidates (repeats included)")
     args = ap.parse_args()
 
@@ -172,18 +192,14 @@ def main() -> int:
           f"seeds 0–{args.seeds - 1}; reference point "
           + ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, reference)), flush=True)
 
-    results: dict[str, list[list[tuple[float, int, float]]]] = {c: [] for c in configs}
     shm = Path("/dev/shm")  # the studies' SQLite files in memory where the OS offers it: commits without fsync
-    with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp:
-        for config in configs:
-            t = time.perf_counter()
-            for seed in range(args.seeds):
-                if config in PEERS:
-                    ends = replay_peer(table, config, seed, budget, args.workers)
-                else:
-                    ends = replay_nas(table, config, seed, budget, args.workers, Path(tmp), args.max_candidates)
-                results[config].append(curve(ends, metrics, directions, reference, budget))
-            print(f"  {config}: {args.seeds} studies in {time.perf_counter() - t:.0f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp, \
+            ProcessPoolExecutor(args.jobs) as pool:
+        tasks = {(config, seed): pool.submit(study, args.table, config, seed, budget, args.workers, Path(tmp),
+                                             args.max_candidates, metrics, directions, reference)
+                 for config in configs for seed in range(args.seeds)}
+        results = {c: [tasks[(c, seed)].result() for seed in range(args.seeds)] for c in configs}
+    print(f"  {len(tasks)} studies in {time.perf_counter() - t0:.0f} s", flush=True)
 
     def reach(c: list[tuple[float, int, float]], target: float) -> float:
         return next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)
