@@ -56,25 +56,27 @@ CONFIGS = {
 PEERS = ("moasha", "morandom")
 
 
+def space_doc(text: str, config: str, seed: int, trials: int, workers: int) -> dict:
+    """The space file ``text`` set to search as nas configuration ``config`` does (study name ``CONFIG-sSEED``)."""
+    sampler, options, pruning = CONFIGS[config]
+    doc = yaml.safe_load(text)
+    doc["name"] = f"{config.replace('+', '-')}-s{seed}"
+    doc["search"] = {"sampler": sampler, "options": options, "trials": trials, "workers": workers, "seed": seed}
+    doc.pop("pruning", None)
+    if pruning is not None:
+        doc["pruning"] = pruning
+    return doc
+
+
 def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: int, work: Path,
                max_candidates: int) -> list[dict]:
-    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order, each
-    ``{"seconds", "epochs", "objectives" (complete ones) or None}``."""
-    import sqlalchemy as sa
-
-    from nas.search.models import Candidate, Progress
+    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order (``ends_of``)."""
     from nas.search.replay import ReplayEvaluator, SimulatedPool
     from nas.search.runner import RunOptions, run
     from nas.spaces import parse_space
 
-    sampler, options, pruning = CONFIGS[config]
-    doc = yaml.safe_load(table["space"])
-    doc["name"] = name = f"{config.replace('+', '-')}-s{seed}"
-    doc["search"] = {"sampler": sampler, "options": options, "trials": max_candidates, "workers": workers,
-                     "seed": seed}
-    doc.pop("pruning", None)
-    if pruning is not None:
-        doc["pruning"] = pruning
+    doc = space_doc(table["space"], config, seed, max_candidates, workers)
+    name = doc["name"]
     space = parse_space(yaml.safe_dump(doc, sort_keys=False), f"<replay {name}>")
     dims = table["dims"]
     pools: list[SimulatedPool] = []
@@ -87,6 +89,18 @@ def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: in
     run(space, RunOptions(storage=url, progress=False, evaluator=ReplayEvaluator(table, clock="cpu_seconds"),
                           dims=(dims["d_in"], dims["d_out"]), in_shape=tuple(dims["in_shape"]),
                           pool=make_pool, weights=False, stop_when=lambda: pools[0].spent >= budget_s))
+    return ends_of(url, name, "wall_time_s")
+
+
+def ends_of(url: str, name: str, clock: str) -> list[dict]:
+    """A study's candidates' ends in finishing order (the order of its ``nas_progress`` rows), each
+    ``{"seconds", "epochs", "objectives" (of a complete candidate, else None)}``; ``seconds``: the candidate's
+    ``wall_time_s`` (in a replay, the recorded seconds it trained), or with ``cpu_seconds`` the sum of its
+    curve's CPU seconds (a real run); 0 for a reused candidate."""
+    import sqlalchemy as sa
+
+    from nas.search.models import Candidate, Progress
+
     engine = sa.create_engine(url)
     try:
         with engine.connect() as c:
@@ -99,8 +113,9 @@ def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: in
     for number in order:
         r = rows[number]
         trained = r.reused_from is None
-        ends.append({"seconds": float(r.wall_time_s or 0.0) if trained else 0.0,
-                     "epochs": int(r.epochs_trained or 0) if trained else 0,
+        seconds = (float(r.wall_time_s or 0.0) if clock == "wall_time_s"
+                   else sum(float(p.get("cpu_seconds", 0.0)) for p in r.curve or []))
+        ends.append({"seconds": seconds if trained else 0.0, "epochs": int(r.epochs_trained or 0) if trained else 0,
                      "objectives": r.objectives if r.state == "COMPLETE" else None})
     return ends
 
