@@ -45,13 +45,19 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "benchmarks" / "table" / "table.json.gz"
 
 # name: (sampler, sampler options, pruning settings or None)
+ES3 = {"min_epochs": 1, "reduction_factor": 3}  # rungs at epochs 1, 3, 9 of 20
+ES2 = {"min_epochs": 1, "reduction_factor": 2}  # rungs at epochs 1, 2, 4, 8, 16
 CONFIGS = {
     "random": ("random", {}, None),
     "tpe": ("tpe", {}, None),
     "nsga2": ("nsga2", {}, None),
-    "random+es": ("random", {}, {"min_epochs": 1, "reduction_factor": 3}),
-    "tpe+es": ("tpe", {}, {"min_epochs": 1, "reduction_factor": 3}),
-    "nsga2+es": ("nsga2", {}, {"min_epochs": 1, "reduction_factor": 3}),
+    "gp": ("gp", {}, None),
+    "random+es": ("random", {}, ES3),
+    "tpe+es": ("tpe", {}, ES3),
+    "nsga2+es": ("nsga2", {}, ES3),
+    "random+es2": ("random", {}, ES2),
+    "tpe+es2": ("tpe", {}, ES2),
+    "nsga2+es2": ("nsga2", {}, ES2),
 }
 PEERS = ("moasha", "morandom")
 
@@ -62,9 +68,7 @@ def space_doc(text: str, config: str, seed: int, trials: int, workers: int) -> d
     doc = yaml.safe_load(text)
     doc["name"] = f"{config.replace('+', '-')}-s{seed}"
     doc["search"] = {"sampler": sampler, "options": options, "trials": trials, "workers": workers, "seed": seed}
-    doc.pop("pruning", None)
-    if pruning is not None:
-        doc["pruning"] = pruning
+    doc["pruning"] = pruning if pruning is not None else False  # off, whatever the default
     return doc
 
 
