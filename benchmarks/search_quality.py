@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,36 +45,42 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "benchmarks" / "table" / "table.json.gz"
 
 # name: (sampler, sampler options, pruning settings or None)
+ES3 = {"min_epochs": 1, "reduction_factor": 3}  # rungs at epochs 1, 3, 9 of 20
+ES2 = {"min_epochs": 1, "reduction_factor": 2}  # rungs at epochs 1, 2, 4, 8, 16
 CONFIGS = {
     "random": ("random", {}, None),
     "tpe": ("tpe", {}, None),
     "nsga2": ("nsga2", {}, None),
-    "random+es": ("random", {}, {"min_epochs": 1, "reduction_factor": 3}),
-    "tpe+es": ("tpe", {}, {"min_epochs": 1, "reduction_factor": 3}),
-    "nsga2+es": ("nsga2", {}, {"min_epochs": 1, "reduction_factor": 3}),
+    "gp": ("gp", {}, None),
+    "random+es": ("random", {}, ES3),
+    "tpe+es": ("tpe", {}, ES3),
+    "nsga2+es": ("nsga2", {}, ES3),
+    "random+es2": ("random", {}, ES2),
+    "tpe+es2": ("tpe", {}, ES2),
+    "nsga2+es2": ("nsga2", {}, ES2),
 }
 PEERS = ("moasha", "morandom")
 
 
+def space_doc(text: str, config: str, seed: int, trials: int, workers: int) -> dict:
+    """The space file ``text`` set to search as nas configuration ``config`` does (study name ``CONFIG-sSEED``)."""
+    sampler, options, pruning = CONFIGS[config]
+    doc = yaml.safe_load(text)
+    doc["name"] = f"{config.replace('+', '-')}-s{seed}"
+    doc["search"] = {"sampler": sampler, "options": options, "trials": trials, "workers": workers, "seed": seed}
+    doc["pruning"] = pruning if pruning is not None else False  # off, whatever the default
+    return doc
+
+
 def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: int, work: Path,
                max_candidates: int) -> list[dict]:
-    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order, each
-    ``{"seconds", "epochs", "objectives" (complete ones) or None}``."""
-    import sqlalchemy as sa
-
-    from nas.search.models import Candidate, Progress
+    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order (``ends_of``)."""
     from nas.search.replay import ReplayEvaluator, SimulatedPool
     from nas.search.runner import RunOptions, run
     from nas.spaces import parse_space
 
-    sampler, options, pruning = CONFIGS[config]
-    doc = yaml.safe_load(table["space"])
-    doc["name"] = name = f"{config.replace('+', '-')}-s{seed}"
-    doc["search"] = {"sampler": sampler, "options": options, "trials": max_candidates, "workers": workers,
-                     "seed": seed}
-    doc.pop("pruning", None)
-    if pruning is not None:
-        doc["pruning"] = pruning
+    doc = space_doc(table["space"], config, seed, max_candidates, workers)
+    name = doc["name"]
     space = parse_space(yaml.safe_dump(doc, sort_keys=False), f"<replay {name}>")
     dims = table["dims"]
     pools: list[SimulatedPool] = []
@@ -86,6 +93,18 @@ def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: in
     run(space, RunOptions(storage=url, progress=False, evaluator=ReplayEvaluator(table, clock="cpu_seconds"),
                           dims=(dims["d_in"], dims["d_out"]), in_shape=tuple(dims["in_shape"]),
                           pool=make_pool, weights=False, stop_when=lambda: pools[0].spent >= budget_s))
+    return ends_of(url, name, "wall_time_s")
+
+
+def ends_of(url: str, name: str, clock: str) -> list[dict]:
+    """A study's candidates' ends in finishing order (the order of its ``nas_progress`` rows), each
+    ``{"seconds", "epochs", "objectives" (of a complete candidate, else None)}``; ``seconds``: the candidate's
+    ``wall_time_s`` (in a replay, the recorded seconds it trained), or with ``cpu_seconds`` the sum of its
+    curve's CPU seconds (a real run); 0 for a reused candidate."""
+    import sqlalchemy as sa
+
+    from nas.search.models import Candidate, Progress
+
     engine = sa.create_engine(url)
     try:
         with engine.connect() as c:
@@ -98,8 +117,9 @@ def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: in
     for number in order:
         r = rows[number]
         trained = r.reused_from is None
-        ends.append({"seconds": float(r.wall_time_s or 0.0) if trained else 0.0,
-                     "epochs": int(r.epochs_trained or 0) if trained else 0,
+        seconds = (float(r.wall_time_s or 0.0) if clock == "wall_time_s"
+                   else sum(float(p.get("cpu_seconds", 0.0)) for p in r.curve or []))
+        ends.append({"seconds": seconds if trained else 0.0, "epochs": int(r.epochs_trained or 0) if trained else 0,
                      "objectives": r.objectives if r.state == "COMPLETE" else None})
     return ends
 
@@ -111,10 +131,10 @@ def replay_peer(table: dict, method: str, seed: int, budget_s: float, workers: i
 
     epochs = len(next(iter(table["candidates"].values()))["curve"])
     ends = []
-    # Syne Tune's budget is simulated wall time; every worker busy, that is budget_s / workers of training
-    # seconds: twice that leaves room, and curve() cuts every method at the same budget of training seconds
+    # Syne Tune's budget is simulated wall time: with every worker busy (asynchronous), budget_s / workers of it
+    # spends budget_s training seconds; 1.2 times that leaves room, and curve() cuts every method at budget_s
     for t in run_syne(table, method, seed=seed, workers=workers, max_trials=None,
-                      max_seconds=2 * budget_s / workers, clock="cpu_seconds"):
+                      max_seconds=1.2 * budget_s / workers, clock="cpu_seconds"):
         entry = table["candidates"][t["key"]]
         ends.append({"seconds": t["seconds"], "epochs": t["epochs_trained"],
                      "objectives": entry["objectives"] if t["epochs_trained"] == epochs else None})
@@ -139,6 +159,24 @@ def curve(ends: list[dict], metrics: list[str], directions: list[str], reference
     return out
 
 
+_TABLES: dict[Path, dict] = {}  # each worker process reads the table once
+
+
+def study(path: Path, config: str, seed: int, budget: float, workers: int, work: Path, max_candidates: int,
+          metrics: list[str], directions: list[str], reference) -> list[tuple[float, int, float]]:
+    """One study of ``config`` (a nas configuration or a peer) on the table at ``path``: its curve."""
+    from nas.search.replay import load_table
+
+    if path not in _TABLES:
+        _TABLES[path] = load_table(path)
+    table = _TABLES[path]
+    if config in PEERS:
+        ends = replay_peer(table, config, seed, budget, workers)
+    else:
+        ends = replay_nas(table, config, seed, budget, workers, work, max_candidates)
+    return curve(ends, metrics, directions, reference, budget)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", type=Path, default=TABLE)
@@ -148,6 +186,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--configs", default=",".join(list(CONFIGS) + list(PEERS)),
                     help="nas configurations and peers to run (default: all)")
+    ap.add_argument("--jobs", type=int, default=2, help="studies replayed at once, in processes (default 2)")
     ap.add_argument("--max-candidates", type=int, default=2000, help="a study's cap on candidates (repeats included)")
     args = ap.parse_args()
 
@@ -172,18 +211,14 @@ def main() -> int:
           f"seeds 0–{args.seeds - 1}; reference point "
           + ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, reference)), flush=True)
 
-    results: dict[str, list[list[tuple[float, int, float]]]] = {c: [] for c in configs}
     shm = Path("/dev/shm")  # the studies' SQLite files in memory where the OS offers it: commits without fsync
-    with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp:
-        for config in configs:
-            t = time.perf_counter()
-            for seed in range(args.seeds):
-                if config in PEERS:
-                    ends = replay_peer(table, config, seed, budget, args.workers)
-                else:
-                    ends = replay_nas(table, config, seed, budget, args.workers, Path(tmp), args.max_candidates)
-                results[config].append(curve(ends, metrics, directions, reference, budget))
-            print(f"  {config}: {args.seeds} studies in {time.perf_counter() - t:.0f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp, \
+            ProcessPoolExecutor(args.jobs) as pool:
+        tasks = {(config, seed): pool.submit(study, args.table, config, seed, budget, args.workers, Path(tmp),
+                                             args.max_candidates, metrics, directions, reference)
+                 for config in configs for seed in range(args.seeds)}
+        results = {c: [tasks[(c, seed)].result() for seed in range(args.seeds)] for c in configs}
+    print(f"  {len(tasks)} studies in {time.perf_counter() - t0:.0f} s", flush=True)
 
     def reach(c: list[tuple[float, int, float]], target: float) -> float:
         return next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)

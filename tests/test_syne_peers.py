@@ -146,3 +146,30 @@ def test_stock_fixed_tick_clock_agrees_with_the_event_clock(method):
     assert [(t["key"], t["epochs_trained"]) for t in ticked] == [(t["key"], t["epochs_trained"]) for t in exact]
     # each start can lag by one tick (plus Syne Tune's 2 ms per stop); 15 trials on 2 workers
     assert all(0 <= b["finished_at"] - a["finished_at"] <= 15 * 0.012 for a, b in zip(exact, ticked))
+
+
+def test_the_faster_nondominated_sort_is_syne_tunes_own():
+    """syne_peers replaces Syne Tune's Pareto filter and epsilon net by faster ones: they must give the same
+    answers, on random points with ties and duplicates, so MOASHA's decisions stay its own."""
+    import importlib
+
+    import numpy as np
+    from syne_tune.optimizer.schedulers.multiobjective import non_dominated_priority as ndp
+
+    import syne_peers
+
+    importlib.reload(ndp)  # Syne Tune's own functions again, if a study above replaced them
+    own_pareto, own_net = ndp.pareto_efficient, ndp.compute_epsilon_net
+    assert own_pareto is not syne_peers._pareto_efficient and own_net is not syne_peers._compute_epsilon_net
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, m = int(rng.integers(1, 60)), int(rng.integers(1, 4))
+        x = rng.integers(0, 6, size=(n, m)).astype(float)  # few values: many ties and duplicates
+        if trial % 2:
+            x = rng.normal(size=(n, m))
+        assert np.array_equal(syne_peers._pareto_efficient(x), own_pareto(x))
+        for dim in (None, 0, m - 1):
+            np.random.seed(trial)
+            want = own_net(x, dim=dim)
+            np.random.seed(trial)
+            assert np.array_equal(syne_peers._compute_epsilon_net(x, dim=dim), want), (trial, dim)

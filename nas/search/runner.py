@@ -198,8 +198,8 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         if told and opts.progress:
             print(f"nas: {len(told)} candidate(s) an earlier run had finished but not told Optuna were told now",
                   file=sys.stderr)
-        driver = _Driver(space, study, store, pool, run_row.id, study_name, metrics, trials, workers,
-                         d_in, d_out, task_key, opts, in_shape)
+        plan = Plan(study_name, metrics, trials, workers, d_in, d_out, tuple(in_shape), task_key)
+        driver = _Driver(space, study, store, pool, run_row.id, plan, opts)
         driver.record_recovered(told)
         return driver.loop()
     finally:
@@ -288,14 +288,29 @@ def _recover_interrupted(store: Store, study: optuna.Study, study_name: str,
     return n, told
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one run searches, resolved from the space file, the options and the task."""
+
+    study_name: str
+    metrics: list[str]  # the objectives, in the space file's order
+    trials: int  # candidates the study should reach (complete + stopped early)
+    workers: int
+    d_in: int  # the task's input features, outputs and input shape: what a sampled point is frozen with
+    d_out: int
+    in_shape: tuple
+    task_key: str  # what a result depends on besides the architecture and its training (reuse)
+
+
 class _Driver:
-    def __init__(self, space, study, store, pool, run_id, study_name, metrics, trials, workers, d_in, d_out,
-                 task_key, opts, in_shape=()):
+    """The ask / dispatch / record loop of one run (the recorder, the history and the rung table do the rest)."""
+
+    def __init__(self, space, study, store, pool, run_id: int, plan: Plan, opts: RunOptions):
         self.space, self.study, self.store, self.pool = space, study, store, pool
-        self.in_shape = in_shape
-        self.run_id, self.study_name, self.metrics = run_id, study_name, metrics
-        self.trials, self.workers, self.d_in, self.d_out = trials, workers, d_in, d_out
-        self.task_key, self.opts = task_key, opts
+        self.run_id, self.opts = run_id, opts
+        study_name, metrics, trials = plan.study_name, plan.metrics, plan.trials
+        self.study_name, self.metrics, self.trials = study_name, metrics, trials
+        self.workers, self.d_in, self.d_out, self.in_shape = plan.workers, plan.d_in, plan.d_out, plan.in_shape
         self.inflight: dict[int, InFlight] = {}
         self.waiting: dict[tuple, list[InFlight]] = {}
         self.by_worker: dict[str, int] = {}
@@ -305,7 +320,7 @@ class _Driver:
         self.history = History(store, study, study_name, metrics, [space.objectives[m] for m in metrics],
                                space.search.reference)
         self.rung_table = pruning.RungTable(space.pruning, "val_" + score_metric(space.task.kind))
-        self.rec = Recorder(store, study, study_name, run_id, task_key, metrics, self.history, self.rung_table,
+        self.rec = Recorder(store, study, study_name, run_id, plan.task_key, metrics, self.history, self.rung_table,
                             weights_root(opts.storage) / study_name, space.constraints)
         self.complete_at_start = self.rec.complete
         self.rung_table.load(store, study_name)  # a resumed study: its trained candidates' rung scores

@@ -86,7 +86,12 @@ class Document(_Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     # limits on the objectives known before training: a candidate over one is recorded as infeasible, never trained
     constraints: dict[Literal["params", "bandwidth"], Bound] = Field(default_factory=dict)
-    pruning: PruningConfig | None = None  # early stopping of candidates dominated at a rung
+    # early stopping of candidates dominated at a rung: absent, DEFAULT_PRUNING; false (or null), none
+    pruning: PruningConfig | Literal[False] | None = None
+
+
+# What a space file without a ``pruning`` key gets (benchmarks/search_quality.py measured it; README: pruning).
+DEFAULT_PRUNING: PruningConfig | None = None
 
 
 Condition = dict[StrictStr, Union[Scalar, list[Scalar]]]
@@ -396,7 +401,7 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
                        search=doc.search, text=text,
                        constraints={m: float(b.max) for m, b in doc.constraints.items()}, lines=lines,
-                       pruning=doc.pruning)
+                       pruning=(doc.pruning or None) if "pruning" in doc.model_fields_set else DEFAULT_PRUNING)
 
 
 def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_Errors") -> None:

@@ -1,0 +1,95 @@
+"""The replayed search-quality figure checked with real training: two real ``nas run`` studies on the table's
+space (``benchmarks/table/space.yaml``), random search without early stopping and nas's default
+configuration, each until the same budget of training seconds is spent.
+
+Training is real (Ray workers, the candidates trained from scratch: nothing comes from the table), so the
+seconds are measured, as in the table, as each epoch's CPU seconds of its worker, summed over candidates.
+Printed per study: candidates, training seconds, epochs, final hypervolume (on the table's reference
+point, as ``search_quality.py``), and for the default the training seconds it needed to reach random
+search's final hypervolume, as a ratio of random's (the replayed benchmark's ``compute_ratio``).
+
+    python benchmarks/search_quality_real.py [--budget-s 330] [--seed 100] [--default nsga2+es] [--keep DIR]
+
+Last line: ``real_ratio=<default's ratio> budget_s=... seed=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_quality import CONFIGS, TABLE, curve, ends_of, space_doc  # noqa: E402
+
+
+def spent_seconds(url: str, name: str) -> float:
+    """Training seconds (CPU) of every candidate of ``name`` trained so far."""
+    return sum(e["seconds"] for e in ends_of(url, name, "cpu_seconds"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget-s", type=float, default=330.0, help="training seconds per study (default 330)")
+    ap.add_argument("--seed", type=int, default=100, help="the samplers' seed (default 100: not a replayed one)")
+    ap.add_argument("--default", default="nsga2+es", choices=sorted(CONFIGS), help="the configuration to check")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the studies' database in this folder")
+    args = ap.parse_args()
+
+    from nas.search import quality
+    from nas.search.replay import load_table
+    from nas.search.runner import RunOptions, run
+    from nas.spaces import parse_space
+
+    table = load_table(TABLE)
+    metrics = list(table["directions"])
+    directions = [table["directions"][m] for m in metrics]
+    cands = list(table["candidates"].values())
+    reference = quality.derive_reference(np.array([[c["objectives"][m] for m in metrics] for c in cands]), directions)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="nas-search-real-"))
+    work.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{work / 'real.db'}"
+    space_file = Path(__file__).resolve().parent / "table" / "space.yaml"
+    curves = {}
+    for config in ("random", args.default):
+        doc = space_doc(space_file.read_text(), config, args.seed, 100_000, args.workers)
+        name = doc["name"]
+        space = parse_space(yaml.safe_dump(doc, sort_keys=False), str(space_file), base_dir=space_file.parent)
+        last = [0.0, 0.0]  # when the budget was last checked, and what was spent then
+
+        def budget_spent() -> bool:  # the SQL sum at most once a second
+            if time.monotonic() - last[0] > 1.0:
+                last[:] = [time.monotonic(), spent_seconds(url, name)]
+            return last[1] >= args.budget_s
+
+        t = time.perf_counter()
+        run(space, RunOptions(storage=url, progress=False, weights=False, stop_when=budget_spent))
+        curves[config] = curve(ends_of(url, name, "cpu_seconds"), metrics, directions, reference, args.budget_s)
+        print(f"{config}: {len(curves[config])} candidates, {time.perf_counter() - t:.0f} s wall", flush=True)
+    base = curves["random"]
+    target, total = base[-1][2], base[-1][0]
+    print(f"\nspace {space_file.relative_to(space_file.parents[2])}, seed {args.seed}, budget {args.budget_s:.0f} "
+          f"training seconds, {args.workers} workers; reference point "
+          + ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, reference)))
+    print(f"{'method':<12} {'candidates':>10} {'seconds':>8} {'epochs':>7} {'final hv':>9} {'ratio':>7}")
+    ratio = math.nan
+    for config, c in curves.items():
+        reached = next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)
+        r = reached / total
+        ratio = r if config != "random" else ratio
+        print(f"{config:<12} {len(c):>10} {c[-1][0]:>8.0f} {c[-1][1]:>7} {c[-1][2]:>9.4f} "
+              f"{'never' if not math.isfinite(r) else f'{r:.3f}':>7}")
+    print(f"real_ratio={'never' if not math.isfinite(ratio) else f'{ratio:.3f}'} default={args.default} "
+          f"budget_s={args.budget_s:.0f} seed={args.seed}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
