@@ -231,8 +231,8 @@ def test_in_a_real_browser(db, tmp_path):
             assert points == 8
             page.screenshot(path=str(Path(os.environ.get("NAS_SCREENSHOT_DIR", tmp_path)) / "dashboard-fronts.png"))
             page.get_by_role("tab", name="Candidates").click()
-            grid = page.get_by_test_id("stDataFrame").first
-            grid.wait_for(timeout=30000)
+            grid = page.locator('[data-testid="stDataFrame"]:visible').first  # the open tab's, not a hidden tab's
+            grid.wait_for(timeout=60000)
             rows = grid.locator("[aria-rowcount]").first.get_attribute("aria-rowcount")
             assert int(rows) == 8 + 1  # the header row counts too
             shot = Path(os.environ.get("NAS_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
