@@ -88,3 +88,9 @@ def test_an_option_the_sampler_does_not_take_is_an_input_error():
                         "samplers.yaml")
     with pytest.raises(NasInputError, match="population_size.*not an option of the tpe sampler"):
         check_options(space)
+
+
+def test_the_space_file_names_every_sampler_nas_makes_and_no_other():
+    from nas.spaces.schema import SAMPLERS
+
+    assert sorted(SAMPLERS) == sorted(SAMPLER_CLASSES)

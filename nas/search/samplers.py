@@ -11,7 +11,7 @@ import optuna
 
 from nas.errors import NasInputError
 
-SAMPLER_CLASSES = {
+SAMPLER_CLASSES = {  # one per name of nas.spaces.schema.SAMPLERS
     "nsga2": optuna.samplers.NSGAIISampler,
     "nsga3": optuna.samplers.NSGAIIISampler,
     "tpe": optuna.samplers.TPESampler,

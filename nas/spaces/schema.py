@@ -52,8 +52,12 @@ class TaskConfig(_Strict):
     sat: SatConfig | None = None  # options of dataset sat
 
 
+# The samplers a space file may name; nas.search.samplers maps each to its Optuna class (a test checks they agree).
+SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp", "qmc")
+
+
 class SearchConfig(_Strict):
-    sampler: Literal["nsga2", "nsga3", "tpe", "random", "gp", "qmc"] = "nsga2"
+    sampler: Literal[SAMPLERS] = "nsga2"
     options: dict[StrictStr, Scalar] = Field(default_factory=dict)  # keyword arguments of the Optuna sampler
     trials: int = Field(20, ge=1)
     workers: int | None = Field(None, ge=1)  # None: 1, or 8 per GPU where Ray sees GPUs (nas.search.dispatch)
