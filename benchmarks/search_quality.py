@@ -30,6 +30,8 @@ The last line: ``compute_ratio=<best nas configuration's median> moasha_ratio=<m
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import statistics
 import sys
@@ -188,6 +190,9 @@ def main() -> int:
                     help="nas configurations and peers to run (default: all)")
     ap.add_argument("--jobs", type=int, default=2, help="studies replayed at once, in processes (default 2)")
     ap.add_argument("--max-candidates", type=int, default=2000, help="a study's cap on candidates (repeats included)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="a JSON-lines file: each finished study's curve is appended to it, and a rerun with the same "
+                         "table, budget, workers and candidate cap takes the studies it already holds from it")
     args = ap.parse_args()
 
     from nas.search import quality
@@ -214,11 +219,33 @@ def main() -> int:
     shm = Path("/dev/shm")  # the studies' SQLite files in memory where the OS offers it: commits without fsync
     with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp, \
             ProcessPoolExecutor(args.jobs) as pool:
+        setting = {"table": hashlib.sha256(args.table.read_bytes()).hexdigest()[:16], "budget_s": budget,
+                   "workers": args.workers, "max_candidates": args.max_candidates}
+        done = {}
+        if args.cache is not None and args.cache.exists():
+            for line in args.cache.read_text().splitlines():
+                entry = json.loads(line)
+                if entry["setting"] == setting:
+                    done[(entry["config"], entry["seed"])] = [tuple(p) for p in entry["curve"]]
+        # the cheap studies first, so that an interrupted run (with --cache) has the most configurations whole
+        order = sorted(configs, key=lambda c: c == "gp")
         tasks = {(config, seed): pool.submit(study, args.table, config, seed, budget, args.workers, Path(tmp),
                                              args.max_candidates, metrics, directions, reference)
-                 for config in configs for seed in range(args.seeds)}
-        results = {c: [tasks[(c, seed)].result() for seed in range(args.seeds)] for c in configs}
-    print(f"  {len(tasks)} studies in {time.perf_counter() - t0:.0f} s", flush=True)
+                 for config in order for seed in range(args.seeds) if (config, seed) not in done}
+        results = {c: [] for c in configs}
+        for config in order:
+            for seed in range(args.seeds):
+                if (config, seed) in done:
+                    results[config].append(done[(config, seed)])
+                    continue
+                results[config].append(tasks[(config, seed)].result())
+                if args.cache is not None:
+                    with args.cache.open("a") as f:
+                        f.write(json.dumps({"setting": setting, "config": config, "seed": seed,
+                                            "curve": results[config][-1]}) + "\n")
+            print(f"  {config}: {args.seeds} studies, {time.perf_counter() - t0:.0f} s so far", flush=True)
+    print(f"  {len(tasks)} studies replayed ({len(done)} taken from --cache) in {time.perf_counter() - t0:.0f} s",
+          flush=True)
 
     def reach(c: list[tuple[float, int, float]], target: float) -> float:
         return next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)
