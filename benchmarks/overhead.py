@@ -36,6 +36,7 @@ space:
   depth: {int: [1, 5]}
   activation: [relu, gelu, silu]
 search: {sampler: random, seed: 0}
+pruning: false
 """
 
 

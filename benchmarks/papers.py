@@ -158,7 +158,7 @@ def hourglass(root: Path, url: str, epochs: int) -> dict[str, float]:
                       "hidden_width": [32, 64, 115, 128, 270, 785, 1150, 1600], "depth": [1, 2, 4],
                       "activation": "relu", "norm": "batchnorm"},
             "train": {"epochs": epochs, "batch_size": 128, "lr": 1.0e-3},
-            "search": {"sampler": "random", "workers": 2, "seed": 0},
+            "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
         }
         trials = study(root, url, f"papers-hourglass-{kind}", doc, HOURGLASS + CONVENTIONAL)
         points: dict[str, list[tuple[float, float]]] = {}
@@ -212,7 +212,7 @@ def fpe_sat(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]:
                   "fpe_split": {"choice": ["random", "feature", "groups"], "when": {"fpe_alpha": [2, 4]}},
                   "fpe_at": 0.5},
         "train": {"epochs": epochs, "batch_size": 128, "lr": 3.0e-3, "seed": list(range(seeds))},
-        "search": {"sampler": "random", "workers": 2, "seed": 0},
+        "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
     }
     variants = [(1, None)] + [(a, s) for a in (2, 4) for s in ("random", "feature", "groups")]
     enqueue = [{"fpe_alpha": a, **({"fpe_split": s} if s else {}), "seed": seed}
@@ -244,7 +244,7 @@ def fpe_mnist(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]
                   "norm": "batchnorm", "fpe_alpha": [1, 2, 4],
                   "fpe_split": {"choice": ["random"], "when": {"fpe_alpha": [2, 4]}}, "fpe_at": 0.5},
         "train": {"epochs": epochs, "batch_size": 128, "lr": 1.0e-3, "seed": list(range(seeds))},
-        "search": {"sampler": "random", "workers": 2, "seed": 0},
+        "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
     }
     enqueue = [{"fpe_alpha": a, **({"fpe_split": "random"} if a > 1 else {}), "seed": s}
                for a in (1, 2, 4) for s in range(seeds)]
@@ -275,7 +275,7 @@ def mixers(root: Path, url: str, epochs: int) -> dict[str, float]:
                   "lift_width": list(widths), "hidden_width": 32, "depth": 2, "activation": "gelu",
                   "norm": "layernorm"},
         "train": {"epochs": epochs, "batch_size": 128, "lr": 3.0e-3},
-        "search": {"sampler": "random", "workers": 2, "seed": 0},
+        "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
     }
     enqueue = [{"mixer": m, "lift_width": w} for m in ("maxstate", "attention", "token_mlp") for w in widths]
     trials = study(root, url, "papers-mixers", doc, enqueue)

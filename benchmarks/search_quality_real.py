@@ -8,7 +8,7 @@ Printed per study: candidates, training seconds, epochs, final hypervolume (on t
 point, as ``search_quality.py``), and for the default the training seconds it needed to reach random
 search's final hypervolume, as a ratio of random's (the replayed benchmark's ``compute_ratio``).
 
-    python benchmarks/search_quality_real.py [--budget-s 330] [--seed 100] [--default nsga2+es] [--keep DIR]
+    python benchmarks/search_quality_real.py [--budget-s 350] [--seed 100] [--default tpe+es2] [--keep DIR]
 
 Last line: ``real_ratio=<default's ratio> budget_s=... seed=...``.
 """
@@ -36,9 +36,9 @@ def spent_seconds(url: str, name: str) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget-s", type=float, default=330.0, help="training seconds per study (default 330)")
+    ap.add_argument("--budget-s", type=float, default=350.0, help="training seconds per study (default 350, as the replay)")
     ap.add_argument("--seed", type=int, default=100, help="the samplers' seed (default 100: not a replayed one)")
-    ap.add_argument("--default", default="nsga2+es", choices=sorted(CONFIGS), help="the configuration to check")
+    ap.add_argument("--default", default="tpe+es2", choices=sorted(CONFIGS), help="the configuration to check")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="keep the studies' database in this folder")
     args = ap.parse_args()
