@@ -243,7 +243,7 @@ def block_diagram(arch: dict[str, Any]) -> str:
                 inner = f"FPE α{s.fpe_alpha} ({s.fpe_split}): " + inner
             if s.experts > 1:
                 inner = f"{s.experts} experts, top-{s.top_k}: " + inner
-            mix = f"{s.mixer} mixer + skip\\n" if s.mixer != "none" else ""
+            mix = f"{s.mixer}{f' k{s.kernel}' if s.kernel else ''} mixer + skip\\n" if s.mixer != "none" else ""
             shown = min(s.depth, 3)
             for i in range(shown):
                 name = f"block {i + 1}" if shown == s.depth or i < shown - 1 else f"blocks {i + 1}…{s.depth}"

@@ -15,6 +15,8 @@ def _digest(obj: dict[str, Any]) -> str:
 
 
 SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix comes from lift_seed
+# fields added after the 2026-12-04 release -> when the field is off (its default, normalised): left out of to_json
+LATER_FIELDS = {"mixer_kernel": lambda spec: spec.mixer != "conv"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class ArchSpec:
     moe_experts: int = 1
     moe_top_k: int = 1  # experts each sample uses (at most moe_experts)
     # token mixing (off at none: the flat path)
-    mixer: str = "none"  # none | token_mlp | maxstate | attention
+    mixer: str = "none"  # none | token_mlp | maxstate | attention | linear_attention | conv
+    mixer_kernel: int = 3  # the conv mixer's kernel size over the tokens (odd); ignored by the other mixers
     patch: int = 0  # features per token: P×P patches of an image, P consecutive features of a vector; 0: given tokens
     in_shape: tuple = ()  # the shape of one input sample (from the task), e.g. (28, 28) or (seq, features)
 
@@ -57,6 +60,8 @@ class ArchSpec:
         if self.mixer == "none":
             object.__setattr__(self, "patch", 0)
             object.__setattr__(self, "in_shape", ())
+        if self.mixer != "conv":
+            object.__setattr__(self, "mixer_kernel", 3)
 
     @property
     def d_z(self) -> int:
@@ -78,6 +83,8 @@ class ArchSpec:
             del out["mixer"], out["patch"], out["in_shape"]
         else:
             out["in_shape"] = list(self.in_shape)
+        if self.mixer != "conv":
+            del out["mixer_kernel"]
         return out
 
     @property
@@ -86,8 +93,14 @@ class ArchSpec:
         return _digest(self.used_params())
 
     def to_json(self) -> dict[str, Any]:
+        """Every field, except those added since a release where they are off (``LATER_FIELDS``): stored
+        candidates and exported models of earlier architectures keep their JSON (``from_json`` gives the
+        default back)."""
         out = dataclasses.asdict(self)
         out["in_shape"] = list(self.in_shape)
+        for name, off in LATER_FIELDS.items():
+            if off(self):
+                del out[name]
         return out
 
     @classmethod

@@ -39,7 +39,8 @@ class Cost:
 ACTIVATIONS: Registry = Registry("activation")  # name -> factory(width) -> nn.Module
 NORMS: Registry = Registry("norm")  # name -> factory(width) -> nn.Module
 LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z[, seed]) -> nn.Module (seed: SEEDED_LIFTS), or None
-MIXERS: Registry = Registry("mixer")  # name -> class(n_tokens, d) with a bool ``positions``, or None (nas.spaces.mixers)
+# name -> class(n_tokens, d[, kernel]) with a bool ``positions``, or None (nas.spaces.mixers)
+MIXERS: Registry = Registry("mixer")
 
 
 # ----------------------------------------------------------------- activations

@@ -131,10 +131,12 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
     d_out = Const("D_OUT", head.d_out, "outputs")
     if tokens is None:
         return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out)
+    kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \
+        if blocks.kernel else {}
     return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
                 Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
                 d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,
-                d_out=d_out)
+                d_out=d_out, **kernel)
 
 
 def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable, fresh: bool,

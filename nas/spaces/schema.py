@@ -184,6 +184,8 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "moe_experts": ("int", *_int_at_least(1)),
         "moe_top_k": ("int", *_int_at_least(1)),
         "mixer": ("str", *_in(MIXERS)),
+        "mixer_kernel": ("int", lambda v: None if v >= 1 and v % 2 else "must be odd and at least 1 ('same' padding)",
+                         "an odd integer ≥ 1 (the conv mixer's kernel size)"),
         "patch": ("int", *_int_at_least(0)),
     },
     "train": {
@@ -400,6 +402,7 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
             errors.add(("space", "lift_width", "when", "lift"), f"lift_width has no value when lift is {uncovered[0]!r}",
                        found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
     _check_groups_split(labels, lift_kinds, errors)
+    _check_kernel_range(labels, doc.space, errors)
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
@@ -420,6 +423,14 @@ def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_E
             errors.add(("space", "fpe_split"), f"the groups split needs W1 to read the input features themselves, "
                        f"so {key} must be none wherever fpe_split can be groups", found=possible,
                        expected=f"{key}: none, or `when: {{{key}: [none]}}` on fpe_split")
+
+
+def _check_kernel_range(labels: dict[str, Param], space: dict, errors: "_Errors") -> None:
+    """A range of ``mixer_kernel`` must hold odd sizes only: odd bounds (checked with its values) and an even step."""
+    kernel = labels.get("mixer_kernel")
+    if kernel is not None and kernel.kind == "int" and (kernel.step is None or kernel.step % 2):
+        errors.add(("space", "mixer_kernel"), "a range of kernel sizes must hold odd sizes only, so it needs an even "
+                   "step", found=space["mixer_kernel"], expected="e.g. {int: [3, 9], step: 2}, or a choice [3, 5, 7]")
 
 
 def _parse_param(section: str, label: str, raw: Any, errors: "_Errors", earlier: list[Param]) -> Param | None:

@@ -50,6 +50,7 @@ class BlockStage:
     norm: str
     activation: str
     mixer: str = "none"  # its MIXERS name; none: the flat path
+    kernel: int = 0  # the conv mixer's kernel size over the tokens; 0: a mixer without one
     fpe_alpha: int = 1  # FPE children of each hidden neuron; 1: dense
     fpe_split: str = "random"
     experts: int = 1  # W2 act(W1 ·) pairs behind a router; 1: one pair
@@ -127,12 +128,18 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
     spec = arch if isinstance(arch, ArchSpec) else from_values(arch)
     out: list[Stage] = []
     width = spec.d_in
+    kernel = 0
+    if spec.mixer == "conv":
+        kernel = spec.mixer_kernel
+        if type(kernel) is not int or kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"mixer_kernel {kernel!r}: the conv mixer's kernel size must be an odd integer ≥ 1 "
+                             "(its 'same' padding puts (k - 1)/2 zeros on each side)")
     if spec.mixer != "none":
         n_tokens, width = token_grid(spec.in_shape, spec.patch, spec.d_in) if spec.d_in else (0, 0)
         out.append(TokenStage(spec.d_in, spec.in_shape, spec.patch, n_tokens, width))
     d_z = spec.lift_width if spec.lift != "none" else width
     out.append(LiftStage(spec.lift, width, d_z, spec.lift_seed if spec.lift in SEEDED_LIFTS else None))
-    out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer,
+    out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
                           spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
@@ -152,7 +159,8 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     tokens, lift, b = stage(parts, TokenStage), stage(parts, LiftStage), stage(parts, BlockStage)
     head = f"{lift.name} {lift.d_out}" if lift.name != "none" else "conventional"
     if tokens is not None:
-        head = f"{b.mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
+        mixer = f"{b.mixer} k{b.kernel}" if b.kernel else b.mixer
+        head = f"{mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
     text = f"{head} | {b.d_h}×{b.depth} {b.activation} {b.norm}"
     if b.experts > 1:
         text += f" · moe {b.experts} top-{b.top_k}"
@@ -161,7 +169,8 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     return text
 
 
-MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention"}
+MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention",
+                "linear_attention": "Linear-attention", "conv": "Convolutional mixer"}
 LIFT_TITLES = {"fixed_random": "fixed random", "hadamard": "Hadamard", "hashed": "hashed ±1"}
 
 
@@ -205,7 +214,8 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
         block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {s.activation}{ffn})"
         if s.mixer == "none":
             return f"{s.depth} x {block}"
-        return f"{s.depth} x ({s.mixer} across the tokens, then {block} on every token)"
+        mixer = f"{s.mixer} (kernel {s.kernel})" if s.kernel else s.mixer
+        return f"{s.depth} x ({mixer} across the tokens, then {block} on every token)"
     if isinstance(s, PoolStage):
         return "mean over the tokens"
     return f"head {s.d_in} -> {s.d_out}"  # HeadStage
