@@ -205,6 +205,14 @@ COMPOSED = {  # name -> ArchSpec
                                           patch=patch)
        for mixer, norm in (("token_mlp", "layernorm"), ("maxstate", "batchnorm"), ("attention", "none"))
        for patch, lift in ((0, "learned"), (2, "fixed_random" if mixer == "maxstate" else "none"))},
+    "linear_attention-patch0": ArchSpec(**{**IMAGE, "norm": "layernorm"}, activation="silu", mixer="linear_attention",
+                                        patch=0),
+    "linear_attention-patch2": ArchSpec(**{**IMAGE, "norm": "batchnorm", "lift": "fixed_random"}, activation="gelu",
+                                        mixer="linear_attention", patch=2),
+    "conv-k5-patch2": ArchSpec(**{**IMAGE, "norm": "batchnorm"}, activation="gelu", mixer="conv", mixer_kernel=5,
+                               patch=2),
+    "conv-k9-patch4": ArchSpec(**{**IMAGE, "norm": "none", "lift": "none"}, activation="relu", mixer="conv",
+                               mixer_kernel=9, patch=4),  # 4 tokens: taps beyond the ends read only padding
     "everything": ArchSpec(**{**IMAGE, "lift": "hashed", "lift_seed": 2**40 + 3}, norm="layernorm",
                            activation="rational", mixer="maxstate", patch=2, moe_experts=2, moe_top_k=2, fpe_alpha=2,
                            fpe_split="feature"),
@@ -213,7 +221,8 @@ COMPOSED = {  # name -> ArchSpec
                                      fpe_alpha=4),
 }
 # torch.export (a second or so a model) on FPE and each mixer; a mixture of experts' routing cannot be traced
-EXPORTED_TOO = ("fpe4-feature", "token_mlp-patch2", "maxstate-patch0", "attention-patch2")
+EXPORTED_TOO = ("fpe4-feature", "token_mlp-patch2", "maxstate-patch0", "attention-patch2", "linear_attention-patch0",
+                "conv-k5-patch2")
 
 
 def test_fpe_experts_and_mixers_round_trip_exactly_without_nas(tmp_path):
@@ -320,8 +329,11 @@ def test_model_py_reads_safetensors_without_the_package(tmp_path):
     ({"moe_experts": 2, "moe_top_k": 2.0}, r"ArchSpec.moe_top_k must be an int"),
     ({"mixer": "attention()\nimport os", "in_shape": (2, 2)}, r"unknown mixer"),
     ({"mixer": "attention", "patch": 3, "in_shape": (2, 2)}, r"3×3 patches do not tile a 2×2 image"),
+    ({"mixer": "conv", "mixer_kernel": 4, "in_shape": (2, 2)}, r"mixer_kernel 4: the conv mixer's kernel size must "
+                                                                r"be an odd integer"),
+    ({"mixer": "conv", "mixer_kernel": 3.0, "in_shape": (2, 2)}, r"ArchSpec.mixer_kernel must be an int"),
 ], ids=["act-code", "norm", "lift", "bool", "float", "str", "seed", "d_out", "split", "alpha", "top-k", "mixer",
-        "patch"])
+        "patch", "kernel-even", "kernel-float"])
 def test_only_checked_values_reach_the_code(changes, expect, tmp_path):
     base = dict(d_in=4, d_out=3, lift="fixed_random", lift_width=8, hidden_width=4, depth=1, activation="relu",
                 norm="batchnorm", lift_seed=0)
