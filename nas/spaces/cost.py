@@ -43,7 +43,10 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
       shared by the tokens (embedding, channel blocks, mixer projections) are
       read once, per-token activations move T times; attention also writes and
       reads its H·T×T score matrix (quadratic in T), the token MLP moves D
-      columns of T, the cumulative-max mixer O(T·D).
+      columns of T, the cumulative-max mixer O(T·D); linear attention writes
+      and reads its per-head state instead (H·(D/H)² + D values, independent of
+      T) besides reading q, k, v and writing its T·D output; the depthwise
+      convolution stores D·kernel taps (read once) and reads and writes T·D.
     """
     from nas.spaces.builder import build
 
