@@ -15,6 +15,7 @@ def _digest(obj: dict[str, Any]) -> str:
 
 
 SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix comes from lift_seed
+WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the int key it reads (its 3rd argument)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class ArchSpec:
     mixer: str = "none"  # none | token_mlp | maxstate | attention
     patch: int = 0  # features per token: P×P patches of an image, P consecutive features of a vector; 0: given tokens
     in_shape: tuple = ()  # the shape of one input sample (from the task), e.g. (28, 28) or (seq, features)
+    # the form of every block's W1 and W2 (off at dense): a WEIGHTS name, and the int key of that form
+    weights: str = "dense"  # dense | lowrank | circulant | monarch
+    rank: int = 16  # lowrank: W = U V, U (d_out, rank), V (rank, d_in)
+    monarch_blocks: int = 4  # monarch: blocks of each block-diagonal factor (dividing d_z and d_h)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
@@ -57,6 +62,9 @@ class ArchSpec:
         if self.mixer == "none":
             object.__setattr__(self, "patch", 0)
             object.__setattr__(self, "in_shape", ())
+        for form, key in WEIGHT_KEYS.items():  # a form's key is unused under the other forms
+            if self.weights != form:
+                object.__setattr__(self, key, _DEFAULTS[key])
 
     @property
     def d_z(self) -> int:
@@ -78,6 +86,7 @@ class ArchSpec:
             del out["mixer"], out["patch"], out["in_shape"]
         else:
             out["in_shape"] = list(self.in_shape)
+        _drop_unused_weight_keys(self.weights, out)
         return out
 
     @property
@@ -86,8 +95,12 @@ class ArchSpec:
         return _digest(self.used_params())
 
     def to_json(self) -> dict[str, Any]:
+        """Every field, less the weight-form keys that are unused: those came after studies and exports were
+        stored, and a dense candidate's JSON (in the database, an export's arch.json and model.py's ``ARCH``)
+        stays as it was; ``from_json`` gives a missing key its default."""
         out = dataclasses.asdict(self)
         out["in_shape"] = list(self.in_shape)
+        _drop_unused_weight_keys(self.weights, out)
         return out
 
     @classmethod
@@ -97,6 +110,18 @@ class ArchSpec:
         if unknown:
             raise ValueError(f"unknown ArchSpec fields: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _drop_unused_weight_keys(weights: str, out: dict[str, Any]) -> None:
+    """Leave out of ``out`` the weight-form keys ``weights`` does not read (all three for dense)."""
+    if weights == "dense":
+        del out["weights"]
+    for form, key in WEIGHT_KEYS.items():
+        if weights != form:
+            del out[key]
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ArchSpec)}
 
 
 @dataclass(frozen=True)
