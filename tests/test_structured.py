@@ -238,7 +238,8 @@ def test_a_space_that_can_sample_both_fpe_and_a_form_parses_and_such_candidates_
     with pytest.raises(ValueError, match="does not compose with FPE"):
         model_cost(arch)
     # a condition may keep them apart: only where every candidate would have both is the space refused
-    _space("  hidden_width: [8, 16]\n  weights: lowrank\n  rank: 4\n  fpe_alpha: {value: 2, when: {hidden_width: [16]}}\n")
+    _space("  hidden_width: [8, 16]\n  weights: lowrank\n  rank: 4\n"
+           "  fpe_alpha: {value: 2, when: {hidden_width: [16]}}\n")
 
 
 @pytest.mark.parametrize("body, expect", [

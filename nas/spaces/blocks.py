@@ -40,8 +40,7 @@ ACTIVATIONS: Registry = Registry("activation")  # name -> factory(width) -> nn.M
 NORMS: Registry = Registry("norm")  # name -> factory(width) -> nn.Module
 LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z[, seed]) -> nn.Module (seed: SEEDED_LIFTS), or None
 MIXERS: Registry = Registry("mixer")  # name -> class(n_tokens, d) with a bool ``positions``, or None (nas.spaces.mixers)
-# name -> class(d_in, d_out[, the int of its key in nas.spaces.arch.WEIGHT_KEYS]): a form of W1 and W2 (nas.spaces.structured)
-WEIGHTS: Registry = Registry("weight form")
+WEIGHTS: Registry = Registry("weight form")  # name -> class(d_in, d_out[, int: WEIGHT_KEYS]) (nas.spaces.structured)
 
 
 # ----------------------------------------------------------------- activations
