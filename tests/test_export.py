@@ -30,7 +30,7 @@ from nas.search.format import human_count
 from nas.search.models import Candidate
 from nas.search.results import study_report
 from nas.search.storage import Store, optuna_storage
-from nas.spaces import ACTIVATIONS, LIFTS, NORMS, ArchSpec, build
+from nas.spaces import ACTIVATIONS, LIFTS, NORMS, WEIGHTS, ArchSpec, build
 from nas.spaces.fpe import FPEPair
 
 pytestmark = pytest.mark.xdist_group(name="export")  # its module fixture (a real nas run) runs once
@@ -102,19 +102,22 @@ def inputs(d_in: int, n: int = 48, seed: int = 1) -> torch.Tensor:
 
 
 # ------------------------------------------------------------ every block family
-_L, _A, _N = LIFTS.names(), ACTIVATIONS.names(), NORMS.names()
-# a sample of the cross product in which every lift, activation and norm appears (the full product is slow)
-FAMILIES = [(_L[k % len(_L)], _A[k % len(_A)], _N[k % len(_N)]) for k in range(2 * max(len(_L), len(_A), len(_N)))]
-# torch.export (about 0.3 s a model) on a subset in which every lift, activation and norm appears
-EXPORTED = {(_L[k % len(_L)], _A[k % len(_A)], _N[k % len(_N)]) for k in range(max(len(_L), len(_A), len(_N)))}
+_L, _A, _N, _W = LIFTS.names(), ACTIVATIONS.names(), NORMS.names(), WEIGHTS.names()
+# a sample of the cross product in which every lift, activation, norm and weight form appears (the full product is
+# slow); each form twice in a row, so in an hourglass and in a conventional block
+FAMILIES = [(_L[k % len(_L)], _A[k % len(_A)], _N[k % len(_N)], _W[k // 2 % len(_W)])
+            for k in range(2 * max(len(_L), len(_A), len(_N), len(_W)))]
+# torch.export (about 0.3 s a model) on a subset in which every lift, activation, norm and weight form appears
+EXPORTED = set(FAMILIES[:max(len(_L), len(_A), len(_N), 2 * len(_W))])
 
 
 def test_every_block_family_round_trips_exactly_without_nas(tmp_path):
     cases = []
-    for i, (lift, act, norm) in enumerate(FAMILIES):
+    for i, (lift, act, norm, form) in enumerate(FAMILIES):
         hidden = 8 if i % 2 else 40  # hourglass (d_h < d_z) and conventional (d_h > d_z) blocks
         spec = ArchSpec(d_in=12, d_out=5, lift=lift, lift_width=24 if lift != "none" else 0, hidden_width=hidden,
-                        depth=2, activation=act, norm=norm, lift_seed=1000 + i)
+                        depth=2, activation=act, norm=norm, lift_seed=1000 + i, weights=form, rank=3,
+                        monarch_blocks=4)
         model = nas_model(spec, seed=i)
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
         if i % 3:  # from a weights file, as nas stores them; else from the state_dict itself
@@ -137,7 +140,7 @@ def test_every_block_family_round_trips_exactly_without_nas(tmp_path):
             assert torch.equal(stored["lift.weight"], model.lift.weight)
         with torch.no_grad():
             want = model(inputs(spec.d_in))
-        check = (lift, act, norm) in EXPORTED or (store and not any(c[3] for c in cases))
+        check = (lift, act, norm, form) in EXPORTED or (store and not any(c[3] for c in cases))
         cases.append((f"exp{i}", want, check, store))
     torch.save(inputs(12), tmp_path / "x.pt")
 
@@ -164,8 +167,8 @@ torch.save(outs, "y.pt")
 """, cwd=tmp_path)
     outs = torch.load(tmp_path / "y.pt", weights_only=True)
     assert any(check and store for _, _, check, store in cases)
-    for (name, want, check, _), (lift, act, norm) in zip(cases, FAMILIES):
-        assert torch.equal(outs[name], want), (name, lift, act, norm, (outs[name] - want).abs().max())
+    for (name, want, check, _), family in zip(cases, FAMILIES):
+        assert torch.equal(outs[name], want), (name, family, (outs[name] - want).abs().max())
         if check:
             torch.testing.assert_close(outs[name + "/export"], want[:1], rtol=1e-5, atol=1e-5)
 
@@ -205,6 +208,21 @@ COMPOSED = {  # name -> ArchSpec
                                           patch=patch)
        for mixer, norm in (("token_mlp", "layernorm"), ("maxstate", "batchnorm"), ("attention", "none"))
        for patch, lift in ((0, "learned"), (2, "fixed_random" if mixer == "maxstate" else "none"))},
+    "linear_attention-patch0": ArchSpec(**{**IMAGE, "norm": "layernorm"}, activation="silu", mixer="linear_attention",
+                                        patch=0),
+    "linear_attention-patch2": ArchSpec(**{**IMAGE, "norm": "batchnorm", "lift": "fixed_random"}, activation="gelu",
+                                        mixer="linear_attention", patch=2),
+    "conv-k5-patch2": ArchSpec(**{**IMAGE, "norm": "batchnorm"}, activation="gelu", mixer="conv", mixer_kernel=5,
+                               patch=2),
+    "conv-k9-patch4": ArchSpec(**{**IMAGE, "norm": "none", "lift": "none"}, activation="relu", mixer="conv",
+                               mixer_kernel=9, patch=4),  # 4 tokens: taps beyond the ends read only padding
+    # structured W1 and W2: alone, as experts, behind mixers
+    "circulant": ArchSpec(**FLAT, activation="gelu", weights="circulant"),
+    "lowrank-moe2-top2": ArchSpec(**FLAT, activation="swish", moe_experts=2, moe_top_k=2, weights="lowrank", rank=3),
+    "monarch-token_mlp": ArchSpec(**{**IMAGE, "norm": "layernorm"}, activation="relu", mixer="token_mlp", patch=0,
+                                  weights="monarch", monarch_blocks=4),
+    "circulant-maxstate-moe": ArchSpec(**{**IMAGE, "norm": "none"}, activation="pwl", mixer="maxstate", patch=2,
+                                       moe_experts=2, moe_top_k=1, weights="circulant"),
     "everything": ArchSpec(**{**IMAGE, "lift": "hashed", "lift_seed": 2**40 + 3}, norm="layernorm",
                            activation="rational", mixer="maxstate", patch=2, moe_experts=2, moe_top_k=2, fpe_alpha=2,
                            fpe_split="feature"),
@@ -213,7 +231,8 @@ COMPOSED = {  # name -> ArchSpec
                                      fpe_alpha=4),
 }
 # torch.export (a second or so a model) on FPE and each mixer; a mixture of experts' routing cannot be traced
-EXPORTED_TOO = ("fpe4-feature", "token_mlp-patch2", "maxstate-patch0", "attention-patch2")
+EXPORTED_TOO = ("fpe4-feature", "token_mlp-patch2", "maxstate-patch0", "attention-patch2", "linear_attention-patch0",
+                "conv-k5-patch2", "circulant", "monarch-token_mlp")
 
 
 def test_fpe_experts_and_mixers_round_trip_exactly_without_nas(tmp_path):
@@ -320,8 +339,11 @@ def test_model_py_reads_safetensors_without_the_package(tmp_path):
     ({"moe_experts": 2, "moe_top_k": 2.0}, r"ArchSpec.moe_top_k must be an int"),
     ({"mixer": "attention()\nimport os", "in_shape": (2, 2)}, r"unknown mixer"),
     ({"mixer": "attention", "patch": 3, "in_shape": (2, 2)}, r"3×3 patches do not tile a 2×2 image"),
+    ({"mixer": "conv", "mixer_kernel": 4, "in_shape": (2, 2)}, r"mixer_kernel 4: the conv mixer's kernel size must "
+                                                                r"be an odd integer"),
+    ({"mixer": "conv", "mixer_kernel": 3.0, "in_shape": (2, 2)}, r"ArchSpec.mixer_kernel must be an int"),
 ], ids=["act-code", "norm", "lift", "bool", "float", "str", "seed", "d_out", "split", "alpha", "top-k", "mixer",
-        "patch"])
+        "patch", "kernel-even", "kernel-float"])
 def test_only_checked_values_reach_the_code(changes, expect, tmp_path):
     base = dict(d_in=4, d_out=3, lift="fixed_random", lift_width=8, hidden_width=4, depth=1, activation="relu",
                 norm="batchnorm", lift_seed=0)

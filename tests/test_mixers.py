@@ -1,4 +1,4 @@
-"""Token mixers: tokenisation, the three mixers' defining properties, their costs, one training run."""
+"""Token mixers: tokenisation, the mixers' defining properties, their costs, one training run."""
 
 import math
 import re
@@ -10,7 +10,7 @@ from nas.evaluators.datasets import load_task
 from nas.evaluators.train import evaluate
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
 from nas.spaces.blocks import LIFTS, MIXERS
-from nas.spaces.mixers import Attention, MaxState, Tokens, TokenMLP, token_grid
+from nas.spaces.mixers import Attention, LinearAttention, MaxState, TokenConv, Tokens, TokenMLP, token_grid
 
 MIXER_NAMES = [m for m in MIXERS.names() if m != "none"]
 SHAPES = [((8, 8), 0, 8), ((8, 8), 2, 16), ((8, 8), 4, 4), ((12,), 3, 4)]  # in_shape, patch, tokens
@@ -23,7 +23,7 @@ def spec_for(mixer, in_shape=(8, 8), patch=0, **kw):
 
 
 def test_every_mixer_is_registered():
-    assert set(MIXER_NAMES) == {"token_mlp", "maxstate", "attention"}
+    assert set(MIXER_NAMES) == {"token_mlp", "maxstate", "attention", "linear_attention", "conv"}
 
 
 @pytest.mark.parametrize("mixer", MIXER_NAMES)
@@ -110,7 +110,7 @@ def _seq_bandwidth(mixer, n_tokens):
 def test_attention_bandwidth_grows_quadratically_maxstate_linearly():
     # the second difference over T = 8, 16, 24: 0 for a cost affine in T, 2·8²·k for k·T²
     second = {m: _seq_bandwidth(m, 24) - 2 * _seq_bandwidth(m, 16) + _seq_bandwidth(m, 8) for m in MIXER_NAMES}
-    assert second["maxstate"] == 0  # exactly affine in T
+    assert second["maxstate"] == second["linear_attention"] == second["conv"] == 0  # exactly affine in T
     heads = Attention(8, 16).heads
     assert second["attention"] == 3 * 2 * heads * 2 * 8**2 * 4  # H·T² written + read, per layer
     assert second["token_mlp"] > 0  # T×2T token weights
@@ -127,6 +127,158 @@ def test_attention_bandwidth_by_hand():
             + t * d + d + d + c)  # mean, head
     cost = model_cost(spec)
     assert (cost.params, cost.weight_bytes, cost.act_bytes) == (weights, 4 * weights, 4 * acts)
+
+
+def test_linear_attention_bandwidth_by_hand():
+    # T = 8 tokens of F = 8, D = 16 in 4 heads of 4, one layer, layernorm (no statistics), float32
+    t, f, d, dh, c, h, e = 8, 8, 16, 8, 10, 4, 4
+    spec = spec_for("linear_attention", (8, 8), 0, depth=1, hidden_width=dh)
+    weights = f * d + t * d + 4 * d * d + 2 * d * dh + d * c  # embed, positions, W_qkv and W_o, block, head
+    state = h * e * e + h * e  # S and z of every head
+    acts = (t * (f + d)  # embed
+            + t * (d + 3 * d)  # W_qkv
+            + (t * 2 * d + state) + (t * d + state + t * d)  # φ(k), v -> S, z; φ(q), S, z -> y
+            + t * 2 * d + t * d  # W_o, the skip
+            + t * (2 * (d + dh) + d)  # channel block, its skip
+            + t * d + d + d + c)  # mean, head
+    cost = model_cost(spec)
+    assert (cost.params, cost.weight_bytes, cost.act_bytes) == (weights, 4 * weights, 4 * acts)
+    mix = build(spec).layers[0].mix
+    assert isinstance(mix, LinearAttention) and mix.nas_cost(4).act_bytes == 4 * (
+        t * 4 * d + t * 2 * d + 4 * t * d + 2 * state)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 7])
+def test_conv_bandwidth_by_hand(kernel):
+    # T = 16 patches of 2×2 (F = 4), D = 16, one layer, batchnorm (2·D statistics per norm), float64 (8 bytes)
+    t, f, d, dh, c = 16, 4, 16, 8, 10
+    spec = spec_for("conv", (8, 8), 2, depth=1, hidden_width=dh, norm="batchnorm", mixer_kernel=kernel)
+    params = f * d + d * kernel + 2 * d * dh + d * c  # embed, depthwise taps, block, head; no position table
+    stats = 2 * d + 2 * d  # the mixer's norm and the block's
+    acts = (t * (f + d)  # embed
+            + 2 * t * d + t * d  # the convolution reads and writes T·D, the skip
+            + t * (2 * (d + dh) + d)  # channel block, its skip
+            + t * d + d + d + c)  # mean, head
+    cost = model_cost(spec, dtype_bytes=8)
+    assert (cost.params, cost.weight_bytes, cost.act_bytes) == (params, 8 * (params + stats), 8 * acts)
+    assert build(spec).pos is None
+
+
+def naive_linear_attention(mix: LinearAttention, h: torch.Tensor) -> torch.Tensor:
+    """The same formula token by token, pair by pair: y_i = Σ_j (φ(q_i)·φ(k_j)) v_j / (Σ_j φ(q_i)·φ(k_j) + eps)."""
+    bsz, t, d = h.shape
+    e = d // mix.heads
+    phi = lambda x: torch.where(x > 0, x + 1, torch.exp(x))  # elu(x) + 1
+    qkv = h @ mix.qkv.weight.t()
+    out = torch.zeros(bsz, t, d, dtype=h.dtype)
+    for b in range(bsz):
+        for head in range(mix.heads):
+            cols = slice(head * e, (head + 1) * e)
+            q, k, v = (phi(qkv[b, :, i * d:(i + 1) * d][:, cols]) if i < 2 else qkv[b, :, i * d:(i + 1) * d][:, cols]
+                       for i in range(3))
+            for i in range(t):
+                scores = torch.stack([q[i] @ k[j] for j in range(t)])  # (T,): the T×T matrix, a row at a time
+                out[b, i, cols] = (scores[:, None] * v).sum(0) / (scores.sum() + mix.eps)
+    return out @ mix.out.weight.t()
+
+
+@pytest.mark.parametrize("t,d", [(5, 8), (9, 12), (4, 128)])  # 4 heads of 2 and of 3; 2 heads of 64
+def test_linear_attention_equals_the_quadratic_formula(t, d):
+    torch.manual_seed(0)
+    mix = LinearAttention(t, d).double()
+    h = torch.randn(2, t, d, dtype=torch.float64)
+    y = mix(h)
+    assert y.shape == (2, t, d)
+    torch.testing.assert_close(y, naive_linear_attention(mix, h), rtol=1e-12, atol=1e-12)
+
+
+def test_linear_attention_is_permutation_equivariant_and_safe_on_extreme_inputs():
+    torch.manual_seed(0)
+    mix = LinearAttention(10, 16)
+    x = torch.randn(2, 10, 16)
+    perm = torch.randperm(10)
+    torch.testing.assert_close(mix(x[:, perm]), mix(x)[:, perm])
+    with torch.no_grad():
+        mix.qkv.weight.copy_(torch.eye(16).repeat(3, 1))  # q = k = v = h
+    # φ = exp(x) underflows to 0 below about -104 (float32): without eps the normaliser would be 0, the output 0/0
+    for scale in (-1e2, -1e3, -1e30, 1e3, 1e6):
+        assert torch.isfinite(mix(torch.full((1, 10, 16), scale))).all(), scale
+    assert torch.equal(mix(torch.full((1, 10, 16), -1e3)), torch.zeros(1, 10, 16))
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 9])
+def test_conv_sees_exactly_its_kernel_of_neighbours(kernel):
+    torch.manual_seed(0)
+    t, d, r = 8, 6, kernel // 2
+    mix = TokenConv(t, d, kernel)
+    assert mix.conv.weight.shape == (d, 1, kernel) and sum(p.numel() for p in mix.parameters()) == d * kernel
+    x = torch.randn(2, t, d)
+    assert mix(x).shape == (2, t, d)
+    for j in (0, 3, 7):  # change token j: exactly the tokens within r of it change, channel by channel
+        x2 = x.clone()
+        x2[:, j, 2] += 1.0
+        changed = (mix(x2) != mix(x)).any(dim=0)  # (T, D)
+        assert changed[:, 2].tolist() == [abs(i - j) <= r for i in range(t)]
+        assert not changed[:, [0, 1, 3, 4, 5]].any()  # depthwise: other channels untouched
+    w = mix.conv.weight[:, 0].detach().double()  # (D, kernel), by hand with zeros beyond the ends
+    xd = x.double()
+    want = torch.zeros(2, t, d, dtype=torch.float64)
+    for i in range(t):
+        for a in range(kernel):
+            if 0 <= i + a - r < t:
+                want[:, i] += w[:, a] * xd[:, i + a - r]
+    torch.testing.assert_close(mix(x).double(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_kernel_changes_the_model_and_its_id_only_for_conv():
+    small, big = spec_for("conv", mixer_kernel=3), spec_for("conv", mixer_kernel=7)
+    assert small.arch_id != big.arch_id
+    assert model_cost(big).params - model_cost(small).params == 2 * 16 * 4  # 2 layers × D = 16 × 4 more taps
+    assert [m.mix.kernel for m in build(big).layers] == [7, 7]
+    assert spec_for("conv").mixer_kernel == 3 and spec_for("conv").to_json()["mixer_kernel"] == 3
+    for mixer in ("none", "attention", "maxstate"):  # another mixer ignores the key: no trace in the id or the JSON
+        spec = spec_for(mixer, mixer_kernel=7)
+        assert spec == spec_for(mixer) and "mixer_kernel" not in spec.to_json()
+        assert "mixer_kernel" not in spec.used_params()
+
+
+@pytest.mark.parametrize("kernel", [0, 2, -1, 4])
+def test_an_even_or_nonpositive_kernel_is_refused_naming_the_key(kernel):
+    spec = spec_for("conv", mixer_kernel=kernel)
+    with pytest.raises(ValueError, match=f"mixer_kernel {kernel}: the conv mixer's kernel size must be an odd"):
+        model_cost(spec)
+    with pytest.raises(ValueError, match=f"kernel size must be odd and at least 1, found {kernel}"):
+        TokenConv(4, 8, kernel)
+    from nas.errors import NasInputError
+    from nas.exporter import check_spec
+
+    with pytest.raises(NasInputError, match="mixer_kernel"):
+        check_spec(spec)
+
+
+def test_a_space_searches_the_kernel_only_for_conv():
+    from nas.spaces import parse_space
+
+    space = parse_space("task: {dataset: digits}\nspace:\n  mixer: [conv, attention]\n  patch: 2\n"
+                        "  mixer_kernel: {int: [1, 7], step: 2, when: {mixer: conv}}\n")
+    kernel = next(p for p in space.params if p.label == "mixer_kernel")
+    assert (kernel.kind, kernel.low, kernel.high, kernel.step, kernel.when) == ("int", 1, 7, 2, {"mixer": ("conv",)})
+    conv, _ = space.freeze({"mixer": "conv", "patch": 2, "mixer_kernel": 5}, 64, 10, (8, 8))
+    assert conv.mixer_kernel == 5 and build(conv).layers[0].mix.kernel == 5
+    other, _ = space.freeze({"mixer": "attention", "patch": 2}, 64, 10, (8, 8))
+    assert other.mixer_kernel == 3 and "mixer_kernel" not in other.used_params()
+
+
+def test_the_new_mixers_in_words():
+    from nas.dashboard.data import block_diagram
+    from nas.spaces.stages import describe, kind, summary
+
+    conv = spec_for("conv", patch=2, mixer_kernel=5)
+    assert summary(conv) == "conv k5/p2 learned 16 | 8×2 relu layernorm"
+    assert "2 x (conv (kernel 5) across the tokens" in describe(conv) and kind(conv) == "Convolutional mixer net"
+    assert "conv k5 mixer + skip" in block_diagram(conv.to_json())
+    lin = spec_for("linear_attention", patch=2)
+    assert summary(lin).startswith("linear_attention/p2 ") and kind(lin) == "Linear-attention net"
 
 
 @pytest.mark.parametrize("mixer", MIXER_NAMES)

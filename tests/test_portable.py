@@ -3,16 +3,19 @@
 import pytest
 import torch
 
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, BatchNorm, HourglassBlock, HourglassMLP, Linear
+from nas.spaces.arch import WEIGHT_KEYS
+from nas.spaces.blocks import (ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS, BatchNorm, HourglassBlock, HourglassMLP,
+                               Linear)
 from nas.spaces.fpe import FPEPair, MaskedPair
 from nas.spaces.lifts import HashedLift, NasHashedLift
 from nas.spaces.mixers import MaxState, MixerLayer, MixerNet, NasMaxState
 from nas.spaces.moe import DenseExpert, MixtureOfExperts, NasMixtureOfExperts
 from nas.spaces.portable import NotPortable, portable_class, portable_source, source_of
+from nas.spaces.structured import StructuredPair
 
-REGISTERED = [(r.kind, name, r.get(name)) for r in (ACTIVATIONS, NORMS, LIFTS, MIXERS) for name in r
+REGISTERED = [(r.kind, name, r.get(name)) for r in (ACTIVATIONS, NORMS, LIFTS, MIXERS, WEIGHTS) for name in r
               if r.get(name) is not None]
-WIRING = [HourglassMLP, HourglassBlock, MixerNet, MixerLayer, MaskedPair, MixtureOfExperts, DenseExpert]
+WIRING = [HourglassMLP, HourglassBlock, MixerNet, MixerLayer, MaskedPair, MixtureOfExperts, DenseExpert, StructuredPair]
 
 
 def standalone(objects) -> dict:
@@ -32,9 +35,16 @@ def test_every_registered_block_is_portable(kind, name, entry):
     assert copied is not portable and copied.__name__ == portable.__name__
     assert not any(k.startswith("nas_") for k in vars(copied)), "nas_* members are cut"
     module = {"activation": lambda: copied(6), "norm": lambda: copied(6), "lift": lambda: None,
-              "mixer": lambda: copied(4, 8)}[kind]()
+              "mixer": lambda: copied(4, 8), "weight form": lambda: copied(6, 4, *([2] if name in WEIGHT_KEYS else []))
+              }[kind]()
     if module is not None:
         assert isinstance(module, torch.nn.Module)
+    if kind == "weight form":  # the copy computes what the original computes
+        torch.manual_seed(0)
+        original = entry(6, 4, *([2] if name in WEIGHT_KEYS else []))
+        module.load_state_dict(original.state_dict())
+        x = torch.randn(3, 6)
+        assert torch.equal(module(x), original(x))
 
 
 @pytest.mark.parametrize("cls", WIRING, ids=lambda c: c.__name__)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, load_space, model_cost, parse_space
-from nas.spaces.blocks import LIFTS, NORMS
+from nas.spaces.blocks import LIFTS, NORMS, WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,10 +191,11 @@ def test_a_bigger_bottleneck_costs_more():
 @pytest.mark.parametrize("activation", ACTIVATIONS.names())
 @pytest.mark.parametrize("norm", NORMS.names())
 @pytest.mark.parametrize("lift", LIFTS.names())
-def test_every_block_builds_trains_a_step_with_finite_gradients(activation, norm, lift):
+@pytest.mark.parametrize("weights", WEIGHTS.names())
+def test_every_block_builds_trains_a_step_with_finite_gradients(activation, norm, lift, weights):
     torch.manual_seed(0)
     spec = ArchSpec(d_in=12, d_out=4, lift=lift, lift_width=24, hidden_width=6, depth=2, activation=activation,
-                    norm=norm)
+                    norm=norm, weights=weights, rank=3, monarch_blocks=3)
     model = build(spec)
     x, y = torch.randn(16, 12), torch.randint(0, 4, (16,))
     out = model(x)

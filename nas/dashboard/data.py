@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nas.search.format import human_count
-from nas.spaces.stages import BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, stage, stages, summary
+from nas.spaces.stages import (BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, stage, stages, summary,
+                               weights_words)
 
 STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
 
@@ -101,6 +102,7 @@ FAMILIES = {  # the front's colour selector: label -> what each candidate's Arch
     "FPE α": "FPE children per neuron (1: dense)",
     "MoE experts": "experts in each block (1: a dense pair)",
     "mixer": "the token mixer (none: a flat MLP)",
+    "weights": "the form of each block's W1 and W2 (dense, lowrank, circulant, monarch)",
 }
 
 
@@ -113,6 +115,7 @@ def families(arch: dict[str, Any]) -> dict[str, Any]:
         "FPE α": blocks.fpe_alpha,
         "MoE experts": blocks.experts,
         "mixer": blocks.mixer,
+        "weights": blocks.weights,
     }
 
 
@@ -241,9 +244,11 @@ def block_diagram(arch: dict[str, Any]) -> str:
             inner = f"W1 {s.d_z}→{s.d_h * s.fpe_alpha} → {s.activation} → W2"
             if s.fpe_alpha > 1:
                 inner = f"FPE α{s.fpe_alpha} ({s.fpe_split}): " + inner
+            if s.weights != "dense":
+                inner = f"{weights_words(s, short=True)}: " + inner
             if s.experts > 1:
                 inner = f"{s.experts} experts, top-{s.top_k}: " + inner
-            mix = f"{s.mixer} mixer + skip\\n" if s.mixer != "none" else ""
+            mix = f"{s.mixer}{f' k{s.kernel}' if s.kernel else ''} mixer + skip\\n" if s.mixer != "none" else ""
             shown = min(s.depth, 3)
             for i in range(shown):
                 name = f"block {i + 1}" if shown == s.depth or i < shown - 1 else f"blocks {i + 1}…{s.depth}"

@@ -24,7 +24,7 @@ from nas.spaces.portable import NotPortable, portable_class, portable_source
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _HEX = re.compile(r"[0-9a-f]{16}\Z")
 _BOUNDS = {"lift_seed": (0, 2**63 - 1), "patch": (0, 2**31 - 1), "depth": (1, 10_000), "fpe_alpha": (1, 1024),
-           "moe_experts": (1, 1024)}  # an int field's [low, high]; others: [1, 2**31 - 1]
+           "moe_experts": (1, 1024)}  # an int field's [low, high]; others (rank, monarch_blocks too): [1, 2**31 - 1]
 _TRAINING_ONLY = ("fpe_at",)  # in arch.json but not in model.py: the trained model's forward pass does not read it
 _WIDTH = 110  # model.py's line length
 
@@ -50,13 +50,13 @@ def _name(kind: str, value: Any, registry) -> None:
 
 def check_spec(spec: Any) -> ArchSpec:
     """Check every value of ``spec`` that reaches model.py; NasInputError naming the field otherwise."""
-    from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS
+    from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
     from nas.spaces.fpe import SPLITS
-    from nas.spaces.stages import stages
+    from nas.spaces.stages import BlockStage, stage, stages
 
     if not isinstance(spec, ArchSpec):
         raise NasInputError(f"cannot export: expected an ArchSpec, found {type(spec).__name__}")
-    names = {"lift": LIFTS, "activation": ACTIVATIONS, "norm": NORMS, "mixer": MIXERS}
+    names = {"lift": LIFTS, "activation": ACTIVATIONS, "norm": NORMS, "mixer": MIXERS, "weights": WEIGHTS}
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
         if f.name in names:
@@ -77,7 +77,7 @@ def check_spec(spec: Any) -> ArchSpec:
                                 "add it to nas/exporter/source.py (check_spec)")
     _int("moe_top_k", spec.moe_top_k, 1, spec.moe_experts)
     try:
-        stages(spec)
+        stage(stages(spec), BlockStage).check_weights()  # the rank and monarch blocks fit the widths
     except ValueError as exc:
         raise NasInputError(f"cannot export: {exc}") from None
     if ArchSpec.from_json(spec.to_json()) != spec:

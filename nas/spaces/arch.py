@@ -15,6 +15,16 @@ def _digest(obj: dict[str, Any]) -> str:
 
 
 SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix comes from lift_seed
+WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the int key it reads (its 3rd argument)
+# fields added after the 2026-12-04 release, each with when it is off: an off field is left out of the id
+# (used_params) and of to_json, so stored candidates and exported models of earlier architectures keep their
+# ids and JSON (from_json gives a missing field its default)
+LATER_FIELDS = {
+    "mixer_kernel": lambda spec: spec.mixer != "conv",
+    "weights": lambda spec: spec.weights == "dense",
+    "rank": lambda spec: spec.weights != "lowrank",
+    "monarch_blocks": lambda spec: spec.weights != "monarch",
+}
 
 
 @dataclass(frozen=True)
@@ -38,9 +48,14 @@ class ArchSpec:
     moe_experts: int = 1
     moe_top_k: int = 1  # experts each sample uses (at most moe_experts)
     # token mixing (off at none: the flat path)
-    mixer: str = "none"  # none | token_mlp | maxstate | attention
+    mixer: str = "none"  # none | token_mlp | maxstate | attention | linear_attention | conv
+    mixer_kernel: int = 3  # the conv mixer's kernel size over the tokens (odd); ignored by the other mixers
     patch: int = 0  # features per token: P×P patches of an image, P consecutive features of a vector; 0: given tokens
     in_shape: tuple = ()  # the shape of one input sample (from the task), e.g. (28, 28) or (seq, features)
+    # the form of every block's W1 and W2 (off at dense): a WEIGHTS name, and the int key of that form
+    weights: str = "dense"  # dense | lowrank | circulant | monarch
+    rank: int = 16  # lowrank: W = U V, U (d_out, rank), V (rank, d_in)
+    monarch_blocks: int = 4  # monarch: blocks of each block-diagonal factor (dividing d_z and d_h)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
@@ -57,6 +72,11 @@ class ArchSpec:
         if self.mixer == "none":
             object.__setattr__(self, "patch", 0)
             object.__setattr__(self, "in_shape", ())
+        if self.mixer != "conv":
+            object.__setattr__(self, "mixer_kernel", 3)
+        for form, key in WEIGHT_KEYS.items():  # a form's key is unused under the other forms
+            if self.weights != form:
+                object.__setattr__(self, key, _DEFAULTS[key])
 
     @property
     def d_z(self) -> int:
@@ -78,6 +98,7 @@ class ArchSpec:
             del out["mixer"], out["patch"], out["in_shape"]
         else:
             out["in_shape"] = list(self.in_shape)
+        _drop_later_fields(self, out)
         return out
 
     @property
@@ -86,8 +107,10 @@ class ArchSpec:
         return _digest(self.used_params())
 
     def to_json(self) -> dict[str, Any]:
+        """Every field, less those added since the 2026-12-04 release that are off (``LATER_FIELDS``)."""
         out = dataclasses.asdict(self)
         out["in_shape"] = list(self.in_shape)
+        _drop_later_fields(self, out)
         return out
 
     @classmethod
@@ -97,6 +120,16 @@ class ArchSpec:
         if unknown:
             raise ValueError(f"unknown ArchSpec fields: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _drop_later_fields(spec: ArchSpec, out: dict[str, Any]) -> None:
+    """Leave out of ``out`` the fields of ``LATER_FIELDS`` that are off in ``spec``."""
+    for name, off in LATER_FIELDS.items():
+        if off(spec):
+            del out[name]
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ArchSpec)}
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ class Cost:
 ACTIVATIONS: Registry = Registry("activation")  # name -> factory(width) -> nn.Module
 NORMS: Registry = Registry("norm")  # name -> factory(width) -> nn.Module
 LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z[, seed]) -> nn.Module (seed: SEEDED_LIFTS), or None
-MIXERS: Registry = Registry("mixer")  # name -> class(n_tokens, d) with a bool ``positions``, or None (nas.spaces.mixers)
+# name -> class(n_tokens, d[, kernel]) with a bool ``positions``, or None (nas.spaces.mixers)
+MIXERS: Registry = Registry("mixer")
+WEIGHTS: Registry = Registry("weight form")  # name -> class(d_in, d_out[, int: WEIGHT_KEYS]) (nas.spaces.structured)
 
 
 # ----------------------------------------------------------------- activations
@@ -157,6 +159,7 @@ class Linear(nn.Linear):
 LIFTS.register("fixed_random")(FixedRandomLift)
 LIFTS.register("learned")(Linear)
 LIFTS.register("none")(None)
+WEIGHTS.register("dense")(Linear)
 
 
 # ----------------------------------------------------------------------- block
@@ -232,4 +235,4 @@ def _cost_of(module: nn.Module, dtype_bytes: int) -> Cost:
 
 
 # the rest of the vocabulary registers itself on import
-from nas.spaces import activations, fpe, lifts, mixers, moe  # noqa: E402,F401
+from nas.spaces import activations, fpe, lifts, mixers, moe, structured  # noqa: E402,F401

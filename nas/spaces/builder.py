@@ -16,14 +16,16 @@ from typing import Any, Callable
 
 from torch import nn
 
-from nas.spaces.arch import ArchSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, HourglassBlock, HourglassMLP
+from nas.spaces.arch import WEIGHT_KEYS, ArchSpec
+from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS, HourglassBlock, HourglassMLP
 from nas.spaces.fpe import FPEPair, MaskedPair
 from nas.spaces.mixers import MixerNet
 from nas.spaces.moe import DenseExpert, NasMixtureOfExperts
 from nas.spaces.stages import BlockStage, HeadStage, LiftStage, TokenStage, stage, stages
+from nas.spaces.structured import StructuredPair
 
 STORABLE_LIFTS = ("fixed_random",)  # lifts whose matrix `nas export --store-lift` keeps in the weights (seed None)
+WEIGHT_KEY_WORDS = {"rank": "rank of each low-rank W1 and W2", "monarch_blocks": "blocks of each monarch factor"}
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,14 @@ class Call:
             elif callable(value) and not any(value is u for u in used):
                 used.append(value)
 
-    def python(self, name: Callable[[Any], str], indent: int = 0, width: int = 110) -> str:
-        """This call as Python source, ``name(obj)`` naming each class and function: on one line where it fits,
-        else one argument per line."""
-        def text(value: Any) -> str:
+    def python(self, name: Callable[[Any], str], indent: int = 0, width: int = 110, lead: int = 0) -> str:
+        """This call as Python source, ``name(obj)`` naming each class and function: on one line where it fits
+        (after ``lead`` characters already on it), else one argument per line."""
+        def text(value: Any, prefix: str = "") -> str:
             if isinstance(value, Call):
-                return value.python(name, indent + 4, width)
+                return value.python(name, indent + 4, width, len(prefix))
             if isinstance(value, Lazy):
-                return "lambda: " + value.call.python(name, indent + 4, width)
+                return "lambda: " + value.call.python(name, indent + 4, width, len(prefix) + len("lambda: "))
             if isinstance(value, Const):
                 return value.name
             if value is None or type(value) is int:
@@ -73,9 +75,9 @@ class Call:
                 return name(value)
             raise TypeError(f"a plan written as code holds only ints, names, calls and factories, not {value!r}")
 
-        args = [text(a) for a in self.args] + [f"{key}={text(v)}" for key, v in self.kwargs]
+        args = [text(a) for a in self.args] + [f"{key}={text(v, key + '=')}" for key, v in self.kwargs]
         flat = f"{name(self.fn)}({', '.join(args)})"
-        if indent + len(flat) <= width and "\n" not in flat:
+        if indent + lead + len(flat) <= width and "\n" not in flat:
             return flat
         return f"{name(self.fn)}(\n" + "".join(f"{' ' * (indent + 4)}{a},\n" for a in args) + " " * indent + ")"
 
@@ -110,6 +112,7 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
     """
     parts = stages(spec)
     tokens, lift, blocks, head = (stage(parts, kind) for kind in (TokenStage, LiftStage, BlockStage, HeadStage))
+    blocks.check_weights()
     act, norm = ACTIVATIONS.get(blocks.activation), NORMS.get(blocks.norm)
     d_in = Const("D_IN", spec.d_in, "input features")
     d_z = Const("D_Z", blocks.d_z, "width of the residual stream")
@@ -131,24 +134,32 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
     d_out = Const("D_OUT", head.d_out, "outputs")
     if tokens is None:
         return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out)
+    kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \
+        if blocks.kernel else {}
     return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
                 Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
                 d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,
-                d_out=d_out)
+                d_out=d_out, **kernel)
 
 
 def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable, fresh: bool,
          portable: bool) -> Call | None:
     """The block's ``W2 act(W1 ·)`` part where the spec changes it; None for the plain dense pair.
 
-    FPE (α > 1) replaces the pair by an FPE pair; a mixture of experts puts
-    ``experts`` such pairs (dense or FPE) behind a router.
+    FPE (α > 1) replaces the pair by an FPE pair, a structured weight form by
+    a ``StructuredPair`` (the two do not compose: ``BlockStage.check_weights``);
+    a mixture of experts puts ``experts`` such pairs (dense, FPE or
+    structured) behind a router.
     """
     pair = None
     if blocks.fpe_alpha > 1:
         alpha = Const("FPE_ALPHA", blocks.fpe_alpha, "FPE children of each hidden neuron")
         pair = (call(MaskedPair, d_z, d_h, alpha, act=act) if portable else
                 call(FPEPair, d_z, d_h, blocks.activation, alpha, blocks.fpe_split, spec.fpe_at, expanded=not fresh))
+    elif blocks.weights != "dense":
+        form, key = WEIGHTS.get(blocks.weights), WEIGHT_KEYS.get(blocks.weights)
+        arg = () if key is None else (Const(key.upper(), blocks.weights_arg, WEIGHT_KEY_WORDS[key]),)
+        pair = call(StructuredPair, w1=call(form, d_z, d_h, *arg), act=call(act, d_h), w2=call(form, d_h, d_z, *arg))
     if blocks.experts == 1:
         return pair
     expert = pair if pair is not None else call(DenseExpert, d_z, d_h, act=act)

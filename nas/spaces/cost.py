@@ -39,11 +39,22 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
       column index per non-zero — 4 bytes once a width passes 32,767 — and
       4-byte row pointers for the α·d_h + 1 and d_z + 1 rows), and the
       activation vectors at the expanded width: (d_z + α·d_h) per layer.
+    - a structured W1 or W2 (``weights``, ``nas.spaces.structured``) counts its
+      stored values (``lowrank``: rank·(d_in + d_out); ``circulant``: one
+      c-vector per c×c block, c = min(d_in, d_out), the longer side padded to a
+      multiple of c; ``monarch``: m·(d_in + d_out)/b, m = min(d_in, d_out))
+      and reads each once; ``lowrank`` and ``monarch`` are two layers in a row
+      (the rank- or m-wide middle vector written and read back:
+      d_in + 2·middle + d_out), ``circulant`` one layer whose FFTs work on the
+      vector it reads (d_in + d_out).
     - a token mixer (``nas.spaces.mixers``) counts one sample's T tokens: weights
       shared by the tokens (embedding, channel blocks, mixer projections) are
       read once, per-token activations move T times; attention also writes and
       reads its H·T×T score matrix (quadratic in T), the token MLP moves D
-      columns of T, the cumulative-max mixer O(T·D).
+      columns of T, the cumulative-max mixer O(T·D); linear attention writes
+      and reads its per-head state instead (H·(D/H)² + D values, independent of
+      T) besides reading q, k, v and writing its T·D output; the depthwise
+      convolution stores D·kernel taps (read once) and reads and writes T·D.
     """
     from nas.spaces.builder import build
 

@@ -6,7 +6,8 @@ A mixer candidate (``mixer`` other than ``none``) is, for a sample x of
     t = tokens(x)                                  # (B, T, F), see ``nas.spaces.stages.token_grid``
     h = embed(t) [+ pos]                           # (B, T, D): the spec's lift applied to every token
     for i in 1..depth:
-        h = h + mix(norm(h))                       # across tokens: token_mlp | maxstate | attention
+        h = h + mix(norm(h))                       # across tokens: token_mlp | maxstate | attention |
+                                                   #   linear_attention | conv
         h = HourglassBlock(h)                      # across features, every token alike (its own residual)
     logits = W_out mean_T(h)                       # (B, d_out)
 
@@ -165,6 +166,77 @@ class Attention(nn.Module):
                 + Cost(act_bytes=scores * dtype_bytes))
 
 
+class LinearAttention(nn.Module):
+    """Kernelised (linear) multi-head self-attention, bidirectional, O(T) (Katharopoulos et al. 2020).
+
+    (B, T, D) -> (B, T, D): q, k, v = split(W_qkv h) in H heads (``_heads``), as ``Attention``;
+    softmax(q kᵀ) is replaced by the feature map φ(x) = elu(x) + 1 (positive), so every token i reads::
+
+        y_i = φ(q_i)ᵀ S / (φ(q_i)ᵀ z + eps)       S = Σ_j φ(k_j) v_jᵀ  (D/H × D/H),  z = Σ_j φ(k_j)  (D/H)
+
+    per head, then W_o, bias-free. Both sums run over all T tokens of the sample, so the state S, z is
+    built once and read by every token: no T×T matrix. φ > 0 keeps the normaliser positive, and ``eps``
+    keeps it from reaching 0 where φ(q)·φ(k) underflows (q or k below about -100 in float32): the
+    output is then 0, not 0/0. Unlike softmax, nothing is shifted by a maximum: activations of
+    magnitude near 1e12 would overflow float32's sums (a norm before the mixer keeps them O(1)).
+    Cost: 4D² weights; W_qkv moves D + 3D and W_o 2D per token; building S and z reads φ(k), v and
+    writes H·(D/H)² + D values, then reading them back with φ(q) writes the T·D output: linear in T
+    (the state is (D/H)² per head, independent of T).
+    """
+
+    positions = True  # a sum over all tokens cannot tell them apart without a position table
+    eps = 1e-6  # added to the normaliser
+
+    def __init__(self, n_tokens: int, d: int):
+        super().__init__()
+        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
+        self.qkv = Linear(d, 3 * d)
+        self.out = Linear(d, d)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bsz, t, d = h.shape
+        q, k, v = self.qkv(h).view(bsz, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, T, D/H)
+        q, k = F.elu(q) + 1, F.elu(k) + 1
+        state = k.transpose(2, 3) @ v  # S: (B, H, D/H, D/H)
+        norm = q @ k.sum(dim=2).unsqueeze(3)  # φ(q_i)ᵀ z: (B, H, T, 1)
+        y = (q @ state) / (norm + self.eps)  # (B, H, T, D/H)
+        return self.out(y.transpose(1, 2).reshape(bsz, t, d))
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        t, d = self.n_tokens, self.d
+        state = d * d // self.heads + d  # S (H heads of (D/H)²) and z (H·D/H)
+        mixing = (2 * t * d + state) + (t * d + state + t * d)  # S, z from φ(k), v; then φ(q) against them
+        return (_per_token(self.qkv.nas_cost(dtype_bytes) + self.out.nas_cost(dtype_bytes), t)
+                + Cost(act_bytes=mixing * dtype_bytes))
+
+
+class TokenConv(nn.Module):
+    """A depthwise 1-D convolution over the tokens: every channel its own kernel of ``kernel`` taps.
+
+    (B, T, D) -> (B, T, D): y_{t,c} = Σ_{j=-r..r} w_{c,j} h_{t+j,c}, r = (kernel - 1)/2, with zeros
+    beyond the ends ('same' padding, so the kernel size must be odd), bias-free. A token sees its r
+    neighbours on each side; stacked layers widen the view by 2r each. Taps beyond the T - 1
+    neighbours (kernel > 2T - 1) only ever read padding, but are stored all the same.
+    Cost: D·kernel weights; it reads the T·D input and writes the T·D output.
+    """
+
+    positions = False  # a convolution sees the order of its neighbours: no position table
+
+    def __init__(self, n_tokens: int, d: int, kernel: int = 3):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"the conv mixer's kernel size must be odd and at least 1, found {kernel}")
+        self.n_tokens, self.d, self.kernel = n_tokens, d, kernel
+        self.conv = nn.Conv1d(d, d, kernel, padding=kernel // 2, groups=d, bias=False)  # weight (D, 1, kernel)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.conv(h.transpose(1, 2)).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        n = self.d * self.kernel
+        return Cost(params=n, weight_bytes=n * dtype_bytes, act_bytes=2 * self.n_tokens * self.d * dtype_bytes)
+
+
 # -------------------------------------------------------------------- the net
 class MixerLayer(nn.Module):
     """h + mix(norm(h)), then the channel block on every token: (B, T, D) -> (B, T, D)."""
@@ -192,7 +264,8 @@ class MixerNet(nn.Module):
     """tokens -> embed [+ positions] -> depth × MixerLayer -> mean over tokens -> head: (B, d_in) -> (B, d_out).
 
     ``embed``: the lift applied to every token (F -> d), or None (d = F).
-    ``mixer``: the mixer's class, built as ``mixer(T, d)`` in every layer;
+    ``mixer``: the mixer's class, built as ``mixer(T, d)`` in every layer
+    (``mixer(T, d, kernel)`` where ``kernel`` is given: the conv mixer's size);
     where its ``positions`` says so, the net adds a learned position table
     (T, d) (initialised N(0, 0.02²)). ``block()`` makes one channel block.
     ``norm`` is a factory of a width. The net pools by the mean over the T
@@ -201,14 +274,15 @@ class MixerNet(nn.Module):
     """
 
     def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
-                 block, depth: int, d_out: int):
+                 block, depth: int, d_out: int, kernel: int = 0):
         super().__init__()
         self.tokens = Tokens(in_shape, patch, d_in)
         t = self.tokens.n_tokens
         self.n_tokens, self.d = t, d
         self.embed = embed
         self.pos = nn.Parameter(torch.randn(t, d) * 0.02) if mixer.positions else None
-        self.layers = nn.ModuleList(MixerLayer(mixer(t, d), block(), t, d, norm) for _ in range(depth))
+        sizes = (kernel,) if kernel else ()
+        self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes), block(), t, d, norm) for _ in range(depth))
         self.head = Linear(d, d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
@@ -236,3 +310,5 @@ class MixerNet(nn.Module):
 MIXERS.register("token_mlp")(TokenMLP)
 MIXERS.register("maxstate")(NasMaxState)
 MIXERS.register("attention")(Attention)
+MIXERS.register("linear_attention")(LinearAttention)
+MIXERS.register("conv")(TokenConv)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from nas.errors import NasInputError
 from nas.spaces import _yaml
 from nas.spaces.arch import SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS
+from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
@@ -186,7 +186,12 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "moe_experts": ("int", *_int_at_least(1)),
         "moe_top_k": ("int", *_int_at_least(1)),
         "mixer": ("str", *_in(MIXERS)),
+        "mixer_kernel": ("int", lambda v: None if v >= 1 and v % 2 else "must be odd and at least 1 ('same' padding)",
+                         "an odd integer ≥ 1 (the conv mixer's kernel size)"),
         "patch": ("int", *_int_at_least(0)),
+        "weights": ("str", *_in(WEIGHTS)),
+        "rank": ("int", *_int_at_least(1)),
+        "monarch_blocks": ("int", *_int_at_least(1)),
     },
     "train": {
         "epochs": ("int", *_int_at_least(1)),
@@ -215,11 +220,13 @@ class SearchSpace:
     pruning: PruningConfig | None = None
 
     def check_task(self, d_in: int, in_shape: tuple, feature_groups=None) -> None:
-        """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens, or
-        the ``groups`` FPE split can be sampled and the task has no ``feature_groups``."""
+        """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens, a
+        listed ``rank`` or ``monarch_blocks`` fits no candidate's widths (``_check_weights``), or the ``groups``
+        FPE split can be sampled and the task has no ``feature_groups``."""
         from nas.spaces.stages import token_grid
 
         labels = {p.label: p for p in self.params}
+        self._check_weights(labels, d_in)
         split = labels.get("fpe_split")
         if split is not None and "groups" in (split.values() or ()):
             if feature_groups is None:
@@ -244,6 +251,50 @@ class SearchSpace:
                 token_grid(tuple(in_shape), int(v), d_in)
             except ValueError as exc:
                 errors.append(f"{self.place('space', 'patch')}: {exc}")
+        if errors:
+            raise NasInputError("\n".join(errors))
+
+    def _check_weights(self, labels: dict[str, Param], d_in: int) -> None:
+        """NasInputError where a listed ``rank`` or ``monarch_blocks`` fits no candidate's widths.
+
+        A rank must be at most min(d_z, d_h), monarch blocks must divide d_z and
+        d_h; a listed value (a choice, a fixed value, a range's high bound, or
+        the default where the form can be sampled without its key) above the
+        widest min(d_z, d_h) the space can have, or monarch blocks that divide
+        none of its listed widths, can never be built. A value that fits some
+        widths but not a sampled candidate's makes that candidate infeasible.
+        """
+        forms = _possible(labels, "weights")
+        if forms == ("dense",):
+            return
+        lift_kinds, mixers = _possible(labels, "lift"), _possible(labels, "mixer")
+        d_z_max, widths = 0, ()  # the widest d_z, and every d_z a candidate can have (None: not all listed)
+        if any(v != "none" for v in lift_kinds):
+            d_z_max, widths = _high(labels["lift_width"]), labels["lift_width"].values()
+        if "none" in lift_kinds:  # d_z = d_in, or behind a mixer a token's features (at most d_in)
+            d_z_max = max(d_z_max, d_in)
+            widths = (*widths, d_in) if widths is not None and all(m == "none" for m in mixers) else None
+        hidden = _possible(labels, "hidden_width")
+        d_h_max = _high(labels["hidden_width"]) if hidden is None else max(hidden)
+        narrow = min(d_z_max, d_h_max)
+        errors = []
+        for form, key in (("lowrank", "rank"), ("monarch", "monarch_blocks")):
+            if form not in forms:
+                continue
+            param = labels.get(key)
+            listed = (SPACE_DEFAULTS[key],) if param is None else param.values() or (int(param.high),)
+            where = self.place("space", key) if param is not None else (
+                f"{self.place('space', 'weights')} ({form} with the default {key} {SPACE_DEFAULTS[key]})")
+            for v in listed:
+                if v > narrow:
+                    errors.append(f"{where}: {key} {v} is above min(d_z, hidden_width) of every candidate this space "
+                                  f"can sample (at most {narrow}: d_z ≤ {d_z_max}, hidden_width ≤ {d_h_max}); "
+                                  f"expected {key} ≤ {narrow}")
+                elif key == "monarch_blocks" and widths is not None and hidden is not None and not (
+                        any(w % v == 0 for w in widths) and any(h % v == 0 for h in hidden)):
+                    errors.append(f"{where}: monarch_blocks {v} divides none of the widths it must divide: d_z "
+                                  f"{sorted(set(widths))}, hidden_width {sorted(set(hidden))}; expected a divisor "
+                                  "of a d_z and of a hidden_width")
         if errors:
             raise NasInputError("\n".join(errors))
 
@@ -402,12 +453,40 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
             errors.add(("space", "lift_width", "when", "lift"), f"lift_width has no value when lift is {uncovered[0]!r}",
                        found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
     _check_groups_split(labels, lift_kinds, errors)
+    _check_kernel_range(labels, doc.space, errors)
+    _check_weights_with_fpe(labels, errors)
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
                        search=doc.search, text=text,
                        constraints={m: float(b.max) for m, b in doc.constraints.items()}, lines=lines,
                        pruning=(doc.pruning or None) if "pruning" in doc.model_fields_set else DEFAULT_PRUNING)
+
+
+def _possible(labels: dict[str, Param], label: str) -> tuple | None:
+    """The values ``label`` can take (its default where the file leaves it out), None for a range."""
+    param = labels.get(label)
+    return (SPACE_DEFAULTS[label],) if param is None else param.values()
+
+
+def _high(param: Param) -> int:
+    return int(param.high) if param.values() is None else max(param.values())
+
+
+def _check_weights_with_fpe(labels: dict[str, Param], errors: "_Errors") -> None:
+    """A structured weight form does not compose with FPE: an input error where every candidate would have both
+    (a candidate that can have either alone and gets both is recorded as infeasible)."""
+    weights, alpha = labels.get("weights"), labels.get("fpe_alpha")
+    if weights is None or alpha is None or weights.when or alpha.when:
+        return
+    forms = weights.values()
+    alphas = alpha.values() or (alpha.low,)
+    if "dense" not in forms and min(alphas) > 1:
+        errors.add(("space", "weights"), "a structured weight form does not compose with FPE (FPE expands and "
+                   "prunes a dense W1 and W2), and every candidate of this space would have both",
+                   found={"weights": list(forms), "fpe_alpha": list(alpha.values() or [alpha.low, alpha.high])},
+                   expected="fpe_alpha 1, or dense among the weights (then `when: {weights: [dense]}` on "
+                            "fpe_alpha keeps the two apart)")
 
 
 def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_Errors") -> None:
@@ -422,6 +501,14 @@ def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_E
             errors.add(("space", "fpe_split"), f"the groups split needs W1 to read the input features themselves, "
                        f"so {key} must be none wherever fpe_split can be groups", found=possible,
                        expected=f"{key}: none, or `when: {{{key}: [none]}}` on fpe_split")
+
+
+def _check_kernel_range(labels: dict[str, Param], space: dict, errors: "_Errors") -> None:
+    """A range of ``mixer_kernel`` must hold odd sizes only: odd bounds (checked with its values) and an even step."""
+    kernel = labels.get("mixer_kernel")
+    if kernel is not None and kernel.kind == "int" and (kernel.step is None or kernel.step % 2):
+        errors.add(("space", "mixer_kernel"), "a range of kernel sizes must hold odd sizes only, so it needs an even "
+                   "step", found=space["mixer_kernel"], expected="e.g. {int: [3, 9], step: 2}, or a choice [3, 5, 7]")
 
 
 def _parse_param(section: str, label: str, raw: Any, errors: "_Errors", earlier: list[Param]) -> Param | None:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
-from nas.spaces.arch import SEEDED_LIFTS, ArchSpec
+from nas.spaces.arch import SEEDED_LIFTS, WEIGHT_KEYS, ArchSpec
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,35 @@ class BlockStage:
     norm: str
     activation: str
     mixer: str = "none"  # its MIXERS name; none: the flat path
+    kernel: int = 0  # the conv mixer's kernel size over the tokens; 0: a mixer without one
     fpe_alpha: int = 1  # FPE children of each hidden neuron; 1: dense
     fpe_split: str = "random"
     experts: int = 1  # W2 act(W1 ·) pairs behind a router; 1: one pair
     top_k: int = 1  # experts each sample uses
+    weights: str = "dense"  # the form of W1 and W2 (a WEIGHTS name)
+    weights_arg: int = 0  # the int the form reads (lowrank: rank, monarch: blocks); 0 for dense and circulant
 
     @property
     def hourglass(self) -> bool:
         """Wide-narrow-wide: the bottleneck is narrower than the residual stream."""
         return self.d_h < self.d_z
+
+    def check_weights(self) -> None:
+        """ValueError naming the space keys where W1 and W2 cannot take the block's weight form: a rank outside
+        [1, min(d_z, d_h)], monarch blocks that do not divide d_z and d_h, a structured form with FPE."""
+        if self.weights == "dense":
+            return
+        if self.fpe_alpha > 1:
+            raise ValueError(f"weights {self.weights} does not compose with FPE (fpe_alpha {self.fpe_alpha}): FPE "
+                             "expands and prunes a dense W1 and W2; use fpe_alpha 1 with a structured form")
+        narrow = min(self.d_z, self.d_h)
+        if self.weights == "lowrank" and not 1 <= self.weights_arg <= narrow:
+            raise ValueError(f"rank {self.weights_arg} of the lowrank W1 (d_z -> d_h) and W2 must be in "
+                             f"[1, min(d_z, d_h)] = [1, {narrow}] (d_z {self.d_z}, hidden_width {self.d_h})")
+        if self.weights == "monarch" and (self.weights_arg < 1 or self.d_z % self.weights_arg
+                                          or self.d_h % self.weights_arg):
+            raise ValueError(f"monarch_blocks {self.weights_arg} must divide both widths of W1 and W2: d_z "
+                             f"{self.d_z} and hidden_width {self.d_h}")
 
 
 @dataclass(frozen=True)
@@ -127,13 +147,21 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
     spec = arch if isinstance(arch, ArchSpec) else from_values(arch)
     out: list[Stage] = []
     width = spec.d_in
+    kernel = 0
+    if spec.mixer == "conv":
+        kernel = spec.mixer_kernel
+        if type(kernel) is not int or kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"mixer_kernel {kernel!r}: the conv mixer's kernel size must be an odd integer ≥ 1 "
+                             "(its 'same' padding puts (k - 1)/2 zeros on each side)")
     if spec.mixer != "none":
         n_tokens, width = token_grid(spec.in_shape, spec.patch, spec.d_in) if spec.d_in else (0, 0)
         out.append(TokenStage(spec.d_in, spec.in_shape, spec.patch, n_tokens, width))
     d_z = spec.lift_width if spec.lift != "none" else width
     out.append(LiftStage(spec.lift, width, d_z, spec.lift_seed if spec.lift in SEEDED_LIFTS else None))
-    out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer,
-                          spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k))
+    key = WEIGHT_KEYS.get(spec.weights)
+    out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
+                          spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k, spec.weights,
+                          getattr(spec, key) if key else 0))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
     out.append(HeadStage(d_z, spec.d_out))
@@ -152,8 +180,11 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     tokens, lift, b = stage(parts, TokenStage), stage(parts, LiftStage), stage(parts, BlockStage)
     head = f"{lift.name} {lift.d_out}" if lift.name != "none" else "conventional"
     if tokens is not None:
-        head = f"{b.mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
+        mixer = f"{b.mixer} k{b.kernel}" if b.kernel else b.mixer
+        head = f"{mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
     text = f"{head} | {b.d_h}×{b.depth} {b.activation} {b.norm}"
+    if b.weights != "dense":
+        text += f" · {weights_words(b, short=True)}"
     if b.experts > 1:
         text += f" · moe {b.experts} top-{b.top_k}"
     if b.fpe_alpha > 1:
@@ -161,7 +192,18 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     return text
 
 
-MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention"}
+def weights_words(b: BlockStage, short: bool = False) -> str:
+    """The form of W1 and W2: 'lowrank r8' / 'low-rank W1 and W2 (rank 8)'; 'dense' for the dense pair."""
+    if short:
+        return {"lowrank": f"lowrank r{b.weights_arg}", "monarch": f"monarch {b.weights_arg} blocks"}.get(
+            b.weights, b.weights)
+    return {"dense": "dense", "lowrank": f"low-rank W1 and W2 (rank {b.weights_arg})",
+            "circulant": "block-circulant W1 and W2 (by FFT)",
+            "monarch": f"monarch W1 and W2 ({b.weights_arg} blocks)"}.get(b.weights, f"{b.weights} W1 and W2")
+
+
+MIXER_TITLES = {"token_mlp": "Token-MLP mixer", "maxstate": "MaxState mixer", "attention": "Attention",
+                "linear_attention": "Linear-attention", "conv": "Convolutional mixer"}
 LIFT_TITLES = {"fixed_random": "fixed random", "hadamard": "Hadamard", "hashed": "hashed ±1"}
 
 
@@ -201,11 +243,14 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
             if s.experts > 1 else ""
         if s.fpe_alpha > 1:
             ffn += f", FPE alpha {s.fpe_alpha} ({s.fpe_split} split)"
+        if s.weights != "dense":
+            ffn += f", {weights_words(s)}"
         norm = "no norm" if s.norm == "none" else s.norm
         block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {s.activation}{ffn})"
         if s.mixer == "none":
             return f"{s.depth} x {block}"
-        return f"{s.depth} x ({s.mixer} across the tokens, then {block} on every token)"
+        mixer = f"{s.mixer} (kernel {s.kernel})" if s.kernel else s.mixer
+        return f"{s.depth} x ({mixer} across the tokens, then {block} on every token)"
     if isinstance(s, PoolStage):
         return "mean over the tokens"
     return f"head {s.d_in} -> {s.d_out}"  # HeadStage
