@@ -4,6 +4,10 @@ The driver is the only writer: it asks Optuna for a candidate, freezes it
 into an ArchSpec, computes what is known before training (params,
 bandwidth), reuses an earlier result for the same architecture and training
 settings, sends the rest to the workers, and records every result in SQL.
+
+Just over 500 lines: ``run`` (opening, resuming, closing a study) and the ``_Driver`` loop are one flow read
+together; the pieces it calls are their own modules (``pruning``: the rung table, ``recorder``: the SQL
+records, ``history``: front and hypervolume, ``dispatch``: the workers).
 """
 
 from __future__ import annotations
