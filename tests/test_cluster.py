@@ -21,6 +21,7 @@ task: {dataset: digits}
 space: {hidden_width: {int: [8, 256], log: true}, depth: {int: [1, 2]}}
 train: {epochs: 2, lr: {float: [1.0e-3, 1.0e-2], log: true}}
 search: {sampler: random, trials: 12, workers: 2, seed: 0}
+pruning: false
 """
 
 

@@ -17,6 +17,7 @@ task: {dataset: digits}
 space: {hidden_width: {int: [64, 256], log: true}, depth: {int: [1, 2]}}
 train: {epochs: 6}
 search: {sampler: random, trials: 6, workers: 2, seed: 0}
+pruning: false
 """
 
 

@@ -32,6 +32,7 @@ space:
   depth: {int: [1, 2]}
 train: {epochs: 2, lr: {float: [1.0e-3, 1.0e-2], log: true}}
 search: {sampler: random, trials: 8, workers: 2, seed: 0}
+pruning: false
 """
 FAILING = """\
 name: broken

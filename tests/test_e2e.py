@@ -27,6 +27,7 @@ train:
   epochs: 3
   lr: {float: [1.0e-3, 1.0e-2], log: true}
 search: {sampler: nsga2, trials: 8, workers: 2, seed: 0}
+pruning: false  # every candidate complete: the counts below
 """
 
 
