@@ -241,3 +241,67 @@ def test_a_space_can_search_exits_and_minimise_bandwidth_expected():
         parse_space("task: {dataset: digits, kind: denoise}\nobjectives: {psnr: maximize}\n"
                     "space: {exits: [0, 1]}\n")
     parse_space("task: {dataset: digits, kind: denoise}\nobjectives: {psnr: maximize}\nspace: {exits: 0}\n")
+
+
+# ------------------------------------------------------------------ a real study: stored, read back, shown, exported
+EXITS_SPACE = """\
+name: exits
+task: {dataset: digits}
+objectives: {accuracy: maximize, bandwidth_expected: minimize, params: minimize}
+space:
+  lift: learned
+  lift_width: 32
+  hidden_width: 8
+  depth: 3
+  exits: [1, 0]
+  exit_threshold: [0.6, 0.95]
+train: {epochs: 2, lr: 3.0e-3}
+search: {sampler: random, trials: 3, workers: 1, seed: 0}
+pruning: false
+"""
+
+
+@pytest.mark.slow  # a real `nas run` (Ray)
+def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_path):
+    from child import nas_cli
+
+    from nas.dashboard import data
+    from nas.search.models import Candidate
+    from nas.search.storage import Store
+
+    (tmp_path / "exits.yaml").write_text(EXITS_SPACE)
+    proc = nas_cli("run", "exits.yaml", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    store = Store(url, create=False)
+    with store.session() as s:
+        rows = [(c.trial_number, ArchSpec.from_json(c.arch), dict(c.objectives))
+                for c in s.scalars(sa.select(Candidate).where(Candidate.state == "COMPLETE"))]
+    store.close()
+    n_test = len(load_task("digits").y_test)
+    assert len(rows) == 3 and any(a.exits for _, a, _ in rows)
+    for trial, arch, obj in rows:
+        assert obj["bandwidth_expected"] <= obj["bandwidth"]
+        if arch.exits:
+            assert len(obj["exit_counts"]) == 3 and sum(obj["exit_counts"]) == n_test
+            assert obj["bandwidth_expected"] == pytest.approx(expected_bandwidth(arch, obj["exit_counts"]))
+        else:
+            assert "exit_counts" not in obj and obj["bandwidth_expected"] == obj["bandwidth"]
+    engine = sa.create_engine(url)
+    trial, arch, obj = next(r for r in rows if r[1].exits)
+    table = data.exit_table(data.detail(engine, "exits", trial))
+    assert table["head"].tolist() == ["exit 1", "exit 2", "final"] and table["samples"].tolist() == obj["exit_counts"]
+    assert table["after block"].tolist() == [1, 2, 3]
+    assert table["bytes per sample"].tolist() == [bandwidth_bytes(c) for c in exit_costs(arch)]
+    frame = data.candidates(engine, "exits")
+    assert "exit_counts" not in frame and "bandwidth_expected" in frame
+    plain = next((r for r in rows if not r[1].exits), None)
+    if plain is not None:
+        assert data.exit_table(data.detail(engine, "exits", plain[0])) is None
+    engine.dispose()
+    proc = nas_cli("export", "exits", "--trial", str(trial), "--out", "best", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((tmp_path / "best" / "arch.json").read_text())
+    assert card["checks"]["outputs_equal_nas"] is True and card["objectives"]["exit_counts"] == obj["exit_counts"]
+    readme = (tmp_path / "best" / "README.md").read_text()
+    assert "moved per test sample on average, early exits taken" in readme
