@@ -1,7 +1,9 @@
 """Early exit: exit heads after every k-th block, the joint loss, the early-exit inference, its accuracy, the
 exit histogram, ``bandwidth_expected`` (the mean prefix cost), hand-counted params and bandwidth, export."""
 
+import base64
 import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -31,6 +33,15 @@ def ready(spec: ArchSpec, seed: int = 0, dtype=torch.float32) -> torch.nn.Module
         for _ in range(3):
             model.all_logits(torch.randn(32, spec.d_in, dtype=dtype))
     return model.eval()
+
+
+def _values(v):
+    """A Plotly trace's values: a list, or NumPy's typed array as the figure JSON holds it."""
+    if isinstance(v, dict) and "bdata" in v:
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v)
 
 
 def by_hand(heads: list[torch.Tensor], threshold: float) -> torch.Tensor:
@@ -262,7 +273,7 @@ pruning: false
 
 
 @pytest.mark.slow  # a real `nas run` (Ray)
-def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_path):
+def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_path, monkeypatch):
     from child import nas_cli
 
     from nas.dashboard import data
@@ -299,6 +310,15 @@ def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_p
     if plain is not None:
         assert data.exit_table(data.detail(engine, "exits", plain[0])) is None
     engine.dispose()
+    from streamlit.testing.v1 import AppTest  # the drill-down draws the histogram
+
+    monkeypatch.setenv("NAS_STORAGE", url)
+    at = AppTest.from_file(str(Path(data.__file__).parent / "app.py"), default_timeout=120).run()
+    at.selectbox(key="detail-trial").select(trial).run()
+    assert not at.exception, [e.value for e in at.exception]
+    bars = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bars = [f for f in bars if "leaving at each head" in f["layout"].get("title", {}).get("text", "")]
+    assert len(bars) == 1 and list(_values(bars[0]["data"][0]["y"])) == obj["exit_counts"]
     proc = nas_cli("export", "exits", "--trial", str(trial), "--out", "best", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((tmp_path / "best" / "arch.json").read_text())
