@@ -26,8 +26,9 @@ from nas.search.results import format_score, score_objective
 from nas.search.storage import read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
+              "bandwidth_expected": dict(tickformat="~s", ticksuffix="B"),
               "latency_ms": dict(ticksuffix=" ms")}
-LOG_AXES = ("params", "bandwidth")
+LOG_AXES = ("params", "bandwidth", "bandwidth_expected")
 
 
 @st.cache_resource
@@ -60,7 +61,7 @@ def _axis(fig: go.Figure, metric: str, which: str, values: pd.Series | None = No
     fmt = dict(PLOT_UNITS.get(metric, {}))
     update = fig.update_xaxes if which == "x" else fig.update_yaxes
     if metric in LOG_AXES and values is not None and len(values):
-        ticks, labels = data.log_ticks(values.min(), values.max(), human_bytes if metric == "bandwidth" else human_count)
+        ticks, labels = data.log_ticks(values.min(), values.max(), human_bytes if metric.startswith("bandwidth") else human_count)
         update(title=metric, type="log", tickmode="array", tickvals=ticks, ticktext=labels, tickformat=fmt["tickformat"])
     else:
         update(title=metric, **fmt)
@@ -155,7 +156,7 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
             st.info("No complete candidates yet." + (" Every candidate so far failed: see Candidates."
                                                      if counts.get("FAIL", 0) else ""))
         elif acc:
-            costs = [m for m in ("params", "bandwidth") if m in dirs]
+            costs = [m for m in ("params", "bandwidth", "bandwidth_expected") if m in dirs]
             options = ["Pareto-optimal or not"] + list(data.FAMILIES)
             choice = st.selectbox("colour by", options, key="colour-by",
                                   help="; ".join(f"{k}: {v}" for k, v in data.FAMILIES.items()))
@@ -239,6 +240,7 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
     st.dataframe(view[cols], hide_index=True, key="candidates", column_config={
         "params": st.column_config.NumberColumn(format="compact"),
         "bandwidth": st.column_config.NumberColumn(format="compact"),
+        "bandwidth_expected": st.column_config.NumberColumn(format="compact"),
     })
     trial = st.selectbox("details of trial", view["trial"].tolist(), key="detail-trial")
     if trial is None:
@@ -258,6 +260,13 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
         if d["curve"]:
             curve = pd.DataFrame(d["curve"])
             st.plotly_chart(curve_chart(curve), key="curve")
+        exits = data.exit_table(d)
+        if exits is not None:
+            fig = px.bar(exits, x="head", y="samples", hover_data=[c for c in exits if c not in ("head", "samples")],
+                         title="test samples leaving at each head (early exit)")
+            fig.update_layout(height=280, margin=dict(l=0, r=0, t=40, b=0))
+            st.plotly_chart(fig, key="exits")
+            st.dataframe(exits, hide_index=True, key="exit-table")
         export_button(url, study, int(trial), d)
 
 

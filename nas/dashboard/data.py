@@ -89,7 +89,8 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
         "finished_at": pd.to_datetime([r[10] for r in rows], utc=True),
     })
     params = pd.DataFrame.from_records([_json(r[2]) or {} for r in rows]).add_prefix("p:")
-    objs = pd.DataFrame.from_records([_json(r[3]) or {} for r in rows])
+    objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k != "exit_counts"}
+                                      for r in rows])  # the exit histogram is the drill-down's (exit_table)
     archs = [_json(r[4]) or {} for r in rows]
     base["architecture"] = [describe(a) for a in archs]
     fams = pd.DataFrame.from_records([families(a) for a in archs], index=base.index)
@@ -222,6 +223,27 @@ def detail(engine: Engine, study: str, trial: int) -> dict[str, Any] | None:
             "params": _json(r[9])}
 
 
+def exit_table(d: dict[str, Any]) -> pd.DataFrame | None:
+    """A candidate's exit histogram (``detail``): one row per head, exit heads first, the final head last, with
+    the block it reads after, the test samples that left there, their share and the bytes each of them moved
+    (``nas.spaces.cost.exit_costs``); None for a candidate without exits or not yet measured."""
+    counts = (d.get("objectives") or {}).get("exit_counts")
+    if not counts:
+        return None
+    head = stage(stages(d["arch"]), HeadStage)
+    after = [(j + 1) * head.exits for j in range(len(counts) - 1)] + [int(d["arch"].get("depth", 0))]
+    total = sum(counts) or 1
+    out = pd.DataFrame({"head": [f"exit {j + 1}" for j in range(len(counts) - 1)] + ["final"],
+                        "after block": after, "samples": counts, "share": [c / total for c in counts]})
+    try:
+        from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs
+
+        out["bytes per sample"] = [bandwidth_bytes(c) for c in exit_costs(ArchSpec.from_json(d["arch"]))]
+    except (ValueError, TypeError):  # an arch this nas cannot build: the counts alone
+        pass
+    return out
+
+
 def block_diagram(arch: dict[str, Any]) -> str:
     """The candidate's structure as Graphviz DOT, a node per stage (``nas.spaces.stages``; labels are numbers
     and registry names only)."""
@@ -256,6 +278,7 @@ def block_diagram(arch: dict[str, Any]) -> str:
         elif isinstance(s, PoolStage):
             node("pool", "mean over tokens")
         elif isinstance(s, HeadStage):
-            node("head", f"head\\n{s.d_in} → {s.d_out}")
+            exits = f"\\n+ {s.n_exits} exit heads (every {s.exits} blocks, p ≥ {s.threshold:g})" if s.exits else ""
+            node("head", f"head\\n{s.d_in} → {s.d_out}{exits}")
     lines.append("}")
     return "\n".join(lines)

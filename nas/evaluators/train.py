@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
-from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
+from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, expected_bandwidth, model_cost
 from nas.spaces.schema import IMAGE_KINDS
 
 MSE_FLOOR = 1e-10  # a batch's MSE below this counts as this: PSNR is capped at 100 dB
@@ -58,6 +58,34 @@ def task_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if kind in IMAGE_KINDS:
         return F.mse_loss(torch.sigmoid(out), y)
     return F.cross_entropy(out, y)
+
+
+def has_exits(model: nn.Module) -> bool:
+    """Whether ``model`` has early-exit heads (``exits`` k ≥ 1 and a block before the last that is a k-th one)."""
+    return len(getattr(model, "exit_heads", ())) > 0
+
+
+def joint_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss of ``model`` on (x, y): ``task_loss`` of its output; with early-exit heads the mean of
+    every head's ``task_loss`` (the exit heads' and the final head's, weight 1/(heads) each)."""
+    if not has_exits(model):
+        return task_loss(kind, model(x), y)
+    outs = model.all_logits(x)
+    return sum(task_loss(kind, out, y) for out in outs) / len(outs)
+
+
+@torch.no_grad()
+def exit_histogram(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> list[int]:
+    """How many samples of x leave at each head (the exit heads in order, the final head last) in the
+    early-exit inference (``exit_forward``, eval mode); [len(x)] for a model without exits."""
+    if not has_exits(model):
+        return [len(x)]
+    model.eval()
+    heads = len(model.exit_heads) + 1
+    counts = torch.zeros(heads, dtype=torch.long)
+    for i in range(0, len(x), batch_size):
+        counts += torch.bincount(model.exit_forward(x[i : i + batch_size])[1].cpu(), minlength=heads)
+    return [int(c) for c in counts]
 
 
 def psnr_db(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -160,7 +188,11 @@ def evaluate(
 ) -> Evaluation:
     """Train ``spec`` on ``task`` and return its objectives.
 
-    AdamW with the learning rate decayed linearly to 0. The loss and score
+    AdamW with the learning rate decayed linearly to 0. A model with early-exit
+    heads trains on the mean of its heads' losses (``joint_loss``) and is
+    scored with the exits applied; ``bandwidth_expected`` is the mean bytes a
+    test sample moves (``nas.spaces.cost.expected_bandwidth``), and
+    ``exit_counts`` the test samples that left at each head. The loss and score
     follow ``task.kind``: cross-entropy and ``accuracy`` for classification;
     for an image kind the model's outputs are pixel logits, the prediction is
     sigmoid(output), the loss its MSE and the score the hourglass paper's
@@ -204,7 +236,7 @@ def evaluate(
         running = 0.0
         for s in range(steps_per_epoch):
             idx = order[s * bs : (s + 1) * bs]
-            loss = task_loss(task.kind, model(x[idx]), y[idx])
+            loss = joint_loss(task.kind, model, x[idx], y[idx])
             aux = aux_loss(model)
             if aux is not None:
                 loss = loss + aux
@@ -233,9 +265,14 @@ def evaluate(
 
     model.load_state_dict(best_state)
     objectives = static_objectives(spec)
-    objectives[metric] = score(task.kind, model, task.x_test.to(device), task.y_test.to(device))
+    x_test = task.x_test.to(device)
+    objectives[metric] = score(task.kind, model, x_test, task.y_test.to(device))  # with the exits applied
+    counts = exit_histogram(model, x_test)  # test samples leaving at each head (the final head last)
+    objectives["bandwidth_expected"] = expected_bandwidth(spec, counts) if len(counts) > 1 else objectives["bandwidth"]
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")
+    if len(counts) > 1:
+        objectives["exit_counts"] = counts  # the exit histogram (a list: not an objective), stored with the rest
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return Evaluation(objectives, curve, time.perf_counter() - t0, train.epochs, state)

@@ -24,7 +24,7 @@ from nas.spaces.portable import NotPortable, portable_class, portable_source
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _HEX = re.compile(r"[0-9a-f]{16}\Z")
 _BOUNDS = {"lift_seed": (0, 2**63 - 1), "patch": (0, 2**31 - 1), "depth": (1, 10_000), "fpe_alpha": (1, 1024),
-           "moe_experts": (1, 1024)}  # an int field's [low, high]; others (rank, monarch_blocks too): [1, 2**31 - 1]
+           "moe_experts": (1, 1024), "exits": (0, 10_000)}  # an int field's [low, high]; others (rank, monarch_blocks too): [1, 2**31 - 1]
 _TRAINING_ONLY = ("fpe_at",)  # in arch.json but not in model.py: the trained model's forward pass does not read it
 _WIDTH = 110  # model.py's line length
 
@@ -67,6 +67,9 @@ def check_spec(spec: Any) -> ArchSpec:
         elif f.name == "fpe_at":
             if type(value) not in (int, float) or not 0 <= value < 1:
                 raise NasInputError(f"cannot export: ArchSpec.fpe_at must be a number in [0, 1), found {value!r}")
+        elif f.name == "exit_threshold":
+            if type(value) is not float or not 0 < value <= 1:
+                raise NasInputError(f"cannot export: ArchSpec.exit_threshold must be a float in (0, 1], found {value!r}")
         elif f.name == "in_shape":
             for i, size in enumerate(value):
                 _int(f"in_shape[{i}]", size, 1, 2**31 - 1)
@@ -148,9 +151,12 @@ def portable_parts(spec: ArchSpec, store_lift: bool = False) -> list[Any]:
 
 
 def _literal(value: Any) -> str:
-    """An int, a checked name, or a list or tuple of ints as Python source (nothing else is accepted)."""
+    """An int, a float in (0, 1], a checked name, or a list or tuple of ints as Python source (nothing else is
+    accepted)."""
     if type(value) is int:
         return str(value)
+    if type(value) is float and 0 < value <= 1:  # exit_threshold: repr gives the float back exactly
+        return repr(value)
     if isinstance(value, str) and (_NAME.match(value) or _HEX.match(value)):
         return f'"{value}"'
     if type(value) in (list, tuple) and all(type(v) is int for v in value):

@@ -182,6 +182,9 @@ def _check(folder: Path, source: str, reference, p: ArchSpec, check_torch_export
     if check_torch_export and p.moe_experts > 1:
         checks["torch_export"] = ("not supported: the mixture of experts' routing has data-dependent shapes "
                                   "(tokens per expert), which torch.export cannot trace")
+    elif check_torch_export and p.exits:
+        checks["torch_export"] = ("not supported: early exit drops the samples that leave from the batch "
+                                  "(data-dependent shapes), which torch.export cannot trace")
     elif check_torch_export:
         try:
             ep = torch.export.export(net, (torch.randn(1, p.d_in),))

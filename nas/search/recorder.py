@@ -154,6 +154,8 @@ class Recorder:
         # the measured objectives are the earlier training's; params and bandwidth are this cost model's
         # (an older database may hold figures of an earlier model)
         objectives = {**prior.objectives, **item.values_static}
+        # a result stored before bandwidth_expected existed is of a model without exits: it moves its bandwidth
+        objectives.setdefault("bandwidth_expected", objectives["bandwidth"])
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(

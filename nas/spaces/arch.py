@@ -24,6 +24,8 @@ LATER_FIELDS = {
     "weights": lambda spec: spec.weights == "dense",
     "rank": lambda spec: spec.weights != "lowrank",
     "monarch_blocks": lambda spec: spec.weights != "monarch",
+    "exits": lambda spec: spec.exits == 0,
+    "exit_threshold": lambda spec: spec.exits == 0,
 }
 
 
@@ -56,6 +58,9 @@ class ArchSpec:
     weights: str = "dense"  # dense | lowrank | circulant | monarch
     rank: int = 16  # lowrank: W = U V, U (d_out, rank), V (rank, d_in)
     monarch_blocks: int = 4  # monarch: blocks of each block-diagonal factor (dividing d_z and d_h)
+    # early exit (off at 0): a classifier head after every k-th block (blocks k, 2k, ... before the last)
+    exits: int = 0  # k; 0 (or k ≥ depth: no block before the last is a k-th one): no exit heads
+    exit_threshold: float = 0.9  # a sample leaves at the first head whose top softmax probability reaches it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
@@ -77,6 +82,12 @@ class ArchSpec:
         for form, key in WEIGHT_KEYS.items():  # a form's key is unused under the other forms
             if self.weights != form:
                 object.__setattr__(self, key, _DEFAULTS[key])
+        if type(self.exits) is int and type(self.depth) is int and self.exits >= self.depth:
+            object.__setattr__(self, "exits", 0)  # every k-th block before the last: none
+        if self.exits == 0:
+            object.__setattr__(self, "exit_threshold", _DEFAULTS["exit_threshold"])
+        elif type(self.exit_threshold) is int:  # 1 and 1.0: one threshold, one id
+            object.__setattr__(self, "exit_threshold", float(self.exit_threshold))
 
     @property
     def d_z(self) -> int:

@@ -204,25 +204,99 @@ class HourglassMLP(nn.Module):
     ``lift``: the lift module (d_in -> d_z), or None: d_z = d_in and this is
     the paper's conventional residual MLP. ``block()`` makes one residual
     block (d_z -> d_z), called ``depth`` times.
+
+    ``exits`` k ≥ 1: early exit. A bias-free exit head d_z -> d_out reads the
+    residual stream after every k-th block before the last (blocks k, 2k, ...;
+    (depth - 1) // k heads). ``all_logits`` gives every head's logits (the
+    exit heads', then the final head's: training's joint loss); in eval mode
+    ``forward`` is the early-exit inference (``early_exit``): a sample leaves
+    at the first exit head whose top softmax probability reaches
+    ``exit_threshold``, the final head answers the rest. In training mode
+    ``forward`` gives the final head's logits.
     """
 
-    def __init__(self, lift: nn.Module | None, block, depth: int, d_z: int, d_out: int):
+    def __init__(self, lift: nn.Module | None, block, depth: int, d_z: int, d_out: int, exits: int = 0,
+                 exit_threshold: float = 1.0):
         super().__init__()
         self.lift = lift
         self.blocks = nn.ModuleList(block() for _ in range(depth))
         self.head = Linear(d_z, d_out)
+        self.exits, self.exit_threshold = exits, exit_threshold
+        self.exit_heads = nn.ModuleList(Linear(d_z, d_out) for _ in range((depth - 1) // exits if exits else 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
+        if len(self.exit_heads) and not self.training:
+            return self.exit_forward(x)[0]
         h = self.lift(x) if self.lift is not None else x  # (B, d_z)
         for block in self.blocks:
             h = block(h)  # (B, d_z)
         return self.head(h)  # (B, d_out)
 
+    def all_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out)."""
+        h = self.lift(x) if self.lift is not None else x  # (B, d_z)
+        out = []
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
+                out.append(self.exit_heads[(i + 1) // self.exits - 1](h))
+        return out + [self.head(h)]
+
+    def exit_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The early-exit inference: (logits (B, d_out) of the head each sample left at, that head's index (B,):
+        j for exit head j, len(exit_heads) for the final head)."""
+        h = self.lift(x) if self.lift is not None else x  # (B, d_z)
+        return early_exit(h, self.blocks, self.exit_heads, self.exits, self.exit_threshold, self.head, pool=False)
+
     def nas_cost(self, dtype_bytes: int = 4) -> Cost:
+        """The worst case: every block, every exit head (a sample that leaves at none), the final head."""
+        return self.nas_exit_costs(dtype_bytes)[-1]
+
+    def nas_exit_costs(self, dtype_bytes: int = 4) -> list[Cost]:
+        """The cost of a sample leaving at each head: the lift, the blocks before it, the exit heads it evaluated
+        on the way and its own; the last entry (the final head) is the whole model."""
         total = _cost_of(self.lift, dtype_bytes) if self.lift is not None else Cost()
-        for block in self.blocks:
+        out = []
+        for i, block in enumerate(self.blocks):
             total = total + block.nas_cost(dtype_bytes)
-        return total + self.head.nas_cost(dtype_bytes)
+            if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
+                total = total + self.exit_heads[(i + 1) // self.exits - 1].nas_cost(dtype_bytes)
+                out.append(total)
+        return out + [total + self.head.nas_cost(dtype_bytes)]
+
+
+def early_exit(h: torch.Tensor, layers, heads, every: int, threshold: float, head: nn.Module,
+               pool: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``layers`` on h (B, ...) and leave early: after every ``every``-th layer with an exit head
+    (``heads[j]`` after layer (j + 1)·every), the samples whose top softmax probability reaches ``threshold``
+    take that head's logits and stop; the rest go on (the batch shrinks), and ``head`` answers those left
+    after the last layer. ``pool``: a head reads the mean over the tokens (B, T, D) -> (B, D). Returns
+    (logits (B, d_out), the index of the head each sample left at (B,): j, or len(heads) for ``head``).
+    """
+    n = h.shape[0]
+    alive = torch.arange(n, device=h.device)  # the samples still running, by their row in the batch
+    where = torch.full((n,), len(heads), dtype=torch.long, device=h.device)
+    out = None
+    for i, layer in enumerate(layers):
+        h = layer(h)
+        j = (i + 1) // every - 1
+        if (i + 1) % every or j >= len(heads):
+            continue
+        logits = heads[j](h.mean(dim=1) if pool else h)  # (b, d_out)
+        if out is None:
+            out = logits.new_empty(n, logits.shape[1])
+        leave = torch.softmax(logits, dim=1).amax(dim=1) >= threshold  # (b,)
+        out[alive[leave]] = logits[leave]
+        where[alive[leave]] = j
+        stay = ~leave
+        h, alive = h[stay], alive[stay]
+        if alive.numel() == 0:
+            return out, where
+    logits = head(h.mean(dim=1) if pool else h)
+    if out is None:
+        return logits, where
+    out[alive] = logits
+    return out, where
 
 
 def _cost_of(module: nn.Module, dtype_bytes: int) -> Cost:

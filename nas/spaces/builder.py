@@ -132,14 +132,18 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
                  call(HourglassBlock, d_z, d_h, norm=norm, act=act))
     depth = Const("DEPTH", blocks.depth, "residual blocks" if tokens is None else "mixer layers")
     d_out = Const("D_OUT", head.d_out, "outputs")
+    exits = {"exits": Const("EXITS", head.exits, "an exit head after every EXITS-th block before the last"),
+             "exit_threshold": Const("EXIT_THRESHOLD", head.threshold,
+                                     "a sample leaves at the first head whose top softmax probability reaches it")} \
+        if head.exits else {}
     if tokens is None:
-        return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out)
+        return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out, **exits)
     kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \
         if blocks.kernel else {}
     return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
                 Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
                 d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,
-                d_out=d_out, **kernel)
+                d_out=d_out, **kernel, **exits)
 
 
 def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable, fresh: bool,

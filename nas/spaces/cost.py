@@ -55,6 +55,11 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
       and reads its per-head state instead (H·(D/H)² + D values, independent of
       T) besides reading q, k, v and writing its T·D output; the depthwise
       convolution stores D·kernel taps (read once) and reads and writes T·D.
+    - early exit (``exits`` k ≥ 1): every exit head is a bias-free d_z -> d_out
+      linear, counted in ``params``; ``bandwidth`` is the worst case, a sample
+      that leaves at no exit head: it evaluates every exit head (behind a mixer
+      each after its own mean over the tokens) and the final head. What a
+      sample that leaves at a given head moves is ``exit_costs``.
     """
     from nas.spaces.builder import build
 
@@ -65,3 +70,27 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
 
 def bandwidth_bytes(cost: Cost) -> int:
     return cost.weight_bytes + cost.act_bytes
+
+
+def exit_costs(spec: ArchSpec, dtype_bytes: int = 4) -> list[Cost]:
+    """The cost of a sample that leaves at each head of ``spec``: the exit heads in order, then the final head.
+
+    A prefix of the model, counted as ``model_cost`` counts it: the lift, the
+    blocks up to the head, every exit head evaluated on the way (behind a
+    mixer each with its mean over the tokens) and the head itself. The last
+    entry is ``model_cost(spec)``; without exits it is the only one.
+    """
+    from nas.spaces.builder import build
+
+    with torch.device("meta"):
+        model = build(spec)
+    return model.nas_exit_costs(dtype_bytes)
+
+
+def expected_bandwidth(spec: ArchSpec, exit_counts: list[int], dtype_bytes: int = 4) -> float:
+    """``bandwidth_expected``: the mean bytes a sample moves when ``exit_counts[j]`` samples leave at head j (the
+    exit histogram, the final head last): each exit's prefix ``bandwidth_bytes`` weighted by its count."""
+    costs = exit_costs(spec, dtype_bytes)
+    if len(exit_counts) != len(costs) or sum(exit_counts) <= 0:
+        raise ValueError(f"{len(costs)} heads but exit counts {exit_counts}")
+    return sum(n * bandwidth_bytes(c) for n, c in zip(exit_counts, costs)) / sum(exit_counts)

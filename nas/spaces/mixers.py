@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.kernels.maxstate import maxstate_combine, maxstate_combine_reference
-from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of
+from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of, early_exit
 from nas.spaces.stages import token_grid
 
 MIXERS.register("none")(None)  # the flat path: nas.spaces.blocks.HourglassMLP
@@ -271,10 +271,15 @@ class MixerNet(nn.Module):
     ``norm`` is a factory of a width. The net pools by the mean over the T
     tokens (for ``maxstate`` the last token alone would see the rest only
     through the running maximum).
+
+    ``exits`` k ≥ 1: early exit, as ``HourglassMLP``'s: an exit head (d -> d_out,
+    bias-free) reads the mean over the tokens after every k-th layer before the
+    last; ``all_logits`` gives every head's logits, eval-mode ``forward`` leaves
+    at the first head sure enough (``early_exit``).
     """
 
     def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
-                 block, depth: int, d_out: int, kernel: int = 0):
+                 block, depth: int, d_out: int, kernel: int = 0, exits: int = 0, exit_threshold: float = 1.0):
         super().__init__()
         self.tokens = Tokens(in_shape, patch, d_in)
         t = self.tokens.n_tokens
@@ -284,27 +289,60 @@ class MixerNet(nn.Module):
         sizes = (kernel,) if kernel else ()
         self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes), block(), t, d, norm) for _ in range(depth))
         self.head = Linear(d, d_out)
+        self.exits, self.exit_threshold = exits, exit_threshold
+        self.exit_heads = nn.ModuleList(Linear(d, d_out) for _ in range((depth - 1) // exits if exits else 0))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
+    def embedded(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, T, D)
         h = self.tokens(x)  # (B, T, F)
         if self.embed is not None:  # lifts (and their kernels) take 2-D input: (B·T, F) -> (B·T, D)
             h = self.embed(h.reshape(-1, self.tokens.features)).view(x.shape[0], self.n_tokens, self.d)
         if self.pos is not None:
             h = h + self.pos
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
+        if len(self.exit_heads) and not self.training:
+            return self.exit_forward(x)[0]
+        h = self.embedded(x)
         for layer in self.layers:
             h = layer(h)  # (B, T, D)
         return self.head(h.mean(dim=1))  # (B, D) -> (B, d_out)
 
+    def all_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out)."""
+        h = self.embedded(x)
+        out = []
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
+                out.append(self.exit_heads[(i + 1) // self.exits - 1](h.mean(dim=1)))
+        return out + [self.head(h.mean(dim=1))]
+
+    def exit_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The early-exit inference: (logits (B, d_out) of the head each sample left at, that head's index (B,):
+        j for exit head j, len(exit_heads) for the final head)."""
+        return early_exit(self.embedded(x), self.layers, self.exit_heads, self.exits, self.exit_threshold,
+                          self.head, pool=True)
+
     def nas_cost(self, dtype_bytes: int = 4) -> Cost:
-        """The embedding per token (the position add fused into it), the layers, the mean (reads T·D, writes D), the head."""
+        """The embedding per token (the position add fused into it), the layers, the mean (reads T·D, writes D), the
+        head; with exits the worst case: every exit head (each after its own mean) as well."""
+        return self.nas_exit_costs(dtype_bytes)[-1]
+
+    def nas_exit_costs(self, dtype_bytes: int = 4) -> list[Cost]:
+        """The cost of a sample leaving at each head (the last entry: the final head, the whole model)."""
         t, d = self.n_tokens, self.d
         total = _per_token(_cost_of(self.embed, dtype_bytes), t) if self.embed is not None else Cost()
         if self.pos is not None:
             total = total + Cost(params=t * d, weight_bytes=t * d * dtype_bytes)
-        for layer in self.layers:
-            total = total + layer.nas_cost(dtype_bytes)
         pool = Cost(act_bytes=(t * d + d) * dtype_bytes)
-        return total + pool + self.head.nas_cost(dtype_bytes)
+        out = []
+        for i, layer in enumerate(self.layers):
+            total = total + layer.nas_cost(dtype_bytes)
+            if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
+                total = total + pool + self.exit_heads[(i + 1) // self.exits - 1].nas_cost(dtype_bytes)
+                out.append(total)
+        return out + [total + pool + self.head.nas_cost(dtype_bytes)]
 
 
 MIXERS.register("token_mlp")(TokenMLP)

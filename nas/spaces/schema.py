@@ -81,7 +81,8 @@ class Document(_Strict):
     name: StrictStr | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     task: TaskConfig
     objectives: dict[
-        Literal["accuracy", "psnr", "params", "bandwidth", "latency_ms"], Literal["maximize", "minimize"]
+        Literal["accuracy", "psnr", "params", "bandwidth", "bandwidth_expected", "latency_ms"],
+        Literal["maximize", "minimize"]
     ] = (
         Field(default_factory=lambda: {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"})
     )
@@ -192,6 +193,9 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "weights": ("str", *_in(WEIGHTS)),
         "rank": ("int", *_int_at_least(1)),
         "monarch_blocks": ("int", *_int_at_least(1)),
+        "exits": ("int", *_int_at_least(0)),
+        "exit_threshold": ("float", lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
+                           "a top softmax probability in (0, 1] (1: only a certain sample leaves early)"),
     },
     "train": {
         "epochs": ("int", *_int_at_least(1)),
@@ -455,6 +459,7 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
     _check_groups_split(labels, lift_kinds, errors)
     _check_kernel_range(labels, doc.space, errors)
     _check_weights_with_fpe(labels, errors)
+    _check_exits(labels, doc.task.kind, doc.space, errors)
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
@@ -501,6 +506,14 @@ def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_E
             errors.add(("space", "fpe_split"), f"the groups split needs W1 to read the input features themselves, "
                        f"so {key} must be none wherever fpe_split can be groups", found=possible,
                        expected=f"{key}: none, or `when: {{{key}: [none]}}` on fpe_split")
+
+
+def _check_exits(labels: dict[str, Param], kind: str, space: dict, errors: "_Errors") -> None:
+    """Early exit needs class logits (a head's top softmax probability decides): only a task scored by accuracy."""
+    exits = labels.get("exits")
+    if exits is not None and kind in IMAGE_KINDS and exits.values() != (0,):
+        errors.add(("space", "exits"), f"early exit needs class logits, and a {kind} task predicts pixels",
+                   found=space["exits"], expected="exits: 0 (or no exits key), or task kind classification")
 
 
 def _check_kernel_range(labels: dict[str, Param], space: dict, errors: "_Errors") -> None:

@@ -91,10 +91,14 @@ class PoolStage:
 
 @dataclass(frozen=True)
 class HeadStage:
-    """logits = W_out h: d_in -> d_out."""
+    """logits = W_out h: d_in -> d_out; with ``exits`` k ≥ 1, also an exit head after every k-th block before the
+    last (``n_exits`` of them), where a sample whose top softmax probability reaches ``threshold`` leaves."""
 
     d_in: int
     d_out: int
+    exits: int = 0  # k; 0: the final head alone
+    n_exits: int = 0  # (depth - 1) // k exit heads
+    threshold: float = 0.9
 
 
 Stage = Union[TokenStage, LiftStage, BlockStage, PoolStage, HeadStage]
@@ -164,7 +168,14 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
                           getattr(spec, key) if key else 0))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
-    out.append(HeadStage(d_z, spec.d_out))
+    if spec.exits:
+        if type(spec.exits) is not int or spec.exits < 0:
+            raise ValueError(f"exits {spec.exits!r}: an exit head after every k-th block needs an integer k ≥ 0")
+        if type(spec.exit_threshold) not in (int, float) or not 0 < spec.exit_threshold <= 1:
+            raise ValueError(f"exit_threshold {spec.exit_threshold!r}: a top softmax probability in (0, 1]")
+        out.append(HeadStage(d_z, spec.d_out, spec.exits, (spec.depth - 1) // spec.exits, float(spec.exit_threshold)))
+    else:
+        out.append(HeadStage(d_z, spec.d_out))
     return out
 
 
@@ -189,6 +200,9 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
         text += f" · moe {b.experts} top-{b.top_k}"
     if b.fpe_alpha > 1:
         text += f" · fpe α{b.fpe_alpha} {b.fpe_split}"
+    head = stage(parts, HeadStage)
+    if head.exits:
+        text += f" · exits /{head.exits} p≥{head.threshold:g}"
     return text
 
 
@@ -253,4 +267,8 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
         return f"{s.depth} x ({mixer} across the tokens, then {block} on every token)"
     if isinstance(s, PoolStage):
         return "mean over the tokens"
+    if s.exits:  # HeadStage with early exit
+        return (f"head {s.d_in} -> {s.d_out}, and {s.n_exits} exit head{'s' if s.n_exits > 1 else ''} "
+                f"{s.d_in} -> {s.d_out} after every {s.exits} block{'s' if s.exits > 1 else ''} (a sample leaves "
+                f"at the first whose top softmax probability reaches {s.threshold:g})")
     return f"head {s.d_in} -> {s.d_out}"  # HeadStage
