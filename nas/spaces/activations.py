@@ -126,7 +126,7 @@ class Rational(_LearnableActivation):
 
 def _columns(values, like: torch.Tensor) -> torch.Tensor:
     """``values`` as a tensor shaped like ``like``: as is, or repeated in every unit's column."""
-    t = torch.tensor(values, dtype=like.dtype, device=like.device)
+    t = torch.as_tensor(values, dtype=like.dtype, device=like.device)
     return t if like.dim() == 1 else t[:, None].expand_as(like)
 
 
@@ -153,7 +153,7 @@ class PiecewiseLinear(_LearnableActivation):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        self.values.copy_(_columns(torch.linspace(-PWL_REACH, PWL_REACH, PWL_KNOTS).clamp(min=0).tolist(), self.values))
+        self.values.copy_(_columns(torch.linspace(-PWL_REACH, PWL_REACH, PWL_KNOTS).clamp(min=0), self.values))
         self.slopes.copy_(_columns([0.0, 1.0], self.slopes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (…, width) -> (…, width)
@@ -204,7 +204,7 @@ class PiecewiseLinearKnots(_LearnableActivation):
     def reset_parameters(self) -> None:
         self.start.fill_(-PWL_REACH)
         self.gaps.zero_()
-        self.values.copy_(_columns(torch.linspace(-PWL_REACH, PWL_REACH, PWL_KNOTS).clamp(min=0).tolist(), self.values))
+        self.values.copy_(_columns(torch.linspace(-PWL_REACH, PWL_REACH, PWL_KNOTS).clamp(min=0), self.values))
         self.slopes.copy_(_columns([0.0, 1.0], self.slopes))
 
     def knots(self) -> torch.Tensor:
