@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from nas.errors import NasInputError
 from nas.spaces import _yaml
-from nas.spaces.arch import SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
+from nas.spaces.arch import ACTIVATION_SCOPES, SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
 from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
@@ -176,6 +176,8 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "hidden_width": ("int", *_int_at_least(1)),
         "depth": ("int", *_int_at_least(1)),
         "activation": ("str", *_in(ACTIVATIONS)),
+        "activation_scope": ("str", lambda v: None if v in ACTIVATION_SCOPES else f"unknown activation_scope {v!r}",
+                             "one of " + ", ".join(ACTIVATION_SCOPES)),
         "norm": ("str", *_in(NORMS)),
         "lift_seed": ("int", *_int_at_least(0)),
         "fpe_alpha": ("int", *_int_at_least(1)),
