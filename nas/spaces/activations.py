@@ -179,12 +179,15 @@ PWL_MIN_GAP = 1e-3  # the least distance between neighbouring knots of pwl_knots
 class PiecewiseLinearKnots(_LearnableActivation):
     """A learnable piecewise-linear function whose 9 knots t_0 < … < t_8 are learnable too (``pwl``: fixed knots).
 
-    The knots: t_0 = ``start`` and t_j = t_{j-1} + max(0.75·exp(g_j), 0.001)
-    for j = 1..8 (``gaps`` g_1..g_8), so they stay sorted, each at least
-    0.001 after the one before, whatever the training does (no sort in the
-    forward pass). Learnable as well: the values v_j = y(t_j) and the two outer
+    The knots: t_0 = ``start`` and t_j = t_{j-1} + max(0.75·(elu(g_j) + 1), 0.001)
+    for j = 1..8 (``gaps`` g_1..g_8; elu(g) + 1 is exp(g) for g ≤ 0, 1 + g
+    above, so a gap neither vanishes nor overflows), so they stay sorted, each
+    at least 0.001 after the one before, whatever the training does (no sort
+    in the forward pass). Learnable as well: the values v_j = y(t_j) and the two outer
     slopes s_l, s_r. Between neighbouring knots y interpolates linearly,
-    y = v_j + k_j (x − t_j) with k_j = (v_{j+1} − v_j) / (t_{j+1} − t_j); below
+    y = v_j + k_j (x − t_j) with k_j = (v_{j+1} − v_j) / (t_{j+1} − t_j) (the
+    gap itself as the divisor: never below 0.001, even where float32 rounds
+    far-off knots together); below
     t_0 y = v_0 + s_l (x − t_0), above t_8 y = v_8 + s_r (x − t_8).
     Initialised to ReLU exactly: t_0 = −3, g = 0 (the knots linspace(−3, 3, 9),
     0 among them), v_j = max(t_j, 0), s_l = 0, s_r = 1. Computed in float32
@@ -207,17 +210,21 @@ class PiecewiseLinearKnots(_LearnableActivation):
         self.values.copy_(_columns(torch.linspace(-PWL_REACH, PWL_REACH, PWL_KNOTS).clamp(min=0), self.values))
         self.slopes.copy_(_columns([0.0, 1.0], self.slopes))
 
-    def knots(self) -> torch.Tensor:
-        """t_0..t_8, (9,) or (9, width), in float32: sorted, neighbours at least 0.001 apart."""
+    def knots_and_gaps(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """t_0..t_8, (9,) or (9, width), and the 8 gaps t_{j+1} − t_j (each ≥ 0.001), in float32."""
         step = 2 * PWL_REACH / (PWL_KNOTS - 1)
-        gaps = (step * self.gaps.float().exp()).clamp(min=PWL_MIN_GAP)
+        gaps = (step * (F.elu(self.gaps.float()) + 1)).clamp(min=PWL_MIN_GAP)
         t0 = self.start.float()
-        return torch.cat([t0.unsqueeze(0), t0 + gaps.cumsum(0)])
+        return torch.cat([t0.unsqueeze(0), t0 + gaps.cumsum(0)]), gaps
+
+    def knots(self) -> torch.Tensor:
+        """t_0..t_8, (9,) or (9, width), in float32: sorted, neighbours 0.001 apart or more."""
+        return self.knots_and_gaps()[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (…, width) -> (…, width)
         xf = x.float()
-        t, v, s = self.knots(), self.values.float(), self.slopes.float()
-        k = (v[1:] - v[:-1]) / (t[1:] - t[:-1])  # the 8 segments' slopes
+        (t, gaps), v, s = self.knots_and_gaps(), self.values.float(), self.slopes.float()
+        k = (v[1:] - v[:-1]) / gaps  # the 8 segments' slopes
         inner = t[1:-1]  # t_1..t_7: segment j holds t_j ≤ x < t_{j+1} (segment 0 also x < t_0, 7 also x ≥ t_8)
         if t.dim() == 1:
             i = torch.searchsorted(inner.contiguous(), xf.contiguous(), right=True)  # (…, width), in 0..7
