@@ -25,7 +25,7 @@ from nas.spaces.blocks import ACTIVATIONS, Cost
 
 
 class _LearnableActivation(nn.Module):
-    """Base of the learnable activations: a few parameters shared by the layer's units (or one set per unit), elementwise."""
+    """Base of the learnable activations: a few parameters shared by the layer's units (or one set per unit)."""
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
         n = sum(p.numel() for p in self.parameters())

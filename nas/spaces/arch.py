@@ -15,10 +15,10 @@ def _digest(obj: dict[str, Any]) -> str:
 
 
 SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix comes from lift_seed
-WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}
+WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the int key it reads (its 3rd argument)
 # the activations with learnable parameters: the ones ``activation_scope`` applies to (the others have none)
 SCOPED_ACTIVATIONS = ("prelu", "swish", "rational", "pwl", "pwl_knots", "mix")
-ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit  # form -> the int key it reads (its 3rd argument)
+ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit
 # fields added after the 2026-12-04 release, each with when it is off: an off field is left out of the id
 # (used_params) and of to_json, so stored candidates and exported models of earlier architectures keep their
 # ids and JSON (from_json gives a missing field its default)
