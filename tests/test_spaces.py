@@ -240,3 +240,13 @@ def test_activation_scope_is_sampled_and_frozen_into_the_arch():
         parse_space("task: {dataset: digits}\nspace:\n  activation: prelu\n  activation_scope: unit\n")
     with pytest.raises(NasInputError, match="space.activation_scope: wrong type for activation_scope; found 2"):
         parse_space("task: {dataset: digits}\nspace:\n  activation: prelu\n  activation_scope: {choice: [layer, 2]}\n")
+
+
+def test_activation_scope_shows_in_the_words():
+    from nas.spaces.stages import describe, summary
+
+    spec = ArchSpec(d_in=64, d_out=10, lift="learned", lift_width=32, hidden_width=8, activation="pwl_knots",
+                    activation_scope="neuron")
+    assert summary(spec) == "learned 32 | 8×2 pwl_knots per neuron batchnorm"
+    assert "(batchnorm, pwl_knots per neuron)" in describe(spec)
+    assert summary(ArchSpec(**{**spec.to_json(), "activation_scope": "layer"})) == "learned 32 | 8×2 pwl_knots batchnorm"
