@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from nas.errors import NasInputError
 from nas.spaces import _yaml
-from nas.spaces.arch import ACTIVATION_SCOPES, SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
+from nas.spaces.arch import ACTIVATION_SCOPES, SCOPED_ACTIVATIONS, SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
 from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
@@ -456,6 +456,7 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
                        found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
     _check_groups_split(labels, lift_kinds, errors)
     _check_kernel_range(labels, doc.space, errors)
+    _check_activation_scope(labels, errors)
     _check_weights_with_fpe(labels, errors)
     errors.raise_if_any()
     name = doc.name or Path(file).stem
@@ -503,6 +504,19 @@ def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_E
             errors.add(("space", "fpe_split"), f"the groups split needs W1 to read the input features themselves, "
                        f"so {key} must be none wherever fpe_split can be groups", found=possible,
                        expected=f"{key}: none, or `when: {{{key}: [none]}}` on fpe_split")
+
+
+def _check_activation_scope(labels: dict[str, Param], errors: "_Errors") -> None:
+    """``activation_scope: neuron`` scopes a learnable activation's parameters: an input error where none of the
+    activations the space can sample has any (relu, gelu, silu, tanh ignore it)."""
+    scope = labels.get("activation_scope")
+    if scope is None or "neuron" not in (scope.values() or ()):
+        return
+    activations = _possible(labels, "activation") or ()
+    if not any(a in SCOPED_ACTIVATIONS for a in activations):
+        errors.add(("space", "activation_scope"), "activation_scope neuron gives each unit its own parameters of a "
+                   "learnable activation, and none of this space's activations has any", found=list(activations),
+                   expected=f"one of {', '.join(SCOPED_ACTIVATIONS)} among the activations, or no activation_scope")
 
 
 def _check_kernel_range(labels: dict[str, Param], space: dict, errors: "_Errors") -> None:
