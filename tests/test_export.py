@@ -31,6 +31,7 @@ from nas.search.models import Candidate
 from nas.search.results import study_report
 from nas.search.storage import Store, optuna_storage
 from nas.spaces import ACTIVATIONS, LIFTS, NORMS, WEIGHTS, ArchSpec, build
+from nas.spaces.activations import _LearnableActivation
 from nas.spaces.fpe import FPEPair
 
 pytestmark = pytest.mark.xdist_group(name="export")  # its module fixture (a real nas run) runs once
@@ -85,10 +86,22 @@ def imports_of(source: str) -> set[str]:
     return names
 
 
+def jitter_activations(model: nn.Module) -> None:
+    """Move every learnable activation's parameters off their initial values (pwl_knots starts as ReLU exactly, mix
+    as the mean of four), so that each unit's own parameters show in the outputs."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, _LearnableActivation):
+                for p in module.parameters():
+                    p.add_(0.2 * torch.randn_like(p))
+
+
 def nas_model(spec: ArchSpec, seed: int) -> nn.Module:
-    """nas's model with random weights and non-trivial BatchNorm statistics, in eval mode."""
+    """nas's model with random weights (learnable activations moved off their start: ``jitter_activations``) and
+    non-trivial BatchNorm statistics, in eval mode."""
     torch.manual_seed(seed)
     model = build(spec)
+    jitter_activations(model)
     model.train()
     with torch.no_grad():
         for _ in range(3):
@@ -104,7 +117,8 @@ def inputs(d_in: int, n: int = 48, seed: int = 1) -> torch.Tensor:
 # ------------------------------------------------------------ every block family
 _L, _A, _N, _W = LIFTS.names(), ACTIVATIONS.names(), NORMS.names(), WEIGHTS.names()
 # a sample of the cross product in which every lift, activation, norm and weight form appears (the full product is
-# slow); each form twice in a row, so in an hourglass and in a conventional block
+# slow); each form twice in a row, so in an hourglass and in a conventional block; each activation twice, the second
+# time with activation_scope neuron (the learnable ones: one parameter set per unit)
 FAMILIES = [(_L[k % len(_L)], _A[k % len(_A)], _N[k % len(_N)], _W[k // 2 % len(_W)])
             for k in range(2 * max(len(_L), len(_A), len(_N), len(_W)))]
 # torch.export (about 0.3 s a model) on a subset in which every lift, activation, norm and weight form appears
@@ -117,7 +131,7 @@ def test_every_block_family_round_trips_exactly_without_nas(tmp_path):
         hidden = 8 if i % 2 else 40  # hourglass (d_h < d_z) and conventional (d_h > d_z) blocks
         spec = ArchSpec(d_in=12, d_out=5, lift=lift, lift_width=24 if lift != "none" else 0, hidden_width=hidden,
                         depth=2, activation=act, norm=norm, lift_seed=1000 + i, weights=form, rank=3,
-                        monarch_blocks=4)
+                        monarch_blocks=4, activation_scope="neuron" if i // len(_A) % 2 else "layer")
         model = nas_model(spec, seed=i)
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
         if i % 3:  # from a weights file, as nas stores them; else from the state_dict itself
@@ -186,6 +200,7 @@ def trained_like(spec: ArchSpec, seed: int) -> nn.Module:
     for module in model.modules():
         if isinstance(module, FPEPair):
             module.expand(torch.randint(module.alpha, (module.d_z,)) if module.split == "feature" else None)
+    jitter_activations(model)
     if spec.norm == "batchnorm":
         model.train()
         with torch.no_grad():
@@ -229,10 +244,22 @@ COMPOSED = {  # name -> ArchSpec
     "everything-attention": ArchSpec(**{**IMAGE, "lift": "hadamard", "lift_seed": 7}, norm="batchnorm",
                                      activation="pwl", mixer="attention", patch=4, moe_experts=4, moe_top_k=1,
                                      fpe_alpha=4),
+    # learnable activations per neuron (activation_scope), and the two with learned knots or mixture weights
+    "pwl_knots-neuron": ArchSpec(**FLAT, activation="pwl_knots", activation_scope="neuron"),
+    "mix-neuron-moe2-top2": ArchSpec(**FLAT, activation="mix", activation_scope="neuron", moe_experts=2, moe_top_k=2),
+    "prelu-neuron-fpe2": ArchSpec(**FLAT, activation="prelu", activation_scope="neuron", fpe_alpha=2),
+    "rational-neuron-lowrank": ArchSpec(**FLAT, activation="rational", activation_scope="neuron", weights="lowrank",
+                                        rank=3),
+    "pwl-neuron-conv": ArchSpec(**{**IMAGE, "norm": "layernorm"}, activation="pwl", activation_scope="neuron",
+                                mixer="conv", patch=2),
+    "pwl_knots-neuron-moe2-fpe4": ArchSpec(**{**FLAT, "lift": "none"}, activation="pwl_knots",
+                                           activation_scope="neuron", moe_experts=2, moe_top_k=1, fpe_alpha=4,
+                                           fpe_split="feature"),
+    "mix-attention": ArchSpec(**{**IMAGE, "norm": "none"}, activation="mix", mixer="attention", patch=4),
 }
 # torch.export (a second or so a model) on FPE and each mixer; a mixture of experts' routing cannot be traced
 EXPORTED_TOO = ("fpe4-feature", "token_mlp-patch2", "maxstate-patch0", "attention-patch2", "linear_attention-patch0",
-                "conv-k5-patch2", "circulant", "monarch-token_mlp")
+                "conv-k5-patch2", "circulant", "monarch-token_mlp", "pwl_knots-neuron", "prelu-neuron-fpe2")
 
 
 def test_fpe_experts_and_mixers_round_trip_exactly_without_nas(tmp_path):

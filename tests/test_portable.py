@@ -80,3 +80,21 @@ def test_what_is_not_portable_is_named():
         portable_class(standalone)
     with pytest.raises(NotPortable, match=r"uses ACTIVATIONS, a Registry"):
         portable_source([FPEPair])
+
+
+@pytest.mark.parametrize("name", ["prelu", "swish", "rational", "pwl", "pwl_knots", "mix"])
+def test_per_neuron_activations_copy_and_compute_what_nas_computes(name):
+    """``neuron_scope`` (model.py's factory of the per-unit form) and each learnable family run from their copies."""
+    from nas.spaces.activations import neuron_scope
+
+    assert portable_class(neuron_scope) is neuron_scope
+    namespace = standalone([neuron_scope, ACTIVATIONS.get(name)])
+    torch.manual_seed(0)
+    original = neuron_scope(ACTIVATIONS.get(name))(6)
+    with torch.no_grad():
+        for p in original.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    copied = namespace["neuron_scope"](namespace[ACTIVATIONS.get(name).__name__])(6)
+    copied.load_state_dict(original.state_dict())
+    x = torch.randn(5, 3, 6) * 3
+    assert torch.equal(copied(x), original(x))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, load_space, model_cost, parse_space
+from nas.errors import NasInputError
 from nas.spaces.blocks import LIFTS, NORMS, WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,3 +213,40 @@ def test_every_block_builds_trains_a_step_with_finite_gradients(activation, norm
 def test_unknown_registry_name_lists_the_valid_ones():
     with pytest.raises(KeyError, match="unknown activation 'relu6'.*expected one of relu, gelu, silu, tanh"):
         ACTIVATIONS.get("relu6")
+
+
+def test_activation_scope_is_sampled_and_frozen_into_the_arch():
+    space = parse_space(
+        "task: {dataset: digits}\n"
+        "space:\n"
+        "  activation: [relu, prelu, pwl_knots, mix]\n"
+        "  activation_scope: {choice: [layer, neuron], when: {activation: [prelu, pwl_knots, mix]}}\n"
+        "  hidden_width: 8\n"
+    )
+    seen = set()
+    for seed in range(60):
+        s = RandomSuggest(seed)
+        values = space.sample(s)
+        assert ("activation_scope" in values) == (values["activation"] != "relu")
+        arch, _ = space.freeze(values, 64, 10)
+        assert arch.activation_scope == values.get("activation_scope", "layer")
+        assert ("activation_scope" in arch.to_json()) == (arch.activation_scope == "neuron")
+        seen.add((arch.activation, arch.activation_scope))
+    assert {("prelu", "neuron"), ("mix", "neuron"), ("pwl_knots", "layer"), ("relu", "layer")} <= seen
+    # a fixed activation ignores the scope: the same model, id and JSON
+    relu = ArchSpec(d_in=64, d_out=10, hidden_width=8, activation="relu", activation_scope="neuron")
+    assert relu == ArchSpec(d_in=64, d_out=10, hidden_width=8) and relu.activation_scope == "layer"
+    with pytest.raises(NasInputError, match="space.activation_scope: unknown activation_scope 'unit'"):
+        parse_space("task: {dataset: digits}\nspace:\n  activation: prelu\n  activation_scope: unit\n")
+    with pytest.raises(NasInputError, match="space.activation_scope: wrong type for activation_scope; found 2"):
+        parse_space("task: {dataset: digits}\nspace:\n  activation: prelu\n  activation_scope: {choice: [layer, 2]}\n")
+
+
+def test_activation_scope_shows_in_the_words():
+    from nas.spaces.stages import describe, summary
+
+    spec = ArchSpec(d_in=64, d_out=10, lift="learned", lift_width=32, hidden_width=8, activation="pwl_knots",
+                    activation_scope="neuron")
+    assert summary(spec) == "learned 32 | 8×2 pwl_knots per neuron batchnorm"
+    assert "(batchnorm, pwl_knots per neuron)" in describe(spec)
+    assert summary(ArchSpec(**{**spec.to_json(), "activation_scope": "layer"})) == "learned 32 | 8×2 pwl_knots batchnorm"

@@ -10,6 +10,9 @@ import torch.nn.functional as F
 from nas.evaluators.datasets import load_task
 from nas.evaluators.train import evaluate
 from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
+from nas.spaces.activations import neuron_scope
+from nas.spaces.arch import SCOPED_ACTIVATIONS
+from nas.spaces.fpe import FPEPair
 from nas.spaces.lifts import HadamardLift, fwht
 from nas.spaces.moe import BALANCE_COEF, DenseExpert, NasMixtureOfExperts
 
@@ -94,6 +97,206 @@ def test_pwl_interpolates_its_knot_values_and_extrapolates_with_its_slopes():
     torch.testing.assert_close(pwl(x), expected)
     pwl(x).sum().backward()
     assert (pwl.values.grad != 0).any() and (pwl.slopes.grad != 0).all()
+
+
+# ------------------------------------------------- activation_scope: layer | neuron
+PER_LAYER = {"prelu": 1, "swish": 1, "rational": 6 + 4, "pwl": 9 + 2, "pwl_knots": 1 + 8 + 9 + 2, "mix": 4}
+
+
+def test_the_scoped_activations_are_exactly_those_with_parameters():
+    learnable = {n for n in ACTIVATIONS if list(ACTIVATIONS.get(n)(3).parameters())}
+    assert learnable == set(SCOPED_ACTIVATIONS) == set(PER_LAYER)
+    for name in PER_LAYER:
+        for per_neuron, n in ((False, PER_LAYER[name]), (True, 7 * PER_LAYER[name])):
+            act = ACTIVATIONS.get(name)(7, per_neuron=per_neuron)
+            assert sum(p.numel() for p in act.parameters()) == n, (name, per_neuron)
+
+
+@pytest.mark.parametrize("scope", ["layer", "neuron"])
+@pytest.mark.parametrize("name", SCOPED_ACTIVATIONS)
+def test_every_learnable_activation_in_both_scopes_trains_and_is_counted_by_hand(name, scope):
+    spec = ArchSpec(**{**_spec(name).to_json(), "activation_scope": scope})
+    assert spec.activation_scope == scope and (spec.arch_id == _spec(name).arch_id) == (scope == "layer")
+    torch.manual_seed(0)
+    model = build(spec)
+    n_act = PER_LAYER[name] * (spec.hidden_width if scope == "neuron" else 1)
+    for block in model.blocks:
+        assert sum(p.numel() for p in block.act.parameters()) == n_act
+        if scope == "neuron":  # every parameter has one column per unit
+            assert all(p.shape[-1] == spec.hidden_width for p in block.act.parameters())
+    plain = 12 * 16 + 2 * 2 * 16 * 8 + 16 * 3
+    cost = model_cost(spec)
+    assert cost.params == plain + 2 * n_act
+    assert bandwidth_bytes(cost) == bandwidth_bytes(model_cost(_spec("relu"))) + 2 * n_act * 4
+    bf16 = bandwidth_bytes(model_cost(_spec("relu"), dtype_bytes=2))
+    assert bandwidth_bytes(model_cost(spec, dtype_bytes=2)) == bf16 + 2 * n_act * 2
+    act_params = [p for block in model.blocks for p in block.act.parameters()]
+    before = [p.detach().clone() for p in act_params]
+    x, y = torch.randn(32, 12) * 2, torch.randint(0, 3, (32,))
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
+    for block in model.blocks:  # (the outer slopes of pwl and pwl_knots only learn outside the knots: not asked)
+        assert all(p.grad.abs().sum() > 0 for key, p in block.act.named_parameters() if key != "slopes"), name
+    torch.optim.AdamW(model.parameters(), lr=1e-2).step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, act_params))
+    # the relu model with the same scope: nothing to scope, the same id and JSON as before the field existed
+    relu = ArchSpec(**{**_spec("relu").to_json(), "activation_scope": scope})
+    assert relu == _spec("relu") and relu.arch_id == _spec("relu").arch_id and "activation_scope" not in relu.to_json()
+
+
+@pytest.mark.parametrize("name", SCOPED_ACTIVATIONS)
+def test_per_neuron_unit_j_is_the_layer_activation_with_column_j(name):
+    torch.manual_seed(0)
+    wide = ACTIVATIONS.get(name)(5, per_neuron=True)
+    with torch.no_grad():
+        for p in wide.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    assert type(neuron_scope(ACTIVATIONS.get(name))(5)) is type(wide)
+    x = torch.randn(64, 5) * 3
+    y = wide(x)
+    for j in range(5):
+        one = ACTIVATIONS.get(name)(5)
+        one.load_state_dict({k: v[..., j] for k, v in wide.state_dict().items()})
+        torch.testing.assert_close(y[:, j], one(x)[:, j], rtol=1e-6, atol=1e-6)
+    assert not torch.equal(y[:, 0], ACTIVATIONS.get(name)(5)(x)[:, 0])  # the perturbed units differ from the init
+
+
+def test_per_neuron_activations_start_as_the_per_layer_ones_bit_for_bit():
+    x = torch.randn(200, 6) * 4
+    for name in SCOPED_ACTIVATIONS:
+        assert torch.equal(ACTIVATIONS.get(name)(6, per_neuron=True)(x), ACTIVATIONS.get(name)(6)(x)), name
+
+
+def _knot_grid() -> torch.Tensor:
+    return torch.cat([torch.linspace(-10, 10, 20001), torch.linspace(-3, 3, 9), torch.randn(5000) * 1000,
+                      torch.tensor([0.0, -0.0, 1e-30, -1e-30, 2.9999998, 3.0000002])])
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pwl_knots_is_exactly_relu_at_init(per_neuron, dtype):
+    act = ACTIVATIONS.get("pwl_knots")(3, per_neuron=per_neuron)
+    x = _knot_grid()[:, None].expand(-1, 3).to(dtype)
+    with torch.no_grad():
+        assert torch.equal(act(x), torch.relu(x))
+        assert torch.equal(act.knots(), torch.linspace(-3, 3, 9) if not per_neuron
+                           else torch.linspace(-3, 3, 9)[:, None].expand(9, 3))
+
+
+def _pwl_reference(x, t, v, s):
+    """The piecewise-linear function through (t_j, v_j) with outer slopes s, in float64, one unit."""
+    x, t, v = x.double(), t.double(), v.double()
+    y = torch.empty_like(x)
+    for n, xn in enumerate(x):
+        if xn < t[0]:
+            y[n] = v[0] + s[0] * (xn - t[0])
+        elif xn > t[-1]:
+            y[n] = v[-1] + s[1] * (xn - t[-1])
+        else:
+            j = min(int((xn >= t[1:-1]).sum()), len(t) - 2)
+            y[n] = v[j] + (v[j + 1] - v[j]) / (t[j + 1] - t[j]) * (xn - t[j])
+    return y
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_pwl_knots_interpolates_its_moved_knots(per_neuron):
+    torch.manual_seed(1)
+    act = ACTIVATIONS.get("pwl_knots")(4, per_neuron=per_neuron)
+    with torch.no_grad():
+        for p in act.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    x = torch.cat([torch.linspace(-8, 8, 801), torch.randn(200) * 3])[:, None].expand(-1, 4).contiguous()
+    y = act(x)
+    t, v, s = act.knots().detach(), act.values.detach(), act.slopes.detach()
+    assert (t[1:] - t[:-1] >= 1e-3).all()
+    for j in range(4):
+        col = (lambda a: a[:, j]) if per_neuron else (lambda a: a)
+        torch.testing.assert_close(y[:, j].double(), _pwl_reference(x[:, j], col(t), col(v), col(s)),
+                                   rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    assert (act.start.grad != 0).all() and (act.gaps.grad != 0).any(dim=0).all()  # gradients reach the knots
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_pwl_knots_stay_ordered_under_a_large_learning_rate(per_neuron):
+    torch.manual_seed(2)
+    act = ACTIVATIONS.get("pwl_knots")(4, per_neuron=per_neuron)
+    opt = torch.optim.Adam(act.parameters(), lr=1.0)  # every parameter moves by about 1 a step
+    moved = torch.zeros(())
+    for step in range(30):
+        x = torch.randn(256, 4) * 4
+        loss = ((act(x) - torch.sin(3 * x) * 5) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:  # (later the knots may move out of the inputs' way)
+            assert (act.start.grad != 0).all() and (act.gaps.grad != 0).all()
+        opt.step()
+        t = act.knots().detach()
+        assert (t[1:] - t[:-1] >= 1e-3 * (1 - 1e-4)).all(), (step, t)  # sorted, at least the floor apart
+        moved = moved + (t - torch.linspace(-3, 3, 9).reshape(9, *[1] * (t.dim() - 1))).abs().sum()
+    assert moved > 30  # the knots did move, far
+    assert torch.isfinite(act(torch.randn(100, 4) * 10)).all()
+    with torch.no_grad():  # knots so far off that float32 rounds them together: sorted all the same, and finite
+        act.start.fill_(-2e13)
+        act.gaps.fill_(-200.0)
+        t = act.knots()
+        assert (t[1:] >= t[:-1]).all() and torch.isfinite(act(torch.randn(100, 4) * 10)).all()
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_mix_starts_as_the_mean_of_the_four_and_learns_its_weights(per_neuron):
+    mix = ACTIVATIONS.get("mix")(3, per_neuron=per_neuron)
+    x = torch.randn(500, 3) * 3
+    mean = (torch.relu(x) + F.gelu(x) + F.silu(x) + torch.tanh(x)) / 4
+    assert torch.equal(mix(x), mean)
+    mix(x).pow(2).sum().backward()
+    assert (mix.logits.grad != 0).all()
+    with torch.no_grad():  # a large logit picks one function (per unit when per neuron)
+        mix.logits.zero_()
+        if per_neuron:
+            mix.logits[1, 0], mix.logits[3, 1], mix.logits[0, 2] = 100.0, 100.0, 100.0
+            want = torch.stack([F.gelu(x[:, 0]), torch.tanh(x[:, 1]), torch.relu(x[:, 2])], dim=1)
+        else:
+            mix.logits[2] = 100.0
+            want = F.silu(x)
+    torch.testing.assert_close(mix(x), want)
+
+
+def test_fpe_children_inherit_their_parents_per_neuron_parameters():
+    torch.manual_seed(3)
+    pair = FPEPair(8, 4, "prelu", 2, per_neuron=True)
+    assert pair.act.slope.shape == (4,)
+    with torch.no_grad():
+        pair.act.slope.copy_(torch.arange(4.0))
+    pair.expand()
+    assert torch.equal(pair.act.slope, torch.arange(4.0).repeat_interleave(2))
+    knots = FPEPair(8, 4, "pwl_knots", 2, per_neuron=True)
+    with torch.no_grad():
+        knots.act.gaps.copy_(torch.randn(8, 4))
+    before = knots.act.knots().detach()
+    knots.expand()
+    assert torch.equal(knots.act.knots().detach(), before.repeat_interleave(2, dim=1))
+    assert knots.nas_cost(4).params == knots.nnz + 20 * 8
+
+
+EARLIER_IDS = {  # arch_id of _spec(name) computed by nas before activation_scope existed (main, 2026-12-05)
+    "prelu": "739f996c721de799", "swish": "f2dddb495110caf0", "rational": "b6da67e7dc4b071f",
+    "pwl": "357fa1b685fd8986", "relu": "6d8169e050f57644",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EARLIER_IDS))
+def test_earlier_candidates_keep_their_ids_and_json(name):
+    spec = _spec(name)
+    assert spec.arch_id == EARLIER_IDS[name] and "activation_scope" not in spec.to_json()
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    neuron = ArchSpec(**{**spec.to_json(), "activation_scope": "neuron"})
+    if name == "relu":
+        assert neuron.arch_id == EARLIER_IDS[name]
+    else:
+        assert neuron.arch_id != EARLIER_IDS[name] and neuron.to_json()["activation_scope"] == "neuron"
+        assert ArchSpec.from_json(neuron.to_json()) == neuron
 
 
 # ---------------------------------------------------------- mixture of experts

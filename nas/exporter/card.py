@@ -132,7 +132,10 @@ def _onnx_words(p: ArchSpec) -> str:
     if p.weights == "circulant":
         return ("The circulant W1 and W2 run FFTs on complex tensors (`torch.fft.rfft`, `irfft`), which PyTorch's "
                 "ONNX exporters may not translate (ONNX has a DFT op from opset 17): not tried by nas.")
-    if (p.mixer != "none" or p.lift == "hadamard" or p.activation in ("rational", "pwl") or p.fpe_alpha > 1
+    if p.activation == "pwl_knots":
+        return ("pwl_knots finds each input's segment among its learned knots with `torch.searchsorted`, which has no "
+                "standard ONNX op: not expected to work as is.")
+    if (p.mixer != "none" or p.lift == "hadamard" or p.activation in ("rational", "pwl", "mix") or p.fpe_alpha > 1
             or p.weights != "dense"):
         return (f"`torch.onnx.export(net, (torch.randn(1, {p.d_in}),), \"model.onnx\")` is expected to work "
                 "(standard ops only), but nas has not tried it.")

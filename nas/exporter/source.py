@@ -51,6 +51,7 @@ def _name(kind: str, value: Any, registry) -> None:
 def check_spec(spec: Any) -> ArchSpec:
     """Check every value of ``spec`` that reaches model.py; NasInputError naming the field otherwise."""
     from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
+    from nas.spaces.arch import ACTIVATION_SCOPES
     from nas.spaces.fpe import SPLITS
     from nas.spaces.stages import BlockStage, stage, stages
 
@@ -64,6 +65,10 @@ def check_spec(spec: Any) -> ArchSpec:
         elif f.name == "fpe_split":
             if value not in SPLITS:
                 raise NasInputError(f"cannot export: unknown FPE split {value!r}; expected one of {', '.join(SPLITS)}")
+        elif f.name == "activation_scope":
+            if value not in ACTIVATION_SCOPES:
+                raise NasInputError(f"cannot export: unknown activation_scope {value!r}; expected one of "
+                                    f"{', '.join(ACTIVATION_SCOPES)}")
         elif f.name == "fpe_at":
             if type(value) not in (int, float) or not 0 <= value < 1:
                 raise NasInputError(f"cannot export: ArchSpec.fpe_at must be a number in [0, 1), found {value!r}")

@@ -16,6 +16,9 @@ def _digest(obj: dict[str, Any]) -> str:
 
 SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix comes from lift_seed
 WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the int key it reads (its 3rd argument)
+# the activations with learnable parameters: the ones ``activation_scope`` applies to (the others have none)
+SCOPED_ACTIVATIONS = ("prelu", "swish", "rational", "pwl", "pwl_knots", "mix")
+ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit
 # fields added after the 2026-12-04 release, each with when it is off: an off field is left out of the id
 # (used_params) and of to_json, so stored candidates and exported models of earlier architectures keep their
 # ids and JSON (from_json gives a missing field its default)
@@ -26,6 +29,7 @@ LATER_FIELDS = {
     "monarch_blocks": lambda spec: spec.weights != "monarch",
     "exits": lambda spec: spec.exits == 0,
     "exit_threshold": lambda spec: spec.exits == 0,
+    "activation_scope": lambda spec: spec.activation_scope == "layer",
 }
 
 
@@ -40,6 +44,8 @@ class ArchSpec:
     hidden_width: int = 128  # d_h, the bottleneck (hourglass) or hidden width (conventional)
     depth: int = 2  # L, the number of residual blocks
     activation: str = "relu"
+    # a learnable activation's parameters: one set per layer | one per unit; ignored by those without parameters
+    activation_scope: str = "layer"  # layer | neuron
     norm: str = "batchnorm"  # batchnorm (no affine) | layernorm (no affine) | none
     lift_seed: int = 0  # seed of a fixed random or structured lift
     # Fixed Parameter Expansion of every block's hidden layer (off at alpha 1)
@@ -79,6 +85,8 @@ class ArchSpec:
             object.__setattr__(self, "in_shape", ())
         if self.mixer != "conv":
             object.__setattr__(self, "mixer_kernel", 3)
+        if self.activation not in SCOPED_ACTIVATIONS:  # relu, gelu, silu, tanh: nothing to scope
+            object.__setattr__(self, "activation_scope", "layer")
         for form, key in WEIGHT_KEYS.items():  # a form's key is unused under the other forms
             if self.weights != form:
                 object.__setattr__(self, key, _DEFAULTS[key])

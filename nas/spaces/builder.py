@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from nas.spaces.activations import neuron_scope
 from nas.spaces.arch import WEIGHT_KEYS, ArchSpec
 from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS, HourglassBlock, HourglassMLP
 from nas.spaces.fpe import FPEPair, MaskedPair
@@ -69,11 +70,11 @@ class Call:
                 return "lambda: " + value.call.python(name, indent + 4, width, len(prefix) + len("lambda: "))
             if isinstance(value, Const):
                 return value.name
-            if value is None or type(value) is int:
+            if value is None or type(value) in (int, bool):
                 return repr(value)
             if callable(value):
                 return name(value)
-            raise TypeError(f"a plan written as code holds only ints, names, calls and factories, not {value!r}")
+            raise TypeError(f"a plan written as code holds only ints, bools, names, calls and factories, not {value!r}")
 
         args = [text(a) for a in self.args] + [f"{key}={text(v, key + '=')}" for key, v in self.kwargs]
         flat = f"{name(self.fn)}({', '.join(args)})"
@@ -114,6 +115,8 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
     tokens, lift, blocks, head = (stage(parts, kind) for kind in (TokenStage, LiftStage, BlockStage, HeadStage))
     blocks.check_weights()
     act, norm = ACTIVATIONS.get(blocks.activation), NORMS.get(blocks.norm)
+    if blocks.activation_scope == "neuron":  # the factory of the per-unit form: neuron_scope(PReLU) in model.py
+        act = call(neuron_scope, act)
     d_in = Const("D_IN", spec.d_in, "input features")
     d_z = Const("D_Z", blocks.d_z, "width of the residual stream")
     d_h = Const("D_H", blocks.d_h, "hidden (bottleneck) width of each block")
@@ -146,7 +149,7 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
                 d_out=d_out, **kernel, **exits)
 
 
-def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable, fresh: bool,
+def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable | Call, fresh: bool,
          portable: bool) -> Call | None:
     """The block's ``W2 act(W1 ·)`` part where the spec changes it; None for the plain dense pair.
 
@@ -159,11 +162,14 @@ def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callab
     if blocks.fpe_alpha > 1:
         alpha = Const("FPE_ALPHA", blocks.fpe_alpha, "FPE children of each hidden neuron")
         pair = (call(MaskedPair, d_z, d_h, alpha, act=act) if portable else
-                call(FPEPair, d_z, d_h, blocks.activation, alpha, blocks.fpe_split, spec.fpe_at, expanded=not fresh))
+                call(FPEPair, d_z, d_h, blocks.activation, alpha, blocks.fpe_split, spec.fpe_at, expanded=not fresh,
+                     **({"per_neuron": True} if blocks.activation_scope == "neuron" else {})))
     elif blocks.weights != "dense":
         form, key = WEIGHTS.get(blocks.weights), WEIGHT_KEYS.get(blocks.weights)
         arg = () if key is None else (Const(key.upper(), blocks.weights_arg, WEIGHT_KEY_WORDS[key]),)
-        pair = call(StructuredPair, w1=call(form, d_z, d_h, *arg), act=call(act, d_h), w2=call(form, d_h, d_z, *arg))
+        # the activation module itself: PReLU(D_H), or PReLU(D_H, per_neuron=True) with one parameter set per unit
+        act_module = call(act.args[0], d_h, per_neuron=True) if isinstance(act, Call) else call(act, d_h)
+        pair = call(StructuredPair, w1=call(form, d_z, d_h, *arg), act=act_module, w2=call(form, d_h, d_z, *arg))
     if blocks.experts == 1:
         return pair
     expert = pair if pair is not None else call(DenseExpert, d_z, d_h, act=act)

@@ -118,7 +118,7 @@ class FPEPair(MaskedPair):
 
     def __init__(self, d_z: int, d_h: int, activation: str, alpha: int, split: str = "random", at: float = 0.5,
                  expanded: bool = False, d_out: int | None = None, bias: bool = False,
-                 feature_groups: torch.Tensor | None = None):
+                 feature_groups: torch.Tensor | None = None, per_neuron: bool = False):
         if not (isinstance(alpha, int) and alpha >= 1):
             raise ValueError(f"FPE alpha must be an integer ≥ 1, found {alpha!r}")
         if split not in SPLITS:
@@ -136,10 +136,11 @@ class FPEPair(MaskedPair):
                              "the prune keeps d_h·(d_z + d_out) weights, at least one per child in each layer")
         # dense to begin with: the pair with one child per neuron and no masks (until ``expand``); the same
         # initialisation, in the same order, as the dense block's Linear(d_z, d_h), act, Linear(d_h, d_out)
-        super().__init__(d_z, d_h, 1, ACTIVATIONS.get(activation), d_out, bias)
+        super().__init__(d_z, d_h, 1, _activation_factory(activation, per_neuron), d_out, bias)
         del self.mask1, self.mask2
         self.d_z, self.d_h, self.d_out = d_z, d_h, d_out
         self.activation, self.alpha, self.split, self.at = activation, alpha, split, at
+        self.per_neuron = per_neuron
         self.expanded = False
         self.feature_groups = feature_groups
         if self.w1.device.type != "meta":
@@ -246,7 +247,8 @@ class FPEPair(MaskedPair):
         self.register_buffer("mask2", mask2.contiguous())
         old = self.act
         if any(True for _ in old.parameters()) or any(True for _ in old.buffers()):
-            self.act = _widen_activation(old, self.activation, self.d_h, self.alpha).to(w1.device)
+            self.act = _widen_activation(old, _activation_factory(self.activation, self.per_neuron), self.d_h,
+                                         self.alpha).to(w1.device)
         self.expanded = True
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
@@ -278,7 +280,7 @@ class FPEPair(MaskedPair):
             act = _cost_of(self.act, dtype_bytes)
         else:
             with torch.device("meta"):
-                act = _cost_of(ACTIVATIONS.get(self.activation)(wide), dtype_bytes)
+                act = _cost_of(_activation_factory(self.activation, self.per_neuron)(wide), dtype_bytes)
         return act + Cost(
             params=self.nnz + biases,
             weight_bytes=weight_bytes,
@@ -382,15 +384,22 @@ def prune_masks(w1: torch.Tensor, mask1: torch.Tensor, w2: torch.Tensor, mask2: 
     return kept[:n1].view_as(w1).to(mask1.dtype), kept[n1:].view_as(w2).to(mask2.dtype)
 
 
-def _widen_activation(old: nn.Module, name: str, d_h: int, alpha: int) -> nn.Module:
-    """A new ``name`` activation for width α·d_h whose children inherit their parent's state.
+def _activation_factory(name: str, per_neuron: bool = False):
+    """The width -> module factory of the activation ``name``, with one parameter set per unit if ``per_neuron``."""
+    from nas.spaces.activations import neuron_scope  # here: nas.spaces.activations loads after this module
+
+    return neuron_scope(ACTIVATIONS.get(name)) if per_neuron else ACTIVATIONS.get(name)
+
+
+def _widen_activation(old: nn.Module, factory, d_h: int, alpha: int) -> nn.Module:
+    """A new activation from ``factory`` for width α·d_h whose children inherit their parent's state.
 
     A tensor of the same shape at both widths (shared by all neurons) is
     copied; one with a dimension of size d_h that becomes α·d_h (per neuron)
     is repeated child by child (``repeat_interleave``, children ``i·α + k``);
     any other keeps the new activation's initialisation.
     """
-    new = ACTIVATIONS.get(name)(alpha * d_h)
+    new = factory(alpha * d_h)
     old_state = old.state_dict()
     state = new.state_dict()
     for key, value in state.items():

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from nas.errors import NasInputError
 from nas.spaces import _yaml
-from nas.spaces.arch import SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
+from nas.spaces.arch import ACTIVATION_SCOPES, SCOPED_ACTIVATIONS, SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
 from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
@@ -177,6 +177,8 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "hidden_width": ("int", *_int_at_least(1)),
         "depth": ("int", *_int_at_least(1)),
         "activation": ("str", *_in(ACTIVATIONS)),
+        "activation_scope": ("str", lambda v: None if v in ACTIVATION_SCOPES else f"unknown activation_scope {v!r}",
+                             "one of " + ", ".join(ACTIVATION_SCOPES)),
         "norm": ("str", *_in(NORMS)),
         "lift_seed": ("int", *_int_at_least(0)),
         "fpe_alpha": ("int", *_int_at_least(1)),
@@ -458,6 +460,7 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
                        found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
     _check_groups_split(labels, lift_kinds, errors)
     _check_kernel_range(labels, doc.space, errors)
+    _check_activation_scope(labels, errors)
     _check_weights_with_fpe(labels, errors)
     _check_exits(labels, doc.task.kind, doc.space, errors)
     errors.raise_if_any()
@@ -514,6 +517,19 @@ def _check_exits(labels: dict[str, Param], kind: str, space: dict, errors: "_Err
     if exits is not None and kind in IMAGE_KINDS and exits.values() != (0,):
         errors.add(("space", "exits"), f"early exit needs class logits, and a {kind} task predicts pixels",
                    found=space["exits"], expected="exits: 0 (or no exits key), or task kind classification")
+
+
+def _check_activation_scope(labels: dict[str, Param], errors: "_Errors") -> None:
+    """``activation_scope: neuron`` scopes a learnable activation's parameters: an input error where none of the
+    activations the space can sample has any (relu, gelu, silu, tanh ignore it)."""
+    scope = labels.get("activation_scope")
+    if scope is None or "neuron" not in (scope.values() or ()):
+        return
+    activations = _possible(labels, "activation") or ()
+    if not any(a in SCOPED_ACTIVATIONS for a in activations):
+        errors.add(("space", "activation_scope"), "activation_scope neuron gives each unit its own parameters of a "
+                   "learnable activation, and none of this space's activations has any", found=list(activations),
+                   expected=f"one of {', '.join(SCOPED_ACTIVATIONS)} among the activations, or no activation_scope")
 
 
 def _check_kernel_range(labels: dict[str, Param], space: dict, errors: "_Errors") -> None:

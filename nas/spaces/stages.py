@@ -57,6 +57,7 @@ class BlockStage:
     top_k: int = 1  # experts each sample uses
     weights: str = "dense"  # the form of W1 and W2 (a WEIGHTS name)
     weights_arg: int = 0  # the int the form reads (lowrank: rank, monarch: blocks); 0 for dense and circulant
+    activation_scope: str = "layer"  # a learnable activation's parameters: per layer | per neuron
 
     @property
     def hourglass(self) -> bool:
@@ -165,7 +166,7 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
     key = WEIGHT_KEYS.get(spec.weights)
     out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
                           spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k, spec.weights,
-                          getattr(spec, key) if key else 0))
+                          getattr(spec, key) if key else 0, spec.activation_scope))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
     if spec.exits:
@@ -193,7 +194,7 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     if tokens is not None:
         mixer = f"{b.mixer} k{b.kernel}" if b.kernel else b.mixer
         head = f"{mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
-    text = f"{head} | {b.d_h}×{b.depth} {b.activation} {b.norm}"
+    text = f"{head} | {b.d_h}×{b.depth} {activation_words(b)} {b.norm}"
     if b.weights != "dense":
         text += f" · {weights_words(b, short=True)}"
     if b.experts > 1:
@@ -204,6 +205,11 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     if head.exits:
         text += f" · exits /{head.exits} p≥{head.threshold:g}"
     return text
+
+
+def activation_words(b: BlockStage) -> str:
+    """The activation: 'prelu', or 'prelu per neuron' where each unit has its own parameters."""
+    return f"{b.activation} per neuron" if b.activation_scope == "neuron" else b.activation
 
 
 def weights_words(b: BlockStage, short: bool = False) -> str:
@@ -260,7 +266,7 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
         if s.weights != "dense":
             ffn += f", {weights_words(s)}"
         norm = "no norm" if s.norm == "none" else s.norm
-        block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {s.activation}{ffn})"
+        block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {activation_words(s)}{ffn})"
         if s.mixer == "none":
             return f"{s.depth} x {block}"
         mixer = f"{s.mixer} (kernel {s.kernel})" if s.kernel else s.mixer
