@@ -5,7 +5,8 @@ and W2, the residual stream) over bottlenecks 4–128 and depths 1–4; its Pare
 params. Each new choice is trained at a few sizes on the same task, and reported beside the front's accuracy
 at the same params (interpolated on the front linearly in log params; a candidate smaller than the
 front's smallest point is compared with that point, one larger than its largest with the front's best):
-``gap`` = its accuracy − the front's there. Positive: the choice lies above the dense front.
+``gap`` = its accuracy − the front's there. Positive: the choice lies above the dense front. ``expected``:
+the bytes a test sample actually moved (``bandwidth_expected``: with exits taken; otherwise ``bandwidth``).
 
 Every study is a space file run by ``nas run FILE --storage URL --trials N --no-progress``, its candidates
 enqueued beforehand (``papers.study``), each trained with ``--seeds`` training seeds (accuracy: their mean;
@@ -33,17 +34,20 @@ from papers import front, study  # noqa: E402
 
 LIFT = 256
 TASK = {"dataset": "mnist5k", "kind": "classification"}
-OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"}
+OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize", "bandwidth_expected": "minimize"}
 
 # every searched key of the flat study with the dense hourglass's value: an enqueued candidate overrides some
-FLAT_BASE = {"hidden_width": 32, "depth": 2, "activation": "relu", "weights": "dense"}
+FLAT_BASE = {"hidden_width": 32, "depth": 2, "activation": "relu", "weights": "dense", "exits": 0}
 FLAT_SPACE = {
     "lift": "fixed_random", "lift_width": LIFT, "norm": "batchnorm",
     "hidden_width": [4, 8, 16, 32, 64, 128], "depth": [1, 2, 4],
-    "activation": ["relu", "prelu", "pwl", "rational"],
+    "activation": ["relu", "prelu", "pwl_knots", "mix"],
+    "activation_scope": {"choice": ["layer", "neuron"], "when": {"activation": ["prelu", "pwl_knots", "mix"]}},
     "weights": ["dense", "lowrank", "circulant", "monarch"],
     "rank": {"choice": [4, 8, 16], "when": {"weights": ["lowrank"]}},
     "monarch_blocks": {"choice": [4, 8, 16], "when": {"weights": ["monarch"]}},
+    "exits": [0, 1],
+    "exit_threshold": {"choice": [0.9, 0.99], "when": {"exits": [1]}},
 }
 DENSE = [{"hidden_width": h, "depth": d} for h in (4, 8, 16, 32, 64, 128) for d in (1, 2, 4)]
 # (choice, its candidates): each overrides FLAT_BASE
@@ -51,6 +55,12 @@ CHOICES = {
     "lowrank": [{"weights": "lowrank", "hidden_width": h, "rank": r} for h, r in ((64, 4), (64, 8), (128, 8), (128, 16))],
     "circulant": [{"weights": "circulant", "hidden_width": h} for h in (32, 64, 128)],
     "monarch": [{"weights": "monarch", "hidden_width": h, "monarch_blocks": b} for h, b in ((64, 8), (128, 8), (128, 16))],
+    # the activations, per layer and per neuron, at two bottlenecks
+    **{f"{a}_{scope}": [{"activation": a, "activation_scope": scope, "hidden_width": h} for h in (8, 32)]
+       for a in ("prelu", "pwl_knots", "mix") for scope in ("layer", "neuron")},
+    # early exit after every block of 4, two thresholds: accuracy with the exits taken, against params
+    # (bandwidth_expected beside it: what a test sample actually moved)
+    "exits": [{"exits": 1, "exit_threshold": t, "depth": 4, "hidden_width": h} for h in (16, 64) for t in (0.9, 0.99)],
 }
 
 # the token mixers: mnist5k's 28 rows as 28 tokens of 28 pixels, a learned embedding, compared with the same
@@ -134,18 +144,20 @@ def main() -> None:
                        [c for cs in MIXERS.values() for c in cs], args.mixer_epochs, args.seeds, 3.0e-3)
     gaps: dict[str, list[float]] = {}
     print(f"\n## Each choice against the dense front (gap: accuracy − the front's at the same params)")
-    print(f"{'choice':<18} {'candidate':<44} {'params':>8} {'bandwidth':>10} {'accuracy':>8} {'front':>6} {'gap':>7}")
+    print(f"{'choice':<16} {'candidate':<58} {'params':>8} {'bandwidth':>10} {'expected':>10} {'accuracy':>8} "
+          f"{'front':>6} {'gap':>7}")
     rows = [(name, c, flat.get(key(FLAT_BASE, c))) for name, cs in CHOICES.items() for c in cs]
     rows += [(name, c, mixers.get(key(MIXER_BASE, c))) for name, cs in MIXERS.items() for c in cs]
     for name, c, v in rows:
         if v is None:
-            print(f"{name:<18} {label(c):<44} did not complete")
+            print(f"{name:<16} {label(c):<58} did not complete")
             continue
         at = front_at(fr, v["params"])
         gap = v["accuracy"] - at
         gaps.setdefault(name, []).append(gap)
-        print(f"{name:<18} {label(c):<44} {v['params']:>8,.0f} {v['bandwidth']:>10,.0f} {v['accuracy']:>8.3f} "
-              f"{at:>6.3f} {gap:>+7.3f}")
+        expected = v.get("bandwidth_expected", v["bandwidth"])
+        print(f"{name:<16} {label(c):<58} {v['params']:>8,.0f} {v['bandwidth']:>10,.0f} {expected:>10,.0f} "
+              f"{v['accuracy']:>8.3f} {at:>6.3f} {gap:>+7.3f}")
     minutes = (time.perf_counter() - t0) / 60
     print(f"\n({minutes:.1f} min; mixers: {args.mixer_epochs} epochs, 28 row tokens, learned embedding, 2 layers)")
     print(" ".join(f"{n}_gap={statistics.mean(g):+.4f}" for n, g in gaps.items()) + f" minutes={minutes:.1f}")
