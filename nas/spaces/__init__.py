@@ -16,7 +16,7 @@ from nas.spaces.arch import ArchSpec, TrainSpec
 _LAZY = {  # name -> the module that defines it
     **dict.fromkeys(("ACTIVATIONS", "LIFTS", "NORMS", "WEIGHTS", "Cost", "HourglassMLP"), "nas.spaces.blocks"),
     "build": "nas.spaces.builder",
-    **dict.fromkeys(("bandwidth_bytes", "model_cost"), "nas.spaces.cost"),
+    **dict.fromkeys(("bandwidth_bytes", "kept_cost", "model_cost"), "nas.spaces.cost"),
     **dict.fromkeys(("Param", "SearchSpace", "Suggest", "load_space", "parse_space"), "nas.spaces.schema"),
 }
 

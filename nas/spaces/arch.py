@@ -24,6 +24,7 @@ LATER_FIELDS = {
     "weights": lambda spec: spec.weights == "dense",
     "rank": lambda spec: spec.weights != "lowrank",
     "monarch_blocks": lambda spec: spec.weights != "monarch",
+    "connections": lambda spec: spec.connections == "residual",
 }
 
 
@@ -56,6 +57,9 @@ class ArchSpec:
     weights: str = "dense"  # dense | lowrank | circulant | monarch
     rank: int = 16  # lowrank: W = U V, U (d_out, rank), V (rank, d_in)
     monarch_blocks: int = 4  # monarch: blocks of each block-diagonal factor (dividing d_z and d_h)
+    # how the blocks read the stream (off at residual: each block the one before it alone); gated_dense: every
+    # earlier stream through a learned gate (nas.spaces.blocks.DenseGates)
+    connections: str = "residual"  # residual | gated_dense
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))

@@ -55,12 +55,33 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
       and reads its per-head state instead (H·(D/H)² + D values, independent of
       T) besides reading q, k, v and writing its T·D output; the depthwise
       convolution stores D·kernel taps (read once) and reads and writes T·D.
+    - gated cross-layer connections (``connections: gated_dense``,
+      ``nas.spaces.blocks.DenseGates``): every one of the depth·(depth-1)/2
+      connections counts, as none is known to be pruned before training: its
+      gate is 1 param (read once, ``dtype_bytes``) and it reads the earlier
+      stream once (d_z values; T·d_z behind a mixer); the multiply-add is fused
+      into the add that forms the block's input. ``kept_cost`` counts only the
+      connections a trained model kept (the ``bandwidth_kept`` objective).
     """
     from nas.spaces.builder import build
 
     with torch.device("meta"):
         model = build(spec)
     return model.nas_cost(dtype_bytes)
+
+
+def kept_cost(spec: ArchSpec, model: torch.nn.Module, dtype_bytes: int = 4) -> Cost:
+    """``model_cost`` of ``spec`` with only the gated connections ``model`` (``spec``'s trained, pruned model)
+    kept: equal to it without ``gated_dense``."""
+    from nas.spaces.blocks import DenseGates
+    from nas.spaces.builder import build
+
+    with torch.device("meta"):
+        deployed = build(spec)
+    trained = [m for m in model.modules() if isinstance(m, DenseGates)]
+    for mine, theirs in zip((m for m in deployed.modules() if isinstance(m, DenseGates)), trained, strict=True):
+        mine.relink(theirs.keep.tolist())
+    return deployed.nas_cost(dtype_bytes)
 
 
 def bandwidth_bytes(cost: Cost) -> int:

@@ -270,11 +270,13 @@ class MixerNet(nn.Module):
     (T, d) (initialised N(0, 0.02²)). ``block()`` makes one channel block.
     ``norm`` is a factory of a width. The net pools by the mean over the T
     tokens (for ``maxstate`` the last token alone would see the rest only
-    through the running maximum).
+    through the running maximum). ``gates``: a ``DenseGates`` giving every
+    layer the gated (B, T, D) streams of the earlier layers (z_0 the embedded
+    tokens), or None.
     """
 
     def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
-                 block, depth: int, d_out: int, kernel: int = 0):
+                 block, depth: int, d_out: int, kernel: int = 0, gates: nn.Module | None = None):
         super().__init__()
         self.tokens = Tokens(in_shape, patch, d_in)
         t = self.tokens.n_tokens
@@ -284,6 +286,7 @@ class MixerNet(nn.Module):
         sizes = (kernel,) if kernel else ()
         self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes), block(), t, d, norm) for _ in range(depth))
         self.head = Linear(d, d_out)
+        self.gates = gates
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
         h = self.tokens(x)  # (B, T, F)
@@ -291,8 +294,13 @@ class MixerNet(nn.Module):
             h = self.embed(h.reshape(-1, self.tokens.features)).view(x.shape[0], self.n_tokens, self.d)
         if self.pos is not None:
             h = h + self.pos
-        for layer in self.layers:
+        streams = [h]  # the stream after each layer (kept only for the gates)
+        for i, layer in enumerate(self.layers):
+            if self.gates is not None:
+                h = self.gates(i, streams)  # z_i plus the gated earlier streams
             h = layer(h)  # (B, T, D)
+            if self.gates is not None:
+                streams.append(h)
         return self.head(h.mean(dim=1))  # (B, D) -> (B, d_out)
 
     def nas_cost(self, dtype_bytes: int = 4) -> Cost:
@@ -303,6 +311,8 @@ class MixerNet(nn.Module):
             total = total + Cost(params=t * d, weight_bytes=t * d * dtype_bytes)
         for layer in self.layers:
             total = total + layer.nas_cost(dtype_bytes)
+        if self.gates is not None:  # each connection reads an earlier stream of T tokens; its gate once
+            total = total + _per_token(self.gates.nas_cost(dtype_bytes), t)
         pool = Cost(act_bytes=(t * d + d) * dtype_bytes)
         return total + pool + self.head.nas_cost(dtype_bytes)
 

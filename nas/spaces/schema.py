@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from nas.errors import NasInputError
 from nas.spaces import _yaml
 from nas.spaces.arch import SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
+from nas.spaces.blocks import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
@@ -81,7 +81,8 @@ class Document(_Strict):
     name: StrictStr | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     task: TaskConfig
     objectives: dict[
-        Literal["accuracy", "psnr", "params", "bandwidth", "latency_ms"], Literal["maximize", "minimize"]
+        Literal["accuracy", "psnr", "params", "bandwidth", "bandwidth_kept", "latency_ms"],
+        Literal["maximize", "minimize"]
     ] = (
         Field(default_factory=lambda: {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"})
     )
@@ -192,6 +193,7 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "weights": ("str", *_in(WEIGHTS)),
         "rank": ("int", *_int_at_least(1)),
         "monarch_blocks": ("int", *_int_at_least(1)),
+        "connections": ("str", *_in(CONNECTIONS)),
     },
     "train": {
         "epochs": ("int", *_int_at_least(1)),
