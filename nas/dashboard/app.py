@@ -26,8 +26,8 @@ from nas.search.results import format_score, score_objective
 from nas.search.storage import read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
-              "latency_ms": dict(ticksuffix=" ms")}
-LOG_AXES = ("params", "bandwidth")
+              "bandwidth_kept": dict(tickformat="~s", ticksuffix="B"), "latency_ms": dict(ticksuffix=" ms")}
+LOG_AXES = ("params", "bandwidth", "bandwidth_kept")
 
 
 @st.cache_resource
@@ -60,7 +60,7 @@ def _axis(fig: go.Figure, metric: str, which: str, values: pd.Series | None = No
     fmt = dict(PLOT_UNITS.get(metric, {}))
     update = fig.update_xaxes if which == "x" else fig.update_yaxes
     if metric in LOG_AXES and values is not None and len(values):
-        ticks, labels = data.log_ticks(values.min(), values.max(), human_bytes if metric == "bandwidth" else human_count)
+        ticks, labels = data.log_ticks(values.min(), values.max(), human_bytes if metric.startswith("bandwidth") else human_count)
         update(title=metric, type="log", tickmode="array", tickvals=ticks, ticktext=labels, tickformat=fmt["tickformat"])
     else:
         update(title=metric, **fmt)

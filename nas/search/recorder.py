@@ -154,6 +154,9 @@ class Recorder:
         # the measured objectives are the earlier training's; params and bandwidth are this cost model's
         # (an older database may hold figures of an earlier model)
         objectives = {**prior.objectives, **item.values_static}
+        if prior.objectives.get("bandwidth_kept", prior.objectives.get("bandwidth")) == prior.objectives.get(
+                "bandwidth") and "bandwidth" in objectives:  # nothing pruned (or stored before bandwidth_kept):
+            objectives["bandwidth_kept"] = objectives["bandwidth"]  # all of this cost model's bandwidth is kept
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
