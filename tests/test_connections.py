@@ -211,3 +211,75 @@ def test_the_space_file_takes_connections_and_bandwidth_kept():
     assert space.objectives["bandwidth_kept"] == "minimize"
     arch, _ = space.freeze({"hidden_width": 8, "connections": "gated_dense"}, 64, 10, ())
     assert arch.connections == "gated_dense"
+
+
+SPACE = """\
+task: {dataset: digits}
+objectives: {accuracy: maximize, bandwidth_kept: minimize}
+space:
+  lift: learned
+  lift_width: 32
+  hidden_width: 16
+  depth: [2, 3]
+  connections: [residual, gated_dense]
+train: {epochs: 1, lr: 0.003}
+search: {sampler: random, trials: 4, workers: 1, seed: 0}
+pruning: false
+"""
+
+
+@pytest.mark.slow  # two real `nas run`s (Ray) and an export
+def test_a_study_minimises_bandwidth_kept_and_exports_a_gated_candidate(tmp_path):
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from nas.search.models import Candidate
+    from nas.search.storage import Store
+
+    def run(name):
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n" + SPACE)
+        proc = subprocess.run([sys.executable, "-m", "nas.cli", "run", f"{name}.yaml", "--no-progress"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def complete(name):
+        with store.session() as s:
+            return list(s.scalars(sa.select(Candidate).where(Candidate.study_name == name,
+                                                             Candidate.state == "COMPLETE")))
+
+    run("first")
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    try:
+        done = complete("first")
+        assert len(done) == 4
+        assert {c.arch.get("connections", "residual") for c in done} == {"residual", "gated_dense"}  # seed 0
+        for c in done:
+            o = c.objectives
+            assert o["bandwidth_kept"] <= o["bandwidth"]
+            if c.arch.get("connections", "residual") == "residual":
+                assert "connections" not in c.arch and o["bandwidth_kept"] == o["bandwidth"]
+        gated_trial = next(c for c in done if "connections" in c.arch)
+        out = tmp_path / "exp"
+        proc = subprocess.run([sys.executable, "-m", "nas.cli", "export", "first", "--trial",
+                               str(gated_trial.trial_number), "--out", str(out)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        card = json.loads((out / "arch.json").read_text())
+        assert card["checks"]["outputs_equal_nas"] is True and card["arch"]["connections"] == "gated_dense"
+        assert "bandwidth_kept" in (out / "README.md").read_text()
+        # results stored before bandwidth_kept existed (residual ones) are reused with all their bandwidth kept
+        with store.session() as s:
+            for c in s.scalars(sa.select(Candidate).where(Candidate.study_name == "first")):
+                if "connections" not in c.arch:
+                    c.objectives = {k: v for k, v in c.objectives.items() if k != "bandwidth_kept"}
+        run("again")
+        again = complete("again")
+        assert len(again) == 4 and all(c.reused_from is not None for c in again)
+        for c in again:
+            assert c.objectives["bandwidth_kept"] <= c.objectives["bandwidth"]
+            if "connections" not in c.arch:
+                assert c.objectives["bandwidth_kept"] == c.objectives["bandwidth"]
+    finally:
+        store.close()
