@@ -112,8 +112,9 @@ def test_a_tiny_denoiser_trains_to_a_finite_psnr(one_thread):
     spec = ArchSpec(d_in=t.d_in, d_out=t.d_out, in_shape=t.in_shape, lift="fixed_random", lift_width=128,
                     hidden_width=32, depth=2)
     ev = evaluate(spec, TrainSpec(epochs=2, batch_size=64), t)
-    assert set(ev.objectives) == {"psnr", "params", "bandwidth", "bandwidth_expected", "latency_ms"}
+    assert set(ev.objectives) == {"psnr", "params", "bandwidth", "bandwidth_expected", "bandwidth_kept", "latency_ms"}
     assert ev.objectives["bandwidth_expected"] == ev.objectives["bandwidth"]  # no exits: every sample, every byte
+    assert ev.objectives["bandwidth_kept"] == ev.objectives["bandwidth"]  # no gated connections
     assert math.isfinite(ev.objectives["psnr"]) and ev.objectives["psnr"] > 10
     assert [sorted(p) for p in ev.curve] == [["cpu_seconds", "epoch", "seconds", "train_loss", "val_psnr"]] * 2
     assert all(p["seconds"] > 0 and p["cpu_seconds"] > 0 for p in ev.curve)

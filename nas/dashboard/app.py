@@ -27,8 +27,8 @@ from nas.search.storage import read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
               "bandwidth_expected": dict(tickformat="~s", ticksuffix="B"),
-              "latency_ms": dict(ticksuffix=" ms")}
-LOG_AXES = ("params", "bandwidth", "bandwidth_expected")
+              "bandwidth_kept": dict(tickformat="~s", ticksuffix="B"), "latency_ms": dict(ticksuffix=" ms")}
+LOG_AXES = ("params", "bandwidth", "bandwidth_expected", "bandwidth_kept")
 
 
 @st.cache_resource

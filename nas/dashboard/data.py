@@ -104,6 +104,7 @@ FAMILIES = {  # the front's colour selector: label -> what each candidate's Arch
     "MoE experts": "experts in each block (1: a dense pair)",
     "mixer": "the token mixer (none: a flat MLP)",
     "weights": "the form of each block's W1 and W2 (dense, lowrank, circulant, monarch)",
+    "connections": "how the blocks read the stream (residual, gated_dense: every earlier stream through a gate)",
 }
 
 
@@ -117,6 +118,7 @@ def families(arch: dict[str, Any]) -> dict[str, Any]:
         "MoE experts": blocks.experts,
         "mixer": blocks.mixer,
         "weights": blocks.weights,
+        "connections": blocks.connections,
     }
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
-from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, expected_bandwidth, model_cost
+from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, expected_bandwidth, kept_cost, model_cost
 from nas.spaces.schema import IMAGE_KINDS
 
 MSE_FLOOR = 1e-10  # a batch's MSE below this counts as this: PSNR is capped at 100 dB
@@ -166,6 +166,40 @@ def aux_loss(model: nn.Module) -> torch.Tensor | None:
     return total
 
 
+def penalty(model: nn.Module) -> torch.Tensor | None:
+    """The sum of the modules' penalties on their own parameters (``nas_penalty()``), or None.
+
+    Gated cross-layer connections (``DenseGates``) put GATE_PENALTY · Σ|g| here, pushing the gates toward 0.
+    """
+    total = None
+    for module in model.modules():
+        hook = getattr(module, "nas_penalty", None)
+        if hook is not None:
+            value = hook()
+            total = value if total is None else total + value
+    return total
+
+
+def train_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What a training step minimises: the task's loss of ``model(x)`` (``joint_loss``: every head's with early
+    exits), plus the auxiliary losses the forward pass left (``aux_loss``) and the parameter penalties
+    (``penalty``)."""
+    loss = joint_loss(kind, model, x, y)
+    for extra in (aux_loss(model), penalty(model)):
+        if extra is not None:
+            loss = loss + extra
+    return loss
+
+
+def prune_connections(model: nn.Module) -> None:
+    """Remove the gated connections whose gates ended below GATE_THRESHOLD (``DenseGates.nas_prune``): the
+    model scored, saved and exported is the pruned one."""
+    for module in model.modules():
+        hook = getattr(module, "nas_prune", None)
+        if hook is not None:
+            hook()
+
+
 def give_feature_groups(model: nn.Module, task: Task) -> None:
     """Hand the task's feature groups to every FPE pair of the ``groups`` split (before its expansion)."""
     from nas.spaces.fpe import FPEPair
@@ -200,6 +234,12 @@ def evaluate(
     noise every epoch (``Task.train_inputs``). The validation score after every epoch
     (``val_accuracy`` or ``val_psnr``, passed to ``report``) picks the best
     checkpoint, which is scored on the test split.
+
+    The loss adds the modules' auxiliary losses and penalties (``train_loss``).
+    Gated connections that end below their threshold are pruned from the best
+    checkpoint before it is scored and saved (``prune_connections``);
+    ``bandwidth_kept`` is the bandwidth of what is left (= ``bandwidth``
+    without gated connections).
     """
     t0 = time.perf_counter()
     torch.manual_seed(train.seed)
@@ -236,10 +276,7 @@ def evaluate(
         running = 0.0
         for s in range(steps_per_epoch):
             idx = order[s * bs : (s + 1) * bs]
-            loss = joint_loss(task.kind, model, x[idx], y[idx])
-            aux = aux_loss(model)
-            if aux is not None:
-                loss = loss + aux
+            loss = train_loss(task.kind, model, x[idx], y[idx])
             if not torch.isfinite(loss):
                 raise CandidateFailed(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {s + 1}")
             opt.zero_grad(set_to_none=True)
@@ -264,11 +301,14 @@ def evaluate(
             best, best_state = val, copy.deepcopy(model.state_dict())
 
     model.load_state_dict(best_state)
+    prune_connections(model)  # before scoring and saving: the scored model is the exported one
     objectives = static_objectives(spec)
+    objectives["bandwidth_kept"] = float(bandwidth_bytes(kept_cost(spec, model)))
     x_test = task.x_test.to(device)
     objectives[metric] = score(task.kind, model, x_test, task.y_test.to(device))  # with the exits applied
     counts = exit_histogram(model, x_test)  # test samples leaving at each head (the final head last)
-    objectives["bandwidth_expected"] = expected_bandwidth(spec, counts) if len(counts) > 1 else objectives["bandwidth"]
+    objectives["bandwidth_expected"] = (expected_bandwidth(spec, counts, model=model) if len(counts) > 1
+                                        else objectives["bandwidth_kept"])
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")

@@ -160,6 +160,9 @@ def _metric(metric: str, value: Any, human_count, human_bytes, evaluator_version
         return f"{human_bytes(value)} moved per batch-1 inference ({int(value):,} bytes)"
     if metric == "bandwidth_expected":
         return f"{human_bytes(value)} moved per test sample on average, early exits taken ({value:,.0f} bytes)"
+    if metric == "bandwidth_kept":
+        return (f"{human_bytes(value)} moved per batch-1 inference with only the gated connections kept after "
+                f"training ({int(value):,} bytes)")
     if metric == "latency_ms":
         return f"{value:.3f} ms (median batch-1 forward pass on the training device)"
     return f"{value:.6g}"

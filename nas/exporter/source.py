@@ -50,14 +50,15 @@ def _name(kind: str, value: Any, registry) -> None:
 
 def check_spec(spec: Any) -> ArchSpec:
     """Check every value of ``spec`` that reaches model.py; NasInputError naming the field otherwise."""
-    from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
+    from nas.spaces.blocks import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
     from nas.spaces.arch import ACTIVATION_SCOPES
     from nas.spaces.fpe import SPLITS
     from nas.spaces.stages import BlockStage, stage, stages
 
     if not isinstance(spec, ArchSpec):
         raise NasInputError(f"cannot export: expected an ArchSpec, found {type(spec).__name__}")
-    names = {"lift": LIFTS, "activation": ACTIVATIONS, "norm": NORMS, "mixer": MIXERS, "weights": WEIGHTS}
+    names = {"lift": LIFTS, "activation": ACTIVATIONS, "norm": NORMS, "mixer": MIXERS, "weights": WEIGHTS,
+             "connections": CONNECTIONS}
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
         if f.name in names:

@@ -156,6 +156,9 @@ class Recorder:
         objectives = {**prior.objectives, **item.values_static}
         # a result stored before bandwidth_expected existed is of a model without exits: it moves its bandwidth
         objectives.setdefault("bandwidth_expected", objectives["bandwidth"])
+        if prior.objectives.get("bandwidth_kept", prior.objectives.get("bandwidth")) == prior.objectives.get(
+                "bandwidth") and "bandwidth" in objectives:  # nothing pruned (or stored before bandwidth_kept):
+            objectives["bandwidth_kept"] = objectives["bandwidth"]  # all of this cost model's bandwidth is kept
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(

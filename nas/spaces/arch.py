@@ -30,6 +30,7 @@ LATER_FIELDS = {
     "exits": lambda spec: spec.exits == 0,
     "exit_threshold": lambda spec: spec.exits == 0,
     "activation_scope": lambda spec: spec.activation_scope == "layer",
+    "connections": lambda spec: spec.connections == "residual",
 }
 
 
@@ -67,6 +68,9 @@ class ArchSpec:
     # early exit (off at 0): a classifier head after every k-th block (blocks k, 2k, ... before the last)
     exits: int = 0  # k; 0 (or k ≥ depth: no block before the last is a k-th one): no exit heads
     exit_threshold: float = 0.9  # a sample leaves at the first head whose top softmax probability reaches it
+    # how the blocks read the stream (off at residual: each block the one before it alone); gated_dense: every
+    # earlier stream through a learned gate (nas.spaces.blocks.DenseGates)
+    connections: str = "residual"  # residual | gated_dense
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))

@@ -42,6 +42,7 @@ LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z[, seed]) -> nn.M
 # name -> class(n_tokens, d[, kernel]) with a bool ``positions``, or None (nas.spaces.mixers)
 MIXERS: Registry = Registry("mixer")
 WEIGHTS: Registry = Registry("weight form")  # name -> class(d_in, d_out[, int: WEIGHT_KEYS]) (nas.spaces.structured)
+CONNECTIONS: Registry = Registry("connection pattern")  # name -> class(depth, d_z) of the blocks' extra inputs, or None
 
 
 # ----------------------------------------------------------------- activations
@@ -198,12 +199,92 @@ class HourglassBlock(nn.Module):
         ) + _cost_of(self.act, dtype_bytes) + skip
 
 
+# ----------------------------------------------------------------- connections
+GATE_PENALTY = 1e-3  # weight of the L1 penalty on the gates, added to the training loss (nas.evaluators.train)
+GATE_THRESHOLD = 0.01  # a gate that ends training with |g| below this is pruned before the model is scored
+
+
+class DenseGates(nn.Module):
+    """Gated cross-layer connections: every block may read every earlier stream through a learned scalar gate.
+
+    With z_0 the stream entering the first block (the lift's output) and z_i
+    the stream after block i (a plain tensor, as in the residual model), block
+    i+1 (i = 0..depth-1) reads, instead of z_i alone::
+
+        u_i = z_i + sum_{j < i} g[i, j] * z_j        z_{i+1} = block_{i+1}(u_i)
+
+    (each block keeps its own residual: z_{i+1} = u_i + W2 act(W1 norm(u_i))).
+    So block 1 has no extra input and block i+1 has i: depth·(depth-1)/2
+    gates in all, stored in ``gate`` in the order (1,0), (2,0), (2,1), (3,0), ...
+    They start at 0, where the model is exactly the residual one. ``keep``
+    (a persistent bool buffer, saved with the weights) marks the connections
+    still present: a pruned one has its gate set to 0 and is skipped, so it
+    reads nothing. ``width``: the values of the stream per token (d_z).
+    """
+
+    def __init__(self, depth: int, width: int):
+        super().__init__()
+        self.depth, self.width = depth, width
+        n = depth * (depth - 1) // 2
+        self.gate = nn.Parameter(torch.zeros(n))  # draws no random numbers: the blocks' initialisation is unchanged
+        self.register_buffer("keep", torch.ones(n, dtype=torch.bool))
+        self.relink([True] * n)
+
+    def relink(self, keep: list | None = None) -> None:
+        """Set ``links``, the connections ``forward`` runs (block i -> [(j, gate index)], a plain list: static
+        for torch.export), from ``keep`` (default: the buffer)."""
+        keep = self.keep.tolist() if keep is None else keep
+        self.links = [[(j, i * (i - 1) // 2 + j) for j in range(i) if keep[i * (i - 1) // 2 + j]]
+                      for i in range(self.depth)]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.keep.device.type != "meta":
+            self.relink()
+
+    def forward(self, i: int, streams: list) -> torch.Tensor:
+        """u_i, the input of block i+1, from ``streams`` = [z_0, ..., z_i] (any shape, all alike)."""
+        u = streams[i]
+        for j, k in self.links[i]:
+            u = u + self.gate[k] * streams[j]
+        return u
+
+    def nas_penalty(self) -> torch.Tensor:
+        """GATE_PENALTY · the L1 norm of the kept gates (pruned ones are 0 already)."""
+        return GATE_PENALTY * self.gate.abs().sum()
+
+    @torch.no_grad()
+    def nas_prune(self, threshold: float = GATE_THRESHOLD) -> int:
+        """Remove the connections whose gate is below ``threshold`` in magnitude (gate set to 0, ``keep`` False);
+        return how many are kept."""
+        self.keep &= self.gate.abs() >= threshold
+        self.gate.masked_fill_(~self.keep, 0.0)
+        self.relink()
+        return int(self.keep.sum())
+
+    def nas_kept(self) -> int:
+        return sum(len(row) for row in self.links)
+
+    def nas_cost(self, dtype_bytes: int, block: int | None = None) -> Cost:
+        """Per kept connection: its gate (1 param, read once) and one read of the earlier stream (width values);
+        the multiply-add is fused into the add that forms u_i, which writes nothing more. ``block`` i: only the
+        connections into block i+1 (an early exit's prefix sums them block by block)."""
+        n = self.nas_kept() if block is None else len(self.links[block])
+        return Cost(params=n, weight_bytes=n * dtype_bytes, act_bytes=n * self.width * dtype_bytes)
+
+
+CONNECTIONS.register("residual")(None)
+CONNECTIONS.register("gated_dense")(DenseGates)
+
+
 class HourglassMLP(nn.Module):
     """lift -> depth × block -> head, as in the hourglass paper: x (B, d_in) -> z (B, d_z) -> logits (B, d_out).
 
     ``lift``: the lift module (d_in -> d_z), or None: d_z = d_in and this is
     the paper's conventional residual MLP. ``block()`` makes one residual
-    block (d_z -> d_z), called ``depth`` times.
+    block (d_z -> d_z), called ``depth`` times. ``gates``: a ``DenseGates``
+    giving every block the gated streams of the earlier ones, or None (each
+    block reads the stream after the one before it alone).
 
     ``exits`` k ≥ 1: early exit. A bias-free exit head d_z -> d_out reads the
     residual stream after every k-th block before the last (blocks k, 2k, ...;
@@ -216,49 +297,58 @@ class HourglassMLP(nn.Module):
     """
 
     def __init__(self, lift: nn.Module | None, block, depth: int, d_z: int, d_out: int, exits: int = 0,
-                 exit_threshold: float = 1.0):
+                 exit_threshold: float = 1.0, gates: nn.Module | None = None):
         super().__init__()
         self.lift = lift
         self.blocks = nn.ModuleList(block() for _ in range(depth))
         self.head = Linear(d_z, d_out)
         self.exits, self.exit_threshold = exits, exit_threshold
         self.exit_heads = nn.ModuleList(Linear(d_z, d_out) for _ in range((depth - 1) // exits if exits else 0))
+        self.gates = gates
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
         if len(self.exit_heads) and not self.training:
             return self.exit_forward(x)[0]
-        h = self.lift(x) if self.lift is not None else x  # (B, d_z)
-        for block in self.blocks:
-            h = block(h)  # (B, d_z)
-        return self.head(h)  # (B, d_out)
+        return self.all_logits(x, exits=False)[-1]
 
-    def all_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out)."""
+    def all_logits(self, x: torch.Tensor, exits: bool = True) -> list[torch.Tensor]:
+        """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out).
+        ``exits=False``: the final head's alone."""
         h = self.lift(x) if self.lift is not None else x  # (B, d_z)
+        streams = [h]  # z_0, z_1, ...: the stream after each block (kept only for the gates)
         out = []
         for i, block in enumerate(self.blocks):
-            h = block(h)
-            if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
-                out.append(self.exit_heads[(i + 1) // self.exits - 1](h))
+            if self.gates is not None:
+                h = self.gates(i, streams)  # z_i plus the gated earlier streams
+            h = block(h)  # (B, d_z)
+            if self.gates is not None:
+                streams.append(h)
+            j = (i + 1) // self.exits - 1 if self.exits else -1
+            if exits and self.exits and (i + 1) % self.exits == 0 and j < len(self.exit_heads):
+                out.append(self.exit_heads[j](h))
         return out + [self.head(h)]
 
     def exit_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The early-exit inference: (logits (B, d_out) of the head each sample left at, that head's index (B,):
         j for exit head j, len(exit_heads) for the final head)."""
         h = self.lift(x) if self.lift is not None else x  # (B, d_z)
-        return early_exit(h, self.blocks, self.exit_heads, self.exits, self.exit_threshold, self.head, pool=False)
+        return early_exit(h, self.blocks, self.exit_heads, self.exits, self.exit_threshold, self.head, pool=False,
+                          gates=self.gates)
 
     def nas_cost(self, dtype_bytes: int = 4) -> Cost:
         """The worst case: every block, every exit head (a sample that leaves at none), the final head."""
         return self.nas_exit_costs(dtype_bytes)[-1]
 
     def nas_exit_costs(self, dtype_bytes: int = 4) -> list[Cost]:
-        """The cost of a sample leaving at each head: the lift, the blocks before it, the exit heads it evaluated
-        on the way and its own; the last entry (the final head) is the whole model."""
+        """The cost of a sample leaving at each head: the lift, the blocks before it (with the gated connections
+        into them), the exit heads it evaluated on the way and its own; the last entry (the final head) is the
+        whole model."""
         total = _cost_of(self.lift, dtype_bytes) if self.lift is not None else Cost()
         out = []
         for i, block in enumerate(self.blocks):
             total = total + block.nas_cost(dtype_bytes)
+            if self.gates is not None:
+                total = total + self.gates.nas_cost(dtype_bytes, block=i)
             if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
                 total = total + self.exit_heads[(i + 1) // self.exits - 1].nas_cost(dtype_bytes)
                 out.append(total)
@@ -266,19 +356,25 @@ class HourglassMLP(nn.Module):
 
 
 def early_exit(h: torch.Tensor, layers, heads, every: int, threshold: float, head: nn.Module,
-               pool: bool) -> tuple[torch.Tensor, torch.Tensor]:
+               pool: bool, gates: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``layers`` on h (B, ...) and leave early: after every ``every``-th layer with an exit head
     (``heads[j]`` after layer (j + 1)·every), the samples whose top softmax probability reaches ``threshold``
-    take that head's logits and stop; the rest go on (the batch shrinks), and ``head`` answers those left
-    after the last layer. ``pool``: a head reads the mean over the tokens (B, T, D) -> (B, D). Returns
-    (logits (B, d_out), the index of the head each sample left at (B,): j, or len(heads) for ``head``).
+    take that head's logits and stop; the rest go on (the batch shrinks, and with it the earlier streams
+    ``gates``, a ``DenseGates`` or None, reads), and ``head`` answers those left after the last layer.
+    ``pool``: a head reads the mean over the tokens (B, T, D) -> (B, D). Returns (logits (B, d_out), the
+    index of the head each sample left at (B,): j, or len(heads) for ``head``).
     """
     n = h.shape[0]
     alive = torch.arange(n, device=h.device)  # the samples still running, by their row in the batch
     where = torch.full((n,), len(heads), dtype=torch.long, device=h.device)
+    streams = [h]  # the stream before the first layer and after each one (read only by the gates)
     out = None
     for i, layer in enumerate(layers):
+        if gates is not None:
+            h = gates(i, streams)
         h = layer(h)
+        if gates is not None:
+            streams.append(h)
         j = (i + 1) // every - 1
         if (i + 1) % every or j >= len(heads):
             continue
@@ -290,6 +386,8 @@ def early_exit(h: torch.Tensor, layers, heads, every: int, threshold: float, hea
         where[alive[leave]] = j
         stay = ~leave
         h, alive = h[stay], alive[stay]
+        if gates is not None:
+            streams = [s[stay] for s in streams]
         if alive.numel() == 0:
             return out, where
     logits = head(h.mean(dim=1) if pool else h)

@@ -18,7 +18,7 @@ from torch import nn
 
 from nas.spaces.activations import neuron_scope
 from nas.spaces.arch import WEIGHT_KEYS, ArchSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS, HourglassBlock, HourglassMLP
+from nas.spaces.blocks import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS, HourglassBlock, HourglassMLP
 from nas.spaces.fpe import FPEPair, MaskedPair
 from nas.spaces.mixers import MixerNet
 from nas.spaces.moe import DenseExpert, NasMixtureOfExperts
@@ -139,14 +139,16 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
              "exit_threshold": Const("EXIT_THRESHOLD", head.threshold,
                                      "a sample leaves at the first head whose top softmax probability reaches it")} \
         if head.exits else {}
+    gates = CONNECTIONS.get(blocks.connections)  # None: residual, each block reads the one before it alone
+    extra = {} if gates is None else {"gates": call(gates, depth, d_z)}
     if tokens is None:
-        return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out, **exits)
+        return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out, **exits, **extra)
     kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \
         if blocks.kernel else {}
     return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
                 Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
                 d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,
-                d_out=d_out, **kernel, **exits)
+                d_out=d_out, **kernel, **exits, **extra)
 
 
 def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable | Call, fresh: bool,

@@ -60,6 +60,13 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
       that leaves at no exit head: it evaluates every exit head (behind a mixer
       each after its own mean over the tokens) and the final head. What a
       sample that leaves at a given head moves is ``exit_costs``.
+    - gated cross-layer connections (``connections: gated_dense``,
+      ``nas.spaces.blocks.DenseGates``): every one of the depth·(depth-1)/2
+      connections counts, as none is known to be pruned before training: its
+      gate is 1 param (read once, ``dtype_bytes``) and it reads the earlier
+      stream once (d_z values; T·d_z behind a mixer); the multiply-add is fused
+      into the add that forms the block's input. ``kept_cost`` counts only the
+      connections a trained model kept (the ``bandwidth_kept`` objective).
     """
     from nas.spaces.builder import build
 
@@ -68,29 +75,48 @@ def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:
     return model.nas_cost(dtype_bytes)
 
 
+def _deployed(spec: ArchSpec, model: torch.nn.Module | None) -> torch.nn.Module:
+    """``spec``'s model on the meta device, with the gated connections ``model`` (trained, pruned) kept, if given."""
+    from nas.spaces.blocks import DenseGates
+    from nas.spaces.builder import build
+
+    with torch.device("meta"):
+        deployed = build(spec)
+    if model is not None:
+        trained = [m for m in model.modules() if isinstance(m, DenseGates)]
+        for mine, theirs in zip((m for m in deployed.modules() if isinstance(m, DenseGates)), trained, strict=True):
+            mine.relink(theirs.keep.tolist())
+    return deployed
+
+
+def kept_cost(spec: ArchSpec, model: torch.nn.Module, dtype_bytes: int = 4) -> Cost:
+    """``model_cost`` of ``spec`` with only the gated connections ``model`` (``spec``'s trained, pruned model)
+    kept: equal to it without ``gated_dense``."""
+    return _deployed(spec, model).nas_cost(dtype_bytes)
+
+
 def bandwidth_bytes(cost: Cost) -> int:
     return cost.weight_bytes + cost.act_bytes
 
 
-def exit_costs(spec: ArchSpec, dtype_bytes: int = 4) -> list[Cost]:
+def exit_costs(spec: ArchSpec, dtype_bytes: int = 4, model: torch.nn.Module | None = None) -> list[Cost]:
     """The cost of a sample that leaves at each head of ``spec``: the exit heads in order, then the final head.
 
     A prefix of the model, counted as ``model_cost`` counts it: the lift, the
     blocks up to the head, every exit head evaluated on the way (behind a
     mixer each with its mean over the tokens) and the head itself. The last
-    entry is ``model_cost(spec)``; without exits it is the only one.
+    entry is ``model_cost(spec)``; without exits it is the only one. ``model``: the trained model, whose
+    pruned gated connections are left out (as ``kept_cost``).
     """
-    from nas.spaces.builder import build
-
-    with torch.device("meta"):
-        model = build(spec)
-    return model.nas_exit_costs(dtype_bytes)
+    return _deployed(spec, model).nas_exit_costs(dtype_bytes)
 
 
-def expected_bandwidth(spec: ArchSpec, exit_counts: list[int], dtype_bytes: int = 4) -> float:
+def expected_bandwidth(spec: ArchSpec, exit_counts: list[int], dtype_bytes: int = 4,
+                       model: torch.nn.Module | None = None) -> float:
     """``bandwidth_expected``: the mean bytes a sample moves when ``exit_counts[j]`` samples leave at head j (the
-    exit histogram, the final head last): each exit's prefix ``bandwidth_bytes`` weighted by its count."""
-    costs = exit_costs(spec, dtype_bytes)
+    exit histogram, the final head last): each exit's prefix ``bandwidth_bytes`` weighted by its count (``model``:
+    the trained model, its pruned gated connections left out)."""
+    costs = exit_costs(spec, dtype_bytes, model)
     if len(exit_counts) != len(costs) or sum(exit_counts) <= 0:
         raise ValueError(f"{len(costs)} heads but exit counts {exit_counts}")
     return sum(n * bandwidth_bytes(c) for n, c in zip(exit_counts, costs)) / sum(exit_counts)

@@ -270,7 +270,9 @@ class MixerNet(nn.Module):
     (T, d) (initialised N(0, 0.02²)). ``block()`` makes one channel block.
     ``norm`` is a factory of a width. The net pools by the mean over the T
     tokens (for ``maxstate`` the last token alone would see the rest only
-    through the running maximum).
+    through the running maximum). ``gates``: a ``DenseGates`` giving every
+    layer the gated (B, T, D) streams of the earlier layers (z_0 the embedded
+    tokens), or None.
 
     ``exits`` k ≥ 1: early exit, as ``HourglassMLP``'s: an exit head (d -> d_out,
     bias-free) reads the mean over the tokens after every k-th layer before the
@@ -279,7 +281,8 @@ class MixerNet(nn.Module):
     """
 
     def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
-                 block, depth: int, d_out: int, kernel: int = 0, exits: int = 0, exit_threshold: float = 1.0):
+                 block, depth: int, d_out: int, kernel: int = 0, exits: int = 0, exit_threshold: float = 1.0,
+                 gates: nn.Module | None = None):
         super().__init__()
         self.tokens = Tokens(in_shape, patch, d_in)
         t = self.tokens.n_tokens
@@ -291,6 +294,7 @@ class MixerNet(nn.Module):
         self.head = Linear(d, d_out)
         self.exits, self.exit_threshold = exits, exit_threshold
         self.exit_heads = nn.ModuleList(Linear(d, d_out) for _ in range((depth - 1) // exits if exits else 0))
+        self.gates = gates
 
     def embedded(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, T, D)
         h = self.tokens(x)  # (B, T, F)
@@ -303,26 +307,30 @@ class MixerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
         if len(self.exit_heads) and not self.training:
             return self.exit_forward(x)[0]
-        h = self.embedded(x)
-        for layer in self.layers:
-            h = layer(h)  # (B, T, D)
-        return self.head(h.mean(dim=1))  # (B, D) -> (B, d_out)
+        return self.all_logits(x, exits=False)[-1]
 
-    def all_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out)."""
+    def all_logits(self, x: torch.Tensor, exits: bool = True) -> list[torch.Tensor]:
+        """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out).
+        ``exits=False``: the final head's alone."""
         h = self.embedded(x)
+        streams = [h]  # the stream after each layer (kept only for the gates)
         out = []
         for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
-                out.append(self.exit_heads[(i + 1) // self.exits - 1](h.mean(dim=1)))
-        return out + [self.head(h.mean(dim=1))]
+            if self.gates is not None:
+                h = self.gates(i, streams)  # z_i plus the gated earlier streams
+            h = layer(h)  # (B, T, D)
+            if self.gates is not None:
+                streams.append(h)
+            j = (i + 1) // self.exits - 1 if self.exits else -1
+            if exits and self.exits and (i + 1) % self.exits == 0 and j < len(self.exit_heads):
+                out.append(self.exit_heads[j](h.mean(dim=1)))
+        return out + [self.head(h.mean(dim=1))]  # (B, D) -> (B, d_out)
 
     def exit_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The early-exit inference: (logits (B, d_out) of the head each sample left at, that head's index (B,):
         j for exit head j, len(exit_heads) for the final head)."""
         return early_exit(self.embedded(x), self.layers, self.exit_heads, self.exits, self.exit_threshold,
-                          self.head, pool=True)
+                          self.head, pool=True, gates=self.gates)
 
     def nas_cost(self, dtype_bytes: int = 4) -> Cost:
         """The embedding per token (the position add fused into it), the layers, the mean (reads T·D, writes D), the
@@ -339,6 +347,8 @@ class MixerNet(nn.Module):
         out = []
         for i, layer in enumerate(self.layers):
             total = total + layer.nas_cost(dtype_bytes)
+            if self.gates is not None:  # each connection reads an earlier stream of T tokens; its gate once
+                total = total + _per_token(self.gates.nas_cost(dtype_bytes, block=i), t)
             if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
                 total = total + pool + self.exit_heads[(i + 1) // self.exits - 1].nas_cost(dtype_bytes)
                 out.append(total)

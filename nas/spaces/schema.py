@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from nas.errors import NasInputError
 from nas.spaces import _yaml
 from nas.spaces.arch import ACTIVATION_SCOPES, SCOPED_ACTIVATIONS, SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
-from nas.spaces.blocks import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
+from nas.spaces.blocks import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import SPLITS as FPE_SPLITS
 
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
@@ -81,7 +81,7 @@ class Document(_Strict):
     name: StrictStr | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     task: TaskConfig
     objectives: dict[
-        Literal["accuracy", "psnr", "params", "bandwidth", "bandwidth_expected", "latency_ms"],
+        Literal["accuracy", "psnr", "params", "bandwidth", "bandwidth_expected", "bandwidth_kept", "latency_ms"],
         Literal["maximize", "minimize"]
     ] = (
         Field(default_factory=lambda: {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"})
@@ -198,6 +198,7 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "exits": ("int", *_int_at_least(0)),
         "exit_threshold": ("float", lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
                            "a top softmax probability in (0, 1] (1: only a certain sample leaves early)"),
+        "connections": ("str", *_in(CONNECTIONS)),
     },
     "train": {
         "epochs": ("int", *_int_at_least(1)),

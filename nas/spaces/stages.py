@@ -58,6 +58,12 @@ class BlockStage:
     weights: str = "dense"  # the form of W1 and W2 (a WEIGHTS name)
     weights_arg: int = 0  # the int the form reads (lowrank: rank, monarch: blocks); 0 for dense and circulant
     activation_scope: str = "layer"  # a learnable activation's parameters: per layer | per neuron
+    connections: str = "residual"  # residual | gated_dense: every block also reads the earlier streams, gated
+
+    @property
+    def gated_connections(self) -> int:
+        """The gated cross-layer connections (gated_dense): block i reads i - 1 earlier streams, depth·(depth-1)/2."""
+        return self.depth * (self.depth - 1) // 2 if self.connections == "gated_dense" else 0
 
     @property
     def hourglass(self) -> bool:
@@ -166,7 +172,7 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
     key = WEIGHT_KEYS.get(spec.weights)
     out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
                           spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k, spec.weights,
-                          getattr(spec, key) if key else 0, spec.activation_scope))
+                          getattr(spec, key) if key else 0, spec.activation_scope, spec.connections))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
     if spec.exits:
@@ -204,6 +210,8 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     head = stage(parts, HeadStage)
     if head.exits:
         text += f" · exits /{head.exits} p≥{head.threshold:g}"
+    if b.connections != "residual":
+        text += f" · {b.connections}"
     return text
 
 
@@ -267,10 +275,13 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
             ffn += f", {weights_words(s)}"
         norm = "no norm" if s.norm == "none" else s.norm
         block = f"residual block {s.d_z} -> {s.d_h} -> {s.d_z} ({norm}, {activation_words(s)}{ffn})"
+        gates = (f", each {'block' if s.mixer == 'none' else 'layer'} also reading every earlier stream through a "
+                 f"learned gate ({s.gated_connections} gated connections before pruning)") if s.gated_connections \
+            else ""
         if s.mixer == "none":
-            return f"{s.depth} x {block}"
+            return f"{s.depth} x {block}{gates}"
         mixer = f"{s.mixer} (kernel {s.kernel})" if s.kernel else s.mixer
-        return f"{s.depth} x ({mixer} across the tokens, then {block} on every token)"
+        return f"{s.depth} x ({mixer} across the tokens, then {block} on every token){gates}"
     if isinstance(s, PoolStage):
         return "mean over the tokens"
     if s.exits:  # HeadStage with early exit
