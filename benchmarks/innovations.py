@@ -6,13 +6,14 @@ params. Each new choice is trained at a few sizes on the same task, and reported
 at the same params (interpolated on the front linearly in log params; a candidate smaller than the
 front's smallest point is compared with that point, one larger than its largest with the front's best):
 ``gap`` = its accuracy − the front's there. Positive: the choice lies above the dense front. ``expected``:
-the bytes a test sample actually moved (``bandwidth_expected``: with exits taken; otherwise ``bandwidth``).
+the bytes a test sample actually moved (``bandwidth_expected``: with exits taken and pruned gated connections
+gone; otherwise ``bandwidth``).
 
 Every study is a space file run by ``nas run FILE --storage URL --trials N --no-progress``, its candidates
-enqueued beforehand (``papers.study``), each trained with ``--seeds`` training seeds (accuracy: their mean;
+enqueued beforehand (``papers.study``), each trained with ``--seeds`` training seeds (accuracy: their mean, ± their standard deviation;
 mnist5k's test split is 750 images, so one seed's accuracy has a binomial standard error of about 1 point).
 
-    python benchmarks/innovations.py [--epochs 20] [--seeds 2] [--workdir DIR] > benchmarks/results/innovations.txt
+    python benchmarks/innovations.py [--epochs 20] [--seeds 3] [--workdir DIR] > benchmarks/results/innovations.txt
 
 About 30 minutes on 2 CPU cores. Last line: ``<choice>_gap=…`` for each choice (the mean gap of its
 candidates, in accuracy points) and ``minutes=…``.
@@ -37,7 +38,8 @@ TASK = {"dataset": "mnist5k", "kind": "classification"}
 OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize", "bandwidth_expected": "minimize"}
 
 # every searched key of the flat study with the dense hourglass's value: an enqueued candidate overrides some
-FLAT_BASE = {"hidden_width": 32, "depth": 2, "activation": "relu", "weights": "dense", "exits": 0}
+FLAT_BASE = {"hidden_width": 32, "depth": 2, "activation": "relu", "weights": "dense", "exits": 0,
+             "connections": "residual"}
 FLAT_SPACE = {
     "lift": "fixed_random", "lift_width": LIFT, "norm": "batchnorm",
     "hidden_width": [4, 8, 16, 32, 64, 128], "depth": [1, 2, 4],
@@ -48,6 +50,7 @@ FLAT_SPACE = {
     "monarch_blocks": {"choice": [4, 8, 16], "when": {"weights": ["monarch"]}},
     "exits": [0, 1],
     "exit_threshold": {"choice": [0.9, 0.99], "when": {"exits": [1]}},
+    "connections": ["residual", "gated_dense"],
 }
 DENSE = [{"hidden_width": h, "depth": d} for h in (4, 8, 16, 32, 64, 128) for d in (1, 2, 4)]
 # (choice, its candidates): each overrides FLAT_BASE
@@ -61,6 +64,8 @@ CHOICES = {
     # early exit after every block of 4, two thresholds: accuracy with the exits taken, against params
     # (bandwidth_expected beside it: what a test sample actually moved)
     "exits": [{"exits": 1, "exit_threshold": t, "depth": 4, "hidden_width": h} for h in (16, 64) for t in (0.9, 0.99)],
+    # gated cross-layer connections at depth 4 (6 gates), pruned after training below 0.01
+    "gated_dense": [{"connections": "gated_dense", "depth": 4, "hidden_width": h} for h in (16, 64)],
 }
 
 # the token mixers: mnist5k's 28 rows as 28 tokens of 28 pixels, a learned embedding, compared with the same
@@ -104,7 +109,9 @@ def run_study(root: Path, url: str, name: str, space: dict, base: dict, cands: l
         for t in trials:  # a trial's params hold every key, the fixed ones too
             if all(t["params"].get(k) == v for k, v in want.items()):
                 out.setdefault(key(base, c), []).append(t["values"])
-    return {k: {m: statistics.mean(v[m] for v in vs) for m in vs[0]} | {"n": len(vs)} for k, vs in out.items()}
+    return {k: {m: statistics.mean(v[m] for v in vs) for m in vs[0]}
+            | {"n": len(vs), "sd": statistics.stdev(v["accuracy"] for v in vs) if len(vs) > 1 else 0.0}
+            for k, vs in out.items()}
 
 
 def key(base: dict, cand: dict) -> tuple:
@@ -119,7 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--mixer-epochs", type=int, default=15)
-    ap.add_argument("--seeds", type=int, default=2, help="training seeds per candidate (default 2)")
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds per candidate (default 3)")
     ap.add_argument("--workdir", help="where the space files and innovations.db go (default: a temporary folder)")
     args = ap.parse_args()
     root = Path(args.workdir or tempfile.mkdtemp(prefix="nas-innovations-"))
@@ -133,11 +140,11 @@ def main() -> None:
     dense = [flat[key(FLAT_BASE, c)] for c in DENSE if key(FLAT_BASE, c) in flat]
     fr = front([(v["params"], v["accuracy"]) for v in dense])
     print(f"\n## The dense hourglass, mnist5k, fixed random lift to {LIFT}, {args.epochs} epochs")
-    print(f"{'candidate':<28} {'params':>8} {'bandwidth':>10} {'accuracy':>8}")
+    print(f"{'candidate':<28} {'params':>8} {'bandwidth':>10} {'accuracy':>8} {'± sd':>6}")
     for c in DENSE:
         v = flat.get(key(FLAT_BASE, c))
         if v:
-            print(f"{label(c):<28} {v['params']:>8,.0f} {v['bandwidth']:>10,.0f} {v['accuracy']:>8.3f}")
+            print(f"{label(c):<28} {v['params']:>8,.0f} {v['bandwidth']:>10,.0f} {v['accuracy']:>8.3f} {v['sd']:>6.3f}")
     print("front: " + ", ".join(f"{p:,.0f} {a:.3f}" for p, a in fr))
 
     mixers = run_study(root, url, "innovations-mixers", MIXER_SPACE, MIXER_BASE,
@@ -145,7 +152,7 @@ def main() -> None:
     gaps: dict[str, list[float]] = {}
     print(f"\n## Each choice against the dense front (gap: accuracy − the front's at the same params)")
     print(f"{'choice':<16} {'candidate':<58} {'params':>8} {'bandwidth':>10} {'expected':>10} {'accuracy':>8} "
-          f"{'front':>6} {'gap':>7}")
+          f"{'± sd':>6} {'front':>6} {'gap':>7}")
     rows = [(name, c, flat.get(key(FLAT_BASE, c))) for name, cs in CHOICES.items() for c in cs]
     rows += [(name, c, mixers.get(key(MIXER_BASE, c))) for name, cs in MIXERS.items() for c in cs]
     for name, c, v in rows:
@@ -157,7 +164,7 @@ def main() -> None:
         gaps.setdefault(name, []).append(gap)
         expected = v.get("bandwidth_expected", v["bandwidth"])
         print(f"{name:<16} {label(c):<58} {v['params']:>8,.0f} {v['bandwidth']:>10,.0f} {expected:>10,.0f} "
-              f"{v['accuracy']:>8.3f} {at:>6.3f} {gap:>+7.3f}")
+              f"{v['accuracy']:>8.3f} {v['sd']:>6.3f} {at:>6.3f} {gap:>+7.3f}")
     minutes = (time.perf_counter() - t0) / 60
     print(f"\n({minutes:.1f} min; mixers: {args.mixer_epochs} epochs, 28 row tokens, learned embedding, 2 layers)")
     print(" ".join(f"{n}_gap={statistics.mean(g):+.4f}" for n, g in gaps.items()) + f" minutes={minutes:.1f}")
