@@ -32,6 +32,7 @@ from nas.search.results import study_report
 from nas.search.storage import Store, optuna_storage
 from nas.spaces import ACTIVATIONS, LIFTS, NORMS, WEIGHTS, ArchSpec, build
 from nas.spaces.activations import _LearnableActivation
+from nas.spaces.blocks import DenseGates
 from nas.spaces.fpe import FPEPair
 
 pytestmark = pytest.mark.xdist_group(name="export")  # its module fixture (a real nas run) runs once
@@ -201,6 +202,13 @@ def trained_like(spec: ArchSpec, seed: int) -> nn.Module:
         if isinstance(module, FPEPair):
             module.expand(torch.randint(module.alpha, (module.d_z,)) if module.split == "feature" else None)
     jitter_activations(model)
+    with torch.no_grad():  # gated connections as training leaves them: non-zero gates, the first one pruned
+        for module in model.modules():
+            if isinstance(module, DenseGates) and module.gate.numel():
+                module.gate.uniform_(-0.5, 0.5)
+                module.keep[0] = False
+                module.gate[0] = 0.0
+                module.relink()
     if spec.norm == "batchnorm":
         model.train()
         with torch.no_grad():
@@ -256,6 +264,13 @@ COMPOSED = {  # name -> ArchSpec
                                            activation_scope="neuron", moe_experts=2, moe_top_k=1, fpe_alpha=4,
                                            fpe_split="feature"),
     "mix-attention": ArchSpec(**{**IMAGE, "norm": "none"}, activation="mix", mixer="attention", patch=4),
+    # early exit and gated connections together (exported forward in eval mode: the early exit), with the others
+    "exits-gated-pwl_knots-neuron": ArchSpec(**{**FLAT, "depth": 4}, activation="pwl_knots", activation_scope="neuron",
+                                             exits=1, exit_threshold=0.3, connections="gated_dense"),
+    "exits2-gated-conv-monarch-moe": ArchSpec(**{**IMAGE, "depth": 4, "norm": "layernorm"}, activation="mix",
+                                              mixer="conv", patch=2, exits=2, exit_threshold=0.2,
+                                              connections="gated_dense", weights="monarch", monarch_blocks=4,
+                                              moe_experts=2, moe_top_k=1),
 }
 # torch.export (a second or so a model) on FPE and each mixer; a mixture of experts' routing cannot be traced
 EXPORTED_TOO = ("fpe4-feature", "token_mlp-patch2", "maxstate-patch0", "attention-patch2", "linear_attention-patch0",
