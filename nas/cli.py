@@ -165,7 +165,9 @@ def show(
     title = f"{study}: " + (f"{len(rows)} trials" if all_trials else f"Pareto front, {len(rows)} of "
                             f"{sum(t['state'] == 'COMPLETE' for t in report['trials'])} complete")
     table = Table(title=title)
-    for col in ("trial", "state", "architecture", score, "params", "bandwidth", "latency", "train s"):
+    # the bytes column: the study's own bandwidth objective (the exits' expected or the kept connections' bytes)
+    moved = next((m for m in ("bandwidth_expected", "bandwidth_kept") if m in metrics), "bandwidth")
+    for col in ("trial", "state", "architecture", score, "params", moved.replace("_", " "), "latency", "train s"):
         table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
     for t in rows:
         m = t["measured"] or t["values"]
@@ -174,7 +176,7 @@ def show(
             str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip(),
             format_score(score, m[score]) if score in m else "-",
             human_count(m["params"]) if "params" in m else "-",
-            human_bytes(m["bandwidth"]) if "bandwidth" in m else "-",
+            human_bytes(m[moved]) if moved in m else "-",
             f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else "-",
             f"{t['wall_time_s']:.1f}" if t.get("wall_time_s") else "-",
         )

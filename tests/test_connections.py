@@ -38,6 +38,8 @@ def test_the_residual_default_leaves_no_trace():
     assert g.to_json()["connections"] == "gated_dense" and g.arch_id != spec.arch_id
     assert ArchSpec.from_json(g.to_json()) == g
     assert not any(isinstance(m, DenseGates) for m in build(spec).modules())
+    one = ArchSpec(**{**FLAT, "depth": 1})  # one block reads no earlier stream: gated_dense is the residual model
+    assert gated(**{**FLAT, "depth": 1}) == one and gated(**{**FLAT, "depth": 1}).arch_id == one.arch_id
     assert "gated_dense" in summary(g) and "3 gated connections" in describe(g)
 
 
@@ -269,11 +271,14 @@ def test_a_study_minimises_bandwidth_kept_and_exports_a_gated_candidate(tmp_path
         card = json.loads((out / "arch.json").read_text())
         assert card["checks"]["outputs_equal_nas"] is True and card["arch"]["connections"] == "gated_dense"
         assert "bandwidth_kept" in (out / "README.md").read_text()
-        # results stored before bandwidth_kept existed (residual ones) are reused with all their bandwidth kept
+        # results stored before bandwidth_kept existed (residual ones) are reused with all their bandwidth kept;
+        # a stale bandwidth_expected (an earlier cost model's) is recounted: without exits, the kept bandwidth
         with store.session() as s:
             for c in s.scalars(sa.select(Candidate).where(Candidate.study_name == "first")):
+                stale = {**c.objectives, "bandwidth_expected": 1.0}
                 if "connections" not in c.arch:
-                    c.objectives = {k: v for k, v in c.objectives.items() if k != "bandwidth_kept"}
+                    stale.pop("bandwidth_kept")
+                c.objectives = stale
         run("again")
         again = complete("again")
         assert len(again) == 4 and all(c.reused_from is not None for c in again)
@@ -281,6 +286,7 @@ def test_a_study_minimises_bandwidth_kept_and_exports_a_gated_candidate(tmp_path
             assert c.objectives["bandwidth_kept"] <= c.objectives["bandwidth"]
             if "connections" not in c.arch:
                 assert c.objectives["bandwidth_kept"] == c.objectives["bandwidth"]
+            assert c.objectives["bandwidth_expected"] == c.objectives["bandwidth_kept"]  # no exits in this space
     finally:
         store.close()
 

@@ -199,6 +199,8 @@ def test_a_short_training_on_digits_measures_the_exits():
     assert len(counts) == 3 and sum(counts) == len(task.y_test)
     assert obj["bandwidth_expected"] <= obj["bandwidth"]
     assert obj["bandwidth_expected"] == pytest.approx(expected_bandwidth(spec, counts))
+    assert obj["exit_bytes"] == [bandwidth_bytes(c) for c in exit_costs(spec)]  # no gates: the static prefixes
+    assert obj["bandwidth_expected"] == pytest.approx(sum(n * b for n, b in zip(counts, obj["exit_bytes"])) / sum(counts))
     assert obj["accuracy"] > 0.5
     plain = evaluate(ArchSpec(**{**spec.to_json(), "exits": 0}), TrainSpec(epochs=1, batch_size=64), task)
     assert plain.objectives["bandwidth_expected"] == plain.objectives["bandwidth"]
@@ -305,7 +307,7 @@ def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_p
     assert table["after block"].tolist() == [1, 2, 3]
     assert table["bytes per sample"].tolist() == [bandwidth_bytes(c) for c in exit_costs(arch)]
     frame = data.candidates(engine, "exits")
-    assert "exit_counts" not in frame and "bandwidth_expected" in frame
+    assert "exit_counts" not in frame and "exit_bytes" not in frame and "bandwidth_expected" in frame
     plain = next((r for r in rows if not r[1].exits), None)
     if plain is not None:
         assert data.exit_table(data.detail(engine, "exits", plain[0])) is None

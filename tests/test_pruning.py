@@ -143,3 +143,38 @@ def test_a_resumed_study_rebuilds_its_rung_table_from_the_store(tmp_path):
     empty.load(store, "s")
     assert empty.rungs == {}
     store.close()
+
+
+def test_exits_and_gated_connections_are_judged_at_their_best_bandwidth():
+    """The static bandwidth of a candidate with early exit or gated connections is its worst case, which its
+    plain twin always beats; at a rung it is compared on what it can be found to move once trained (its first
+    exit's prefix, every gate pruned), so a twin with the same score does not stop it."""
+    from types import SimpleNamespace
+
+    from nas.search.pruning import RungTable, rung_bandwidth
+    from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs, model_cost
+
+    base = dict(d_in=64, d_out=10, lift="learned", lift_width=32, hidden_width=16, depth=4)
+    plain = ArchSpec(**base)
+    exits = ArchSpec(**base, exits=1, exit_threshold=0.9)
+    gated = ArchSpec(**base, connections="gated_dense")
+    both = ArchSpec(**base, exits=2, exit_threshold=0.9, connections="gated_dense")
+    bw = {s: float(bandwidth_bytes(model_cost(s))) for s in (plain, exits, gated, both)}
+    assert rung_bandwidth(bw[plain], plain.to_json()) == bw[plain]
+    assert rung_bandwidth(bw[exits], exits.to_json()) == bandwidth_bytes(exit_costs(exits)[0]) < bw[plain] < bw[exits]
+    assert rung_bandwidth(bw[gated], gated.to_json()) == bw[plain] < bw[gated]
+    assert rung_bandwidth(bw[both], both.to_json()) == bandwidth_bytes(exit_costs(ArchSpec(**base, exits=2))[0])
+
+    table = RungTable(SimpleNamespace(min_epochs=1, reduction_factor=2), "val_accuracy")
+    curve = [{"epoch": e, "val_accuracy": 0.9} for e in (1, 2, 3, 4)]
+    for _ in range(4):  # four plain twins reached the rungs (epochs 1 and 2) with 0.9
+        table.add(curve, {"params": float(model_cost(plain).params), "bandwidth": bw[plain]}, 4, plain.to_json())
+    static = {"params": float(model_cost(exits).params), "bandwidth": bw[exits]}
+    worst = stop_rule(static["params"], static["bandwidth"], table.rungs[1], 2)
+    assert stops(worst, 0.85) is True  # on its worst case a twin dominates it, and 0.85 is not in the top 2
+    rules = table.rules(static, 4, exits.to_json())
+    assert not any(stops(rule, 0.85) for rule in rules.values())  # at its best (its first exit) none does
+    # (a gated candidate at its best moves what its twin moves, with its gates' params more: a twin scoring
+    # more at a rung still dominates it, as it would on the final objectives)
+    twin = table.rules({"params": float(model_cost(plain).params), "bandwidth": bw[plain]}, 4, plain.to_json())
+    assert stops(twin["1"], 0.85) is True  # while a plain candidate at 0.85 stops at the first rung

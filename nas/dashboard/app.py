@@ -156,7 +156,7 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
             st.info("No complete candidates yet." + (" Every candidate so far failed: see Candidates."
                                                      if counts.get("FAIL", 0) else ""))
         elif acc:
-            costs = [m for m in ("params", "bandwidth", "bandwidth_expected") if m in dirs]
+            costs = [m for m in ("params", "bandwidth", "bandwidth_expected", "bandwidth_kept") if m in dirs]
             options = ["Pareto-optimal or not"] + list(data.FAMILIES)
             choice = st.selectbox("colour by", options, key="colour-by",
                                   help="; ".join(f"{k}: {v}" for k, v in data.FAMILIES.items()))
@@ -241,6 +241,7 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
         "params": st.column_config.NumberColumn(format="compact"),
         "bandwidth": st.column_config.NumberColumn(format="compact"),
         "bandwidth_expected": st.column_config.NumberColumn(format="compact"),
+        "bandwidth_kept": st.column_config.NumberColumn(format="compact"),
     })
     trial = st.selectbox("details of trial", view["trial"].tolist(), key="detail-trial")
     if trial is None:

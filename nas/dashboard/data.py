@@ -89,7 +89,7 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
         "finished_at": pd.to_datetime([r[10] for r in rows], utc=True),
     })
     params = pd.DataFrame.from_records([_json(r[2]) or {} for r in rows]).add_prefix("p:")
-    objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k != "exit_counts"}
+    objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k not in ("exit_counts", "exit_bytes")}
                                       for r in rows])  # the exit histogram is the drill-down's (exit_table)
     archs = [_json(r[4]) or {} for r in rows]
     base["architecture"] = [describe(a) for a in archs]
@@ -237,7 +237,11 @@ def exit_table(d: dict[str, Any]) -> pd.DataFrame | None:
     total = sum(counts) or 1
     out = pd.DataFrame({"head": [f"exit {j + 1}" for j in range(len(counts) - 1)] + ["final"],
                         "after block": after, "samples": counts, "share": [c / total for c in counts]})
-    try:
+    stored = d["objectives"].get("exit_bytes")  # measured on the trained model (its pruned connections gone)
+    if stored and len(stored) == len(counts):
+        out["bytes per sample"] = stored
+        return out
+    try:  # stored before exit_bytes: this cost model's prefixes of the model as built
         from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs
 
         out["bytes per sample"] = [bandwidth_bytes(c) for c in exit_costs(ArchSpec.from_json(d["arch"]))]

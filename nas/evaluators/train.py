@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
-from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, expected_bandwidth, kept_cost, model_cost
+from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bandwidth, kept_cost, model_cost
 from nas.spaces.schema import IMAGE_KINDS
 
 MSE_FLOOR = 1e-10  # a batch's MSE below this counts as this: PSNR is capped at 100 dB
@@ -312,7 +312,8 @@ def evaluate(
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")
-    if len(counts) > 1:
-        objectives["exit_counts"] = counts  # the exit histogram (a list: not an objective), stored with the rest
+    if len(counts) > 1:  # the exit histogram and each head's bytes (lists: not objectives), stored with the rest
+        objectives["exit_counts"] = counts
+        objectives["exit_bytes"] = [bandwidth_bytes(c) for c in exit_costs(spec, model=model)]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return Evaluation(objectives, curve, time.perf_counter() - t0, train.epochs, state)

@@ -19,6 +19,12 @@ is never stopped at a rung up to its expansion epoch (its first expanded
 epoch, from a fresh optimizer, included), and its scores there do not enter
 the rung table (``dense_until``).
 
+A candidate with early exit or gated cross-layer connections is compared on
+its ``bandwidth_floor`` (``nas.spaces.cost``): the least it can be found to
+move once trained (its first exit's prefix, every gated connection pruned),
+not its static worst case, which its plain twin would always beat: it is
+stopped only where it is dominated at its best (``rung_bandwidth``).
+
 The decision is made asynchronously, as in ASHA: against the candidates that
 had reached the rung when the candidate was handed to a worker. The driver
 turns the rung table into two thresholds per rung (``stop_rules``), which the
@@ -27,13 +33,15 @@ worker applies to its own validation score: no search logic runs on workers.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from nas.evaluators.worker import stops  # the worker's side of a rule
 
-__all__ = ["Entry", "dense_until", "entries_of", "keep_count", "rung_epochs", "should_stop", "stop_rule", "stop_rules",
-           "stops"]
+__all__ = ["Entry", "dense_until", "entries_of", "keep_count", "rung_bandwidth", "rung_epochs", "should_stop",
+           "stop_rule", "stop_rules", "stops"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,21 @@ def dense_until(arch: dict, epochs: int) -> int:
     if int(arch.get("fpe_alpha", 1)) <= 1:
         return 0
     return expansion_epoch(float(arch.get("fpe_at", 0.5)), epochs)
+
+
+def rung_bandwidth(bandwidth: float, arch: dict) -> float:
+    """The bandwidth a candidate (its ArchSpec JSON) is compared on at a rung: ``bandwidth`` itself, or for
+    early exit and gated connections (which its static worst case overstates) its ``bandwidth_floor``."""
+    if not arch.get("exits") and arch.get("connections", "residual") == "residual":
+        return bandwidth
+    return _floor(json.dumps(arch, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _floor(arch_json: str) -> float:
+    from nas.spaces import ArchSpec, bandwidth_floor
+
+    return float(bandwidth_floor(ArchSpec.from_json(json.loads(arch_json))))
 
 
 def keep_count(n: int, reduction_factor: int) -> int:
@@ -135,7 +158,7 @@ class RungTable:
             return
         rungs = rung_epochs(self.cfg.min_epochs, self.cfg.reduction_factor, epochs, dense_until(arch, epochs))
         for r, entry in entries_of(curve, self.score_key, float(objectives["params"]),
-                                   float(objectives["bandwidth"]), rungs).items():
+                                   rung_bandwidth(float(objectives["bandwidth"]), arch), rungs).items():
             self.rungs.setdefault(r, []).append(entry)
 
     def load(self, store, study_name: str) -> None:
@@ -160,5 +183,5 @@ class RungTable:
         None without early stopping."""
         if self.cfg is None:
             return None
-        return stop_rules(static["params"], static["bandwidth"], epochs, self.rungs, self.cfg.min_epochs,
-                          self.cfg.reduction_factor, after=dense_until(arch, epochs))
+        return stop_rules(static["params"], rung_bandwidth(static["bandwidth"], arch), epochs, self.rungs,
+                          self.cfg.min_epochs, self.cfg.reduction_factor, after=dense_until(arch, epochs))

@@ -154,11 +154,20 @@ class Recorder:
         # the measured objectives are the earlier training's; params and bandwidth are this cost model's
         # (an older database may hold figures of an earlier model)
         objectives = {**prior.objectives, **item.values_static}
-        # a result stored before bandwidth_expected existed is of a model without exits: it moves its bandwidth
-        objectives.setdefault("bandwidth_expected", objectives["bandwidth"])
-        if prior.objectives.get("bandwidth_kept", prior.objectives.get("bandwidth")) == prior.objectives.get(
-                "bandwidth") and "bandwidth" in objectives:  # nothing pruned (or stored before bandwidth_kept):
+        pruned = prior.objectives.get("bandwidth_kept", prior.objectives.get("bandwidth")) != prior.objectives.get(
+            "bandwidth")
+        if not pruned and "bandwidth" in objectives:  # nothing pruned (or stored before bandwidth_kept):
             objectives["bandwidth_kept"] = objectives["bandwidth"]  # all of this cost model's bandwidth is kept
+        counts = prior.objectives.get("exit_counts")
+        if not counts:  # without exits a sample moves what the kept model moves (stored before: no exits)
+            objectives["bandwidth_expected"] = objectives.get("bandwidth_kept", objectives.get("bandwidth"))
+        elif not pruned:  # the stored exit histogram, weighted by this cost model's exit prefixes
+            from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs, expected_bandwidth
+
+            spec = ArchSpec.from_json(prior.arch)
+            objectives["bandwidth_expected"] = expected_bandwidth(spec, counts)
+            objectives["exit_bytes"] = [bandwidth_bytes(c) for c in exit_costs(spec)]
+        # (exits with pruned gated connections: the stored figures stand; recounting them needs the stored weights)
         with self.store.session() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(

@@ -96,6 +96,8 @@ class ArchSpec:
                 object.__setattr__(self, key, _DEFAULTS[key])
         if type(self.exits) is int and type(self.depth) is int and self.exits >= self.depth:
             object.__setattr__(self, "exits", 0)  # every k-th block before the last: none
+        if type(self.depth) is int and self.depth <= 1:  # one block reads no earlier stream: no gates
+            object.__setattr__(self, "connections", "residual")
         if self.exits == 0:
             object.__setattr__(self, "exit_threshold", _DEFAULTS["exit_threshold"])
         elif type(self.exit_threshold) is int:  # 1 and 1.0: one threshold, one id

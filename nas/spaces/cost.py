@@ -111,6 +111,16 @@ def exit_costs(spec: ArchSpec, dtype_bytes: int = 4, model: torch.nn.Module | No
     return _deployed(spec, model).nas_exit_costs(dtype_bytes)
 
 
+def bandwidth_floor(spec: ArchSpec, dtype_bytes: int = 4) -> int:
+    """The least bytes a trained ``spec`` can be found to move per sample: its first head's prefix
+    (``exit_costs``) with every gated connection pruned; ``bandwidth`` itself for a candidate with neither
+    early exit nor gated connections. Early stopping compares candidates on it (``nas.search.pruning``)."""
+    import dataclasses
+
+    bare = dataclasses.replace(spec, connections="residual")
+    return min(bandwidth_bytes(c) for c in exit_costs(bare, dtype_bytes))
+
+
 def expected_bandwidth(spec: ArchSpec, exit_counts: list[int], dtype_bytes: int = 4,
                        model: torch.nn.Module | None = None) -> float:
     """``bandwidth_expected``: the mean bytes a sample moves when ``exit_counts[j]`` samples leave at head j (the

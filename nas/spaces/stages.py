@@ -209,7 +209,7 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
         text += f" · fpe α{b.fpe_alpha} {b.fpe_split}"
     head = stage(parts, HeadStage)
     if head.exits:
-        text += f" · exits /{head.exits} p≥{head.threshold:g}"
+        text += f" · exits /{head.exits} p≥{head.threshold:.3g}"
     if b.connections != "residual":
         text += f" · {b.connections}"
     return text
