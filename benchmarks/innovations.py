@@ -49,8 +49,9 @@ FLAT_SPACE = {
     "rank": {"choice": [4, 8, 16], "when": {"weights": ["lowrank"]}},
     "monarch_blocks": {"choice": [4, 8, 16], "when": {"weights": ["monarch"]}},
     "exits": [0, 1],
-    "exit_threshold": {"choice": [0.9, 0.99], "when": {"exits": [1]}},
+    "exit_threshold": {"choice": [0.6, 0.9, 0.99], "when": {"exits": [1]}},
     "connections": ["residual", "gated_dense"],
+    "gate_penalty": {"choice": [1.0e-3, 3.0e-2, 0.1], "when": {"connections": ["gated_dense"]}},
 }
 DENSE = [{"hidden_width": h, "depth": d} for h in (4, 8, 16, 32, 64, 128) for d in (1, 2, 4)]
 # (choice, its candidates): each overrides FLAT_BASE
@@ -63,9 +64,10 @@ CHOICES = {
        for a in ("prelu", "pwl_knots", "mix") for scope in ("layer", "neuron")},
     # early exit after every block of 4, two thresholds: accuracy with the exits taken, against params
     # (bandwidth_expected beside it: what a test sample actually moved)
-    "exits": [{"exits": 1, "exit_threshold": t, "depth": 4, "hidden_width": h} for h in (16, 64) for t in (0.9, 0.99)],
-    # gated cross-layer connections at depth 4 (6 gates), pruned after training below 0.01
-    "gated_dense": [{"connections": "gated_dense", "depth": 4, "hidden_width": h} for h in (16, 64)],
+    "exits": [{"exits": 1, "exit_threshold": t, "depth": 4, "hidden_width": h} for h in (16, 64) for t in (0.6, 0.9, 0.99)],
+    # gated cross-layer connections at depth 4 (6 gates), three L1 weights, pruned after training below 0.01
+    "gated_dense": [{"connections": "gated_dense", "depth": 4, "hidden_width": h, "gate_penalty": lam}
+                    for h in (16, 64) for lam in (1.0e-3, 3.0e-2, 0.1)],
 }
 
 # the token mixers: mnist5k's 28 rows as 28 tokens of 28 pixels, a learned embedding, compared with the same

@@ -100,6 +100,33 @@ def test_the_gate_penalty_is_in_the_training_loss():
     assert GATE_PENALTY == 1e-3
 
 
+def test_gate_penalty_sets_the_weight_and_a_strong_one_prunes_every_gate():
+    """``gate_penalty`` λ is the L1 weight training puts on the gates: 0 leaves them free (all kept on digits),
+    0.3 drives every one below GATE_THRESHOLD, so the scored model moves what the residual one moves."""
+    spec = gated(**FLAT, gate_penalty=0.05)
+    assert spec.to_json()["gate_penalty"] == 0.05 and spec.arch_id != gated(**FLAT).arch_id
+    assert ArchSpec(**FLAT, gate_penalty=0.05) == ArchSpec(**FLAT)  # residual: the key is unused, no trace
+    assert "gate_penalty" not in ArchSpec(**FLAT).to_json()
+    model = build(spec, fresh=True)
+    gates = gates_of(model)
+    gates.nas_weight = spec.gate_penalty  # as evaluate sets it
+    with torch.no_grad():
+        gates.gate.copy_(torch.tensor([0.3, -0.2, 0.05]))
+    torch.testing.assert_close(gates.nas_penalty(), torch.tensor(0.05 * 0.55))
+
+    task = load_task("digits")
+    kept = {}
+    for lam in (0.0, 0.3):
+        arch = ArchSpec(d_in=task.d_in, d_out=task.d_out, lift="learned", lift_width=32, hidden_width=16, depth=3,
+                        connections="gated_dense", gate_penalty=lam)
+        ev = evaluate(arch, TrainSpec(epochs=3, batch_size=64, lr=3e-3), task)
+        kept[lam] = int(ev.state[next(k for k in ev.state if k.endswith("keep"))].sum())
+        plain = ArchSpec(**{**arch.to_json(), "connections": "residual"})
+        if kept[lam] == 0:  # every connection gone: it moves what the residual model moves
+            assert ev.objectives["bandwidth_kept"] == bandwidth_bytes(model_cost(plain)) < ev.objectives["bandwidth"]
+    assert kept == {0.0: 3, 0.3: 0}
+
+
 def _prune_case(base, values):
     torch.manual_seed(1)
     model = build(gated(**base), fresh=True)

@@ -15,6 +15,7 @@ from torch import nn
 
 from nas.evaluators.datasets import Task
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bandwidth, kept_cost, model_cost
+from nas.spaces.blocks import DenseGates
 from nas.spaces.schema import IMAGE_KINDS
 
 MSE_FLOOR = 1e-10  # a batch's MSE below this counts as this: PSNR is capped at 100 dB
@@ -244,6 +245,9 @@ def evaluate(
     t0 = time.perf_counter()
     torch.manual_seed(train.seed)
     model = build(spec, fresh=True).to(device)
+    for module in model.modules():  # the gates' L1 weight (DenseGates.nas_penalty), a training setting of the spec
+        if isinstance(module, DenseGates):
+            module.nas_weight = spec.gate_penalty
     give_feature_groups(model, task)
     x_fixed, y = task.x_train.to(device), task.y_train.to(device)
     xv, yv = task.x_val.to(device), task.y_val.to(device)

@@ -73,6 +73,9 @@ def check_spec(spec: Any) -> ArchSpec:
         elif f.name == "fpe_at":
             if type(value) not in (int, float) or not 0 <= value < 1:
                 raise NasInputError(f"cannot export: ArchSpec.fpe_at must be a number in [0, 1), found {value!r}")
+        elif f.name == "gate_penalty":  # training's alone: model.py never reads it
+            if type(value) not in (int, float) or not value >= 0:
+                raise NasInputError(f"cannot export: ArchSpec.gate_penalty must be a number ≥ 0, found {value!r}")
         elif f.name == "exit_threshold":
             if type(value) is not float or not 0 < value <= 1:
                 raise NasInputError(f"cannot export: ArchSpec.exit_threshold must be a float in (0, 1], found {value!r}")

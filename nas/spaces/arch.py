@@ -31,6 +31,7 @@ LATER_FIELDS = {
     "exit_threshold": lambda spec: spec.exits == 0,
     "activation_scope": lambda spec: spec.activation_scope == "layer",
     "connections": lambda spec: spec.connections == "residual",
+    "gate_penalty": lambda spec: spec.connections == "residual",
 }
 
 
@@ -71,6 +72,7 @@ class ArchSpec:
     # how the blocks read the stream (off at residual: each block the one before it alone); gated_dense: every
     # earlier stream through a learned gate (nas.spaces.blocks.DenseGates)
     connections: str = "residual"  # residual | gated_dense
+    gate_penalty: float = 1e-3  # gated_dense: λ of the L1 penalty λ·Σ|g| on the gates in the training loss
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_shape", tuple(int(s) for s in self.in_shape))
@@ -98,6 +100,10 @@ class ArchSpec:
             object.__setattr__(self, "exits", 0)  # every k-th block before the last: none
         if type(self.depth) is int and self.depth <= 1:  # one block reads no earlier stream: no gates
             object.__setattr__(self, "connections", "residual")
+        if self.connections == "residual":
+            object.__setattr__(self, "gate_penalty", _DEFAULTS["gate_penalty"])
+        elif type(self.gate_penalty) is int:  # 0 and 0.0: one penalty, one id
+            object.__setattr__(self, "gate_penalty", float(self.gate_penalty))
         if self.exits == 0:
             object.__setattr__(self, "exit_threshold", _DEFAULTS["exit_threshold"])
         elif type(self.exit_threshold) is int:  # 1 and 1.0: one threshold, one id

@@ -200,7 +200,7 @@ class HourglassBlock(nn.Module):
 
 
 # ----------------------------------------------------------------- connections
-GATE_PENALTY = 1e-3  # weight of the L1 penalty on the gates, added to the training loss (nas.evaluators.train)
+GATE_PENALTY = 1e-3  # the default weight λ of the L1 penalty on the gates (the space key gate_penalty)
 GATE_THRESHOLD = 0.01  # a gate that ends training with |g| below this is pruned before the model is scored
 
 
@@ -250,8 +250,9 @@ class DenseGates(nn.Module):
         return u
 
     def nas_penalty(self) -> torch.Tensor:
-        """GATE_PENALTY · the L1 norm of the kept gates (pruned ones are 0 already)."""
-        return GATE_PENALTY * self.gate.abs().sum()
+        """λ · the L1 norm of the kept gates (pruned ones are 0 already): λ is the candidate's ``gate_penalty``,
+        which training sets as ``nas_weight`` (GATE_PENALTY where it did not)."""
+        return getattr(self, "nas_weight", GATE_PENALTY) * self.gate.abs().sum()
 
     @torch.no_grad()
     def nas_prune(self, threshold: float = GATE_THRESHOLD) -> int:

@@ -199,6 +199,8 @@ _KNOWN: dict[str, dict[str, tuple]] = {
         "exit_threshold": ("float", lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
                            "a top softmax probability in (0, 1] (1: only a certain sample leaves early)"),
         "connections": ("str", *_in(CONNECTIONS)),
+        "gate_penalty": ("float", lambda v: None if v >= 0 else "must be ≥ 0",
+                         "a weight ≥ 0 of the L1 penalty on the gates (0: none)"),
     },
     "train": {
         "epochs": ("int", *_int_at_least(1)),
