@@ -139,3 +139,20 @@ def test_a_budget_of_training_seconds_ends_the_study(tmp_path, table):
     # one worker with two candidates in flight (the driver keeps 2 per worker): none asked after the budget
     assert sum(walls[:-2]) < budget
     assert all(any(w == pytest.approx(v) for v in cpu.values()) for w in walls)  # timed by the CPU seconds
+
+
+def test_a_run_says_once_when_the_sampler_only_proposes_trained_architectures(tmp_path, table, capfd,
+                                                                                  monkeypatch):
+    """A sampler that keeps proposing architectures the study trained already (a converged TPE on a small finite
+    space) gets them reused at no training, but they count in trials and cost driver time: after REPEATS_NOTE
+    such proposals in a row the run warns, once."""
+    from nas.search import runner
+
+    monkeypatch.setattr(runner, "REPEATS_NOTE", 5)
+    first = recorded_values()[0]
+    summary, pool, engine = replay(tmp_path, table, enqueue=[first] * 13, trials=13, workers=1)
+    engine.dispose()
+    assert summary.complete == 13 and summary.reused == 12
+    err = capfd.readouterr().err
+    assert err.count("proposals were all architectures this study had trained or was training") == 1
+    assert "last 5 proposals" in err

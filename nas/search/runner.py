@@ -43,6 +43,7 @@ from nas.spaces import SearchSpace, TrainSpec
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
+REPEATS_NOTE = 100  # proposals in a row of trained architectures after which the run says so (once)
 SPACE_ATTR = "nas:space_sha"
 
 
@@ -327,6 +328,8 @@ class _Driver:
         self.rec = Recorder(store, study, study_name, run_id, plan.task_key, metrics, self.history, self.rung_table,
                             weights_root(opts.storage) / study_name, space.constraints)
         self.complete_at_start = self.rec.complete
+        self.repeats = 0  # candidates proposed in a row that were trained or training already (no training)
+        self.noted_repeats = False
         self.rung_table.load(store, study_name)  # a resumed study: its trained candidates' rung scores
 
     def record_recovered(self, numbers: list[int]) -> None:
@@ -418,14 +421,28 @@ class _Driver:
                 self._infeasible(trial, arch, train_key, train, values, static, over)
                 continue
             item = self.rec.started(trial, arch, train_key, train, values, static)
-            if self.rec.reuse(item):
+            reused = self.rec.reuse(item)
+            twin = not reused and any(f.key == item.key for f in self.inflight.values())
+            self.repeats = self.repeats + 1 if reused or twin else 0
+            if self.repeats == REPEATS_NOTE and not self.noted_repeats:
+                self._note_repeats()
+            if reused:
                 continue
-            if any(f.key == item.key for f in self.inflight.values()):
+            if twin:  # the same candidate is training: this one takes its result
                 self.waiting.setdefault(item.key, []).append(item)
                 n_waiting += 1
                 continue
             self.inflight[trial.number] = item
             self.pool.submit(self._job(trial.number, arch.to_json(), train.to_json(), static))
+
+    def _note_repeats(self) -> None:
+        """Say once that the sampler keeps proposing trained architectures: each is reused at no training
+        cost (or waits for its twin in training) but still counts in ``trials`` and costs the driver time."""
+        print(f"nas: warning: the sampler's last {REPEATS_NOTE} proposals were all architectures this study "
+              f"had trained or was training (each reused, no training; they count in trials); it has likely converged "
+              f"or exhausted the space ({self.rec.complete} complete so far): lower trials, or widen the space",
+              file=sys.stderr, flush=True)
+        self.noted_repeats = True
 
     # ------------------------------------------------------------ results
     def _handle(self, msg: Message, progress: "RunProgress") -> None:
