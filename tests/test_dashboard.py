@@ -109,7 +109,7 @@ def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
     at.sidebar.selectbox[0].select("good").run()
     colour = next(s for s in at.selectbox if s.label == "colour by")
     assert colour.options == ["Pareto-optimal or not", "lift", "FPE α", "MoE experts", "mixer", "weights",
-                              "connections"]
+                              "connections", "activation", "exits"]
     colour.select("lift").run()
     assert not at.exception, [e.value for e in at.exception]
     front = json.loads(at.get("plotly_chart")[0].proto.spec)

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nas.search.format import human_count
-from nas.spaces.stages import (BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, stage, stages, summary,
-                               weights_words)
+from nas.spaces.stages import (BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, activation_words, stage,
+                               stages, summary, weights_words)
 
 STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
 
@@ -105,6 +105,8 @@ FAMILIES = {  # the front's colour selector: label -> what each candidate's Arch
     "mixer": "the token mixer (none: a flat MLP)",
     "weights": "the form of each block's W1 and W2 (dense, lowrank, circulant, monarch)",
     "connections": "how the blocks read the stream (residual, gated_dense: every earlier stream through a gate)",
+    "activation": "the activation, with 'per neuron' where each unit has its own parameters",
+    "exits": "early exit: a head after every k-th block (0: none)",
 }
 
 
@@ -119,6 +121,8 @@ def families(arch: dict[str, Any]) -> dict[str, Any]:
         "mixer": blocks.mixer,
         "weights": blocks.weights,
         "connections": blocks.connections,
+        "activation": activation_words(blocks),
+        "exits": stage(parts, HeadStage).exits,
     }
 
 
