@@ -1,8 +1,9 @@
-"""The end of every exported model.py, copied into it as is: a safetensors reader that needs neither the
-safetensors package nor pickle, and ``load``.
+"""The end of every exported model.py: ``read_safetensors`` (a reader that needs neither the safetensors
+package nor pickle) and ``load``, their source copied into it as is (``nas.exporter.source``).
 
-``ARCH``, ``ARCH_ID`` and ``build`` are model.py's own, written before this part (``nas.exporter.source``);
-the stand-ins below only let this module be imported and tested.
+``ARCH``, ``ARCH_ID`` and ``build`` are model.py's own, written before this part; ``load`` reads them by
+name, so this module holds stand-ins of the three to be importable. They are never copied, and the
+stand-in ``build`` refuses to run: the model to load is model.py's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ ARCH_ID = ""  # model.py: its arch_id
 
 
 def build() -> nn.Module:  # model.py: the architecture, untrained
-    raise NotImplementedError("model.py defines build()")
+    raise RuntimeError("nas.exporter.runtime.load is the template of an exported model.py's load(): call the "
+                       "load() of the model.py that `nas export` wrote (it defines build())")
 
 
 def read_safetensors(path) -> dict:

@@ -316,18 +316,8 @@ class HourglassMLP(nn.Module):
         """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out).
         ``exits=False``: the final head's alone."""
         h = self.lift(x) if self.lift is not None else x  # (B, d_z)
-        streams = [h]  # z_0, z_1, ...: the stream after each block (kept only for the gates)
-        out = []
-        for i, block in enumerate(self.blocks):
-            if self.gates is not None:
-                h = self.gates(i, streams)  # z_i plus the gated earlier streams
-            h = block(h)  # (B, d_z)
-            if self.gates is not None:
-                streams.append(h)
-            j = (i + 1) // self.exits - 1 if self.exits else -1
-            if exits and self.exits and (i + 1) % self.exits == 0 and j < len(self.exit_heads):
-                out.append(self.exit_heads[j](h))
-        return out + [self.head(h)]
+        return every_head(h, self.blocks, self.exit_heads if exits else (), self.exits, self.head, pool=False,
+                          gates=self.gates)
 
     def exit_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The early-exit inference: (logits (B, d_out) of the head each sample left at, that head's index (B,):
@@ -354,6 +344,26 @@ class HourglassMLP(nn.Module):
                 total = total + self.exit_heads[(i + 1) // self.exits - 1].nas_cost(dtype_bytes)
                 out.append(total)
         return out + [total + self.head.nas_cost(dtype_bytes)]
+
+
+def every_head(h: torch.Tensor, layers, heads, every: int, head: nn.Module, pool: bool,
+               gates: nn.Module | None = None) -> list[torch.Tensor]:
+    """Run ``layers`` on h (B, ...), each reading the gated earlier streams where ``gates`` (a ``DenseGates``)
+    is given, and return every head's logits for every sample: ``heads[j]`` after layer (j + 1)·``every``, then
+    ``head`` after the last; each (B, d_out). ``pool``: a head reads the mean over the tokens (B, T, D) -> (B, D).
+    """
+    streams = [h]  # z_0, z_1, ...: the stream after each layer (kept only for the gates)
+    out = []
+    for i, layer in enumerate(layers):
+        if gates is not None:
+            h = gates(i, streams)  # z_i plus the gated earlier streams
+        h = layer(h)
+        if gates is not None:
+            streams.append(h)
+        j = (i + 1) // every - 1 if every else -1
+        if every and (i + 1) % every == 0 and j < len(heads):
+            out.append(heads[j](h.mean(dim=1) if pool else h))
+    return out + [head(h.mean(dim=1) if pool else h)]
 
 
 def early_exit(h: torch.Tensor, layers, heads, every: int, threshold: float, head: nn.Module,

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.kernels.maxstate import maxstate_combine, maxstate_combine_reference
-from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of, early_exit
+from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of, early_exit, every_head
 from nas.spaces.stages import token_grid
 
 MIXERS.register("none")(None)  # the flat path: nas.spaces.blocks.HourglassMLP
@@ -312,19 +312,8 @@ class MixerNet(nn.Module):
     def all_logits(self, x: torch.Tensor, exits: bool = True) -> list[torch.Tensor]:
         """Every head's logits for every sample: the exit heads' in order, then the final head's; each (B, d_out).
         ``exits=False``: the final head's alone."""
-        h = self.embedded(x)
-        streams = [h]  # the stream after each layer (kept only for the gates)
-        out = []
-        for i, layer in enumerate(self.layers):
-            if self.gates is not None:
-                h = self.gates(i, streams)  # z_i plus the gated earlier streams
-            h = layer(h)  # (B, T, D)
-            if self.gates is not None:
-                streams.append(h)
-            j = (i + 1) // self.exits - 1 if self.exits else -1
-            if exits and self.exits and (i + 1) % self.exits == 0 and j < len(self.exit_heads):
-                out.append(self.exit_heads[j](h.mean(dim=1)))
-        return out + [self.head(h.mean(dim=1))]  # (B, D) -> (B, d_out)
+        return every_head(self.embedded(x), self.layers, self.exit_heads if exits else (), self.exits, self.head,
+                          pool=True, gates=self.gates)
 
     def exit_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The early-exit inference: (logits (B, d_out) of the head each sample left at, that head's index (B,):
