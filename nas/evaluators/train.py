@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
-from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bandwidth, kept_cost, model_cost
+from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, model_cost
 from nas.spaces.blocks import DenseGates
 from nas.spaces.schema import IMAGE_KINDS
 
@@ -170,7 +170,7 @@ def aux_loss(model: nn.Module) -> torch.Tensor | None:
 def penalty(model: nn.Module) -> torch.Tensor | None:
     """The sum of the modules' penalties on their own parameters (``nas_penalty()``), or None.
 
-    Gated cross-layer connections (``DenseGates``) put GATE_PENALTY · Σ|g| here, pushing the gates toward 0.
+    Gated cross-layer connections (``DenseGates``) put gate_penalty · Σ|g| here, pushing the gates toward 0.
     """
     total = None
     for module in model.modules():
@@ -307,17 +307,17 @@ def evaluate(
     model.load_state_dict(best_state)
     prune_connections(model)  # before scoring and saving: the scored model is the exported one
     objectives = static_objectives(spec)
-    objectives["bandwidth_kept"] = float(bandwidth_bytes(kept_cost(spec, model)))
+    # the bytes a sample leaving at each head moves, on the model as pruned; the last: the whole model's
+    head_bytes = [bandwidth_bytes(c) for c in exit_costs(spec, model=model)]
+    objectives["bandwidth_kept"] = float(head_bytes[-1])
     x_test = task.x_test.to(device)
     objectives[metric] = score(task.kind, model, x_test, task.y_test.to(device))  # with the exits applied
     counts = exit_histogram(model, x_test)  # test samples leaving at each head (the final head last)
-    objectives["bandwidth_expected"] = (expected_bandwidth(spec, counts, model=model) if len(counts) > 1
-                                        else objectives["bandwidth_kept"])
+    objectives["bandwidth_expected"] = sum(n * b for n, b in zip(counts, head_bytes)) / sum(counts)
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")
     if len(counts) > 1:  # the exit histogram and each head's bytes (lists: not objectives), stored with the rest
-        objectives["exit_counts"] = counts
-        objectives["exit_bytes"] = [bandwidth_bytes(c) for c in exit_costs(spec, model=model)]
+        objectives["exit_counts"], objectives["exit_bytes"] = counts, head_bytes
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return Evaluation(objectives, curve, time.perf_counter() - t0, train.epochs, state)
