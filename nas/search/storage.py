@@ -71,16 +71,43 @@ def write_weights(folder: Path, trial_number: int, data: bytes) -> Path:
     return path
 
 
+SQLITE_TIMEOUT_S = 60  # how long a SQLite connection waits for another process's lock
+
+
+def _wal(cur) -> None:
+    """Put the SQLite file in WAL mode (it stays so: later connections find it set and write nothing).
+
+    Switching a file to WAL needs its exclusive lock, and SQLite answers "database is locked" at once when
+    another connection holds it, without waiting out the busy timeout (several processes opening a new
+    database together: Ray workers, the dashboard and `nas run`). So the switch is retried here, with backoff,
+    for as long as the busy timeout would have waited.
+    """
+    import sqlite3
+    import time
+
+    deadline, delay = time.monotonic() + SQLITE_TIMEOUT_S, 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.25)
+
+
 def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
     try:
         if parsed.get_backend_name() == "sqlite":
-            engine = sa.create_engine(parsed, connect_args={"timeout": 60})
+            engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_TIMEOUT_S})
 
             @sa.event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
+                _wal(cur)
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
 
@@ -160,7 +187,7 @@ def optuna_storage(url: str, read_only: bool = False):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    kwargs: dict = {"connect_args": {"timeout": 60}} if parse_url(url).get_backend_name() == "sqlite" else {
+    kwargs: dict = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if parse_url(url).get_backend_name() == "sqlite" else {
         "pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)

@@ -103,7 +103,9 @@ def check(engine: sa.Engine) -> None:
 def _locking_sqlite(engine: sa.Engine) -> sa.Engine:
     """A SQLite engine on the same file whose transactions start with the write lock (pysqlite would otherwise
     run each DDL statement in its own implicit transaction)."""
-    locked = sa.create_engine(engine.url, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool)
+    from nas.search.storage import SQLITE_TIMEOUT_S
+
+    locked = sa.create_engine(engine.url, connect_args={"timeout": SQLITE_TIMEOUT_S}, poolclass=sa.pool.NullPool)
 
     @sa.event.listens_for(locked, "connect")
     def _manual(dbapi_conn, _record):
