@@ -12,7 +12,8 @@ import torch
 from nas.evaluators.datasets import load_task
 from nas.evaluators.train import evaluate, prune_connections, task_loss, train_loss
 from nas.exporter import ExportMeta, export_model
-from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, kept_cost, model_cost
+from nas.spaces import (ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bandwidth, expected_bytes,
+                        kept_cost, model_cost)
 from nas.spaces.blocks import GATE_PENALTY, GATE_THRESHOLD, DenseGates
 from nas.spaces.stages import describe, summary
 
@@ -350,3 +351,6 @@ def test_early_exit_with_gated_connections_keeps_each_samples_streams(base):
     plain = build(no_gates).nas_exit_costs(4)
     for j, (c, p) in enumerate(zip(costs, plain)):
         assert bandwidth_bytes(c) - bandwidth_bytes(p) == per_link * sum(links[: j + 1])
+    # what evaluate stores: the last prefix is the whole kept model (bandwidth_kept), the rest each exit's bytes
+    assert exit_costs(spec, model=model) == costs and costs[-1] == kept_cost(spec, model)
+    assert expected_bytes(counts, [bandwidth_bytes(c) for c in costs]) == expected_bandwidth(spec, counts, model=model)

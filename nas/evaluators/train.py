@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
-from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, model_cost
+from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bytes, model_cost
 from nas.spaces.blocks import DenseGates
 from nas.spaces.schema import IMAGE_KINDS
 
@@ -313,7 +313,7 @@ def evaluate(
     x_test = task.x_test.to(device)
     objectives[metric] = score(task.kind, model, x_test, task.y_test.to(device))  # with the exits applied
     counts = exit_histogram(model, x_test)  # test samples leaving at each head (the final head last)
-    objectives["bandwidth_expected"] = sum(n * b for n, b in zip(counts, head_bytes)) / sum(counts)
+    objectives["bandwidth_expected"] = expected_bytes(counts, head_bytes)
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")

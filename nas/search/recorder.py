@@ -162,11 +162,11 @@ class Recorder:
         if not counts:  # without exits a sample moves what the kept model moves (stored before: no exits)
             objectives["bandwidth_expected"] = objectives.get("bandwidth_kept", objectives.get("bandwidth"))
         elif not pruned:  # the stored exit histogram, weighted by this cost model's exit prefixes
-            from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs, expected_bandwidth
+            from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs, expected_bytes
 
-            spec = ArchSpec.from_json(prior.arch)
-            objectives["bandwidth_expected"] = expected_bandwidth(spec, counts)
-            objectives["exit_bytes"] = [bandwidth_bytes(c) for c in exit_costs(spec)]
+            head_bytes = [bandwidth_bytes(c) for c in exit_costs(ArchSpec.from_json(prior.arch))]
+            objectives["bandwidth_expected"] = expected_bytes(counts, head_bytes)
+            objectives["exit_bytes"] = head_bytes
         # (exits with pruned gated connections: the stored figures stand; recounting them needs the stored weights)
         with self.store.session() as s:
             s.execute(

@@ -16,7 +16,8 @@ from nas.spaces.arch import ArchSpec, TrainSpec
 _LAZY = {  # name -> the module that defines it
     **dict.fromkeys(("ACTIVATIONS", "LIFTS", "NORMS", "WEIGHTS", "Cost", "HourglassMLP"), "nas.spaces.blocks"),
     "build": "nas.spaces.builder",
-    **dict.fromkeys(("bandwidth_bytes", "bandwidth_floor", "exit_costs", "expected_bandwidth", "kept_cost", "model_cost"), "nas.spaces.cost"),
+    **dict.fromkeys(("bandwidth_bytes", "bandwidth_floor", "exit_costs", "expected_bandwidth", "expected_bytes", "kept_cost",
+                      "model_cost"), "nas.spaces.cost"),
     **dict.fromkeys(("Param", "SearchSpace", "Suggest", "load_space", "parse_space"), "nas.spaces.schema"),
 }
 

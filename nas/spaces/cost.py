@@ -126,7 +126,13 @@ def expected_bandwidth(spec: ArchSpec, exit_counts: list[int], dtype_bytes: int 
     """``bandwidth_expected``: the mean bytes a sample moves when ``exit_counts[j]`` samples leave at head j (the
     exit histogram, the final head last): each exit's prefix ``bandwidth_bytes`` weighted by its count (``model``:
     the trained model, its pruned gated connections left out)."""
-    costs = exit_costs(spec, dtype_bytes, model)
-    if len(exit_counts) != len(costs) or sum(exit_counts) <= 0:
-        raise ValueError(f"{len(costs)} heads but exit counts {exit_counts}")
-    return sum(n * bandwidth_bytes(c) for n, c in zip(exit_counts, costs)) / sum(exit_counts)
+    return expected_bytes(exit_counts, [bandwidth_bytes(c) for c in exit_costs(spec, dtype_bytes, model)])
+
+
+def expected_bytes(exit_counts: list[int], head_bytes: list[int]) -> float:
+    """The mean bytes a sample moves when ``exit_counts[j]`` samples leave at head j and a sample leaving
+    there moves ``head_bytes[j]`` (``bandwidth_bytes`` of each ``exit_costs`` entry): ``expected_bandwidth``
+    once those bytes are known."""
+    if len(exit_counts) != len(head_bytes) or sum(exit_counts) <= 0:
+        raise ValueError(f"{len(head_bytes)} heads but exit counts {exit_counts}")
+    return sum(n * b for n, b in zip(exit_counts, head_bytes)) / sum(exit_counts)
