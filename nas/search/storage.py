@@ -8,6 +8,8 @@ through ``Store.session()``, which commits or rolls back.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -82,9 +84,6 @@ def _wal(cur) -> None:
     database together: Ray workers, the dashboard and `nas run`). So the switch is retried here, with backoff,
     for as long as the busy timeout would have waited.
     """
-    import sqlite3
-    import time
-
     deadline, delay = time.monotonic() + SQLITE_TIMEOUT_S, 0.005
     while True:
         try:
