@@ -92,12 +92,9 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
     objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k not in ("exit_counts", "exit_bytes")}
                                       for r in rows])  # the exit histogram is the drill-down's (exit_table)
     archs = [_json(r[4]) or {} for r in rows]
-    words: dict[str, tuple[str, dict]] = {}  # each distinct architecture described once (a study repeats many)
-    for a in archs:
-        key = json.dumps(a, sort_keys=True)
-        if key not in words:
-            words[key] = (describe(a), families(a))
-    said = [words[json.dumps(a, sort_keys=True)] for a in archs]
+    keys = [json.dumps(a, sort_keys=True) for a in archs]
+    words = {k: (describe(a), families(a)) for k, a in dict(zip(keys, archs)).items()}  # each distinct one once
+    said = [words[k] for k in keys]
     base["architecture"] = [w for w, _ in said]
     fams = pd.DataFrame.from_records([f for _, f in said], index=base.index)
     return pd.concat([base, fams, params, objs], axis=1)
