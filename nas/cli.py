@@ -73,7 +73,10 @@ def run(
         + (f" {summary.infeasible} infeasible (untrained)," if summary.infeasible else "")
         + f" Pareto front of {summary.pareto},"
         f" {summary.wall_time_s:.0f} s, in {redact(storage)}\n"
-        f"nas: next: nas show {summary.study}" + ("" if storage == DEFAULT_STORAGE else f" --storage '{redact(storage)}'"),
+        + (f"nas: confirmed the front's {len(summary.confirmed.trials)} candidate(s) with "
+           f"{summary.confirmed.seeds} seeds each ({summary.confirmed.trained} trainings, "
+           f"{summary.confirmed.failed} failed)\n" if summary.confirmed is not None else "")
+        + f"nas: next: nas show {summary.study}" + ("" if storage == DEFAULT_STORAGE else f" --storage '{redact(storage)}'"),
         file=sys.stderr,
     )
 
@@ -90,12 +93,13 @@ def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "-
     if not rows:
         err.print("no studies yet: run `nas run SPACE.yaml`")
         return
-    table = Table("study", "state", "complete", "failed", "pruned", "running", "best", "objectives", "started")
+    table = Table("study", "state", "complete", "failed", "pruned", "running", "best (val)", "objectives", "started")
     for r in rows:
         c = r["counts"]
+        best = format_score(r["score"], r["best"]) if r["best"] is not None else "-"
         table.add_row(
             r["study"], r["state"], str(c["COMPLETE"]), str(c["FAIL"]), str(c["PRUNED"]), str(c["RUNNING"]),
-            format_score(r["score"], r["best"]) if r["best"] is not None else "-",
+            best + (" (test: before 2026-12-07)" if r["selection"] == "test" and r["best"] is not None else ""),
             ", ".join(f"{m} ({'max' if d == 'maximize' else 'min'})" for m, d in r["objectives"].items()),
             r["started"] or "-",
         )
@@ -148,6 +152,7 @@ def show(
 ) -> None:
     """Show a study: its Pareto-optimal candidates (table) or every trial (JSON)."""
     from nas.search.format import human_bytes, human_count
+    from nas.search.intervals import format_confirmed
     from nas.search.results import format_score, score_objective, study_report
     from nas.spaces.stages import summary
 
@@ -162,27 +167,91 @@ def show(
     if key:
         sign = -1 if report["directions"][key] == "maximize" else 1
         rows.sort(key=lambda t: sign * t["values"].get(key, float("inf") * sign))
+    old = report["selection"] == "test"
     title = f"{study}: " + (f"{len(rows)} trials" if all_trials else f"Pareto front, {len(rows)} of "
                             f"{sum(t['state'] == 'COMPLETE' for t in report['trials'])} complete")
+    if old:
+        title += " (scored by nas before 2026-12-07: the search selected on the test split)"
+    confirmed = any("confirmed" in t for t in rows)
     table = Table(title=title)
     # the bytes column: the study's own bandwidth objective (the exits' expected or the kept connections' bytes)
     moved = next((m for m in ("bandwidth_expected", "bandwidth_kept") if m in metrics), "bandwidth")
-    for col in ("trial", "state", "architecture", score, "params", moved.replace("_", " "), "latency", "train s"):
-        table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
+    val_col, test_col = (f"{score} (test)", "-") if old else (f"{score} (val)", "test")
+    columns = ["trial", "state", "architecture", val_col] + ([test_col] if not old else []) + (
+        ["95 % front"] if confirmed else []) + ["params", moved.replace("_", " "), "latency", "train s"]
+    for col in columns:
+        table.add_column(col, justify="right" if col not in ("state", "architecture", "95 % front") else "left")
     for t in rows:
         m = t["measured"] or t["values"]
         arch = summary(t["params"])
-        table.add_row(
-            str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip(),
-            format_score(score, m[score]) if score in m else "-",
-            human_count(m["params"]) if "params" in m else "-",
-            human_bytes(m[moved]) if moved in m else "-",
-            f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else "-",
-            f"{t['wall_time_s']:.1f}" if t.get("wall_time_s") else "-",
-        )
+        conf = t.get("confirmed")
+        value = t["values"].get(score, m.get(score))
+        cells = [str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip()]
+        if conf:
+            cells.append(format_confirmed(score, conf["val"]))
+            cells.append(format_confirmed(score, conf["test"]))
+        else:
+            cells.append(format_score(score, value) if value is not None else "-")
+            if not old:
+                test = t.get("test", {}).get(score)
+                cells.append(format_score(score, test) if test is not None else "-")
+        if confirmed:
+            mark = t.get("significance")
+            cells.append("-" if mark is None else {"distinct": "distinct",
+                                                   "indistinguishable": f"≈ trial {mark['by']}",
+                                                   "dominated": f"beaten by trial {mark['by']}"}[mark["status"]])
+        cells += [human_count(m["params"]) if "params" in m else "-",
+                  human_bytes(m[moved]) if moved in m else "-",
+                  f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else "-",
+                  f"{t['wall_time_s']:.1f}" if t.get("wall_time_s") else "-"]
+        table.add_row(*cells)
         if t["error"] and all_trials:
-            table.add_row("", "", f"[red]{t['error']}[/]", "", "", "", "", "")
+            table.add_row("", "", f"[red]{t['error']}[/]", *([""] * (len(columns) - 3)))
     out.print(table)
+    if confirmed:
+        out.print(f"Confirmed rows: {score} mean ± sd over the `nas confirm` seeds (validation, then test). 95 % front: "
+                  "distinct = its 95 % interval lies above every candidate's at most as costly; ≈ trial N = "
+                  "indistinguishable from the cheaper trial N; beaten by trial N = trial N costs no more and its "
+                  "interval lies wholly above.", highlight=False)
+    elif not old and rows:
+        out.print(f"{score} (val): the validation score every selection reads; test: for the record. One seed each: "
+                  f"`nas confirm {study}` trains the front with more seeds for intervals.", highlight=False)
+
+
+@app.command()
+def confirm(
+    study: str = typer.Argument(..., help="The study's name (see `nas ls`).", show_default=False),
+    seeds: int = typer.Option(5, "--seeds", help="Training seeds per candidate (at least 2)."),
+    front: bool = typer.Option(False, "--front", help="Confirm the study's Pareto front (the default)."),
+    trial: list[int] = typer.Option([], "--trial", help="Confirm this trial (repeatable) instead of the front.",
+                                    show_default=False),
+    workers: Optional[int] = typer.Option(None, help="Ray workers training at once (default: 1, or 8 per GPU)."),
+    address: Optional[str] = typer.Option(None, help="Join this Ray cluster (default: a local Ray on 127.0.0.1)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="A line per finished training."),
+    storage: str = StorageOpt,
+) -> None:
+    """Train chosen candidates of STUDY again with more seeds: mean ± sd and 95 % intervals of their scores."""
+    from nas.search.confirm import confirm as confirm_study
+    from nas.search.runner import NasRunFailed
+
+    if front and trial:
+        raise NasInputError("pass --front or --trial N, not both")
+    try:
+        done = confirm_study(storage, study, seeds=seeds, trials=list(trial) or None, workers=workers,
+                             address=address, progress=progress)
+    except NasRunFailed as exc:
+        err.print(f"nas: confirm failed: {exc}", highlight=False)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        err.print("nas: interrupted; finished trainings are kept. Run the same command again to go on.")
+        raise typer.Exit(130)
+    print(f"nas: confirmed {len(done.trials)} candidate(s) of study {study} with {done.seeds} seeds: "
+          f"{done.trained} trained now, {done.found} earlier, {done.failed} failed, {done.wall_time_s:.0f} s\n"
+          f"nas: next: nas show {study}" + ("" if storage == DEFAULT_STORAGE else " --storage URL"), file=sys.stderr)
+    if done.failed:
+        for e in done.errors[:5]:
+            err.print(f"nas: {e}", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -124,3 +124,55 @@ def test_console_script_exits_2_without_traceback(in_tmp):
     assert proc.returncode == 2
     assert "bad.yaml:3: space.depth: empty or inverted range" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def a_study(in_tmp):
+    """A study in ./nas.db made with Optuna alone (no training): trial 0 complete, 1 failed, 2 pruned."""
+    import warnings
+
+    import optuna
+
+    from nas.search.storage import Store
+
+    Store("sqlite:///nas.db").close()  # nas's tables, empty
+    study = optuna.create_study(study_name="tiny", storage="sqlite:///nas.db", directions=["maximize", "minimize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["accuracy", "params"])
+    dist = {"depth": optuna.distributions.IntDistribution(1, 3)}
+    study.add_trial(optuna.trial.create_trial(params={"depth": 1}, distributions=dist, values=[0.9, 100.0]))
+    study.add_trial(optuna.trial.create_trial(params={"depth": 2}, distributions=dist,
+                                              state=optuna.trial.TrialState.FAIL))
+    study.add_trial(optuna.trial.create_trial(params={"depth": 3}, distributions=dist,
+                                              state=optuna.trial.TrialState.PRUNED))
+    return in_tmp / "nas.db"
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["tiny", "--seeds", "1"], r"--seeds: must be at least 2 \(one seed gives no interval\), found 1"),
+        (["other"], r"no study 'other' in sqlite:///nas.db; studies there: tiny"),
+        (["tiny", "--trial", "7"], r"--trial 7: study 'tiny' has no trial 7; its trials are 0 to 2"),
+        (["tiny", "--trial", "1"], r"--trial 1: trial 1 of study 'tiny' failed; only a complete candidate"),
+        (["tiny", "--trial", "2"], r"--trial 2: trial 2 of study 'tiny' was pruned; only a complete candidate"),
+        (["tiny", "--front", "--trial", "0"], r"pass --front or --trial N, not both"),
+        (["tiny", "--workers", "0"], r"--workers: must be at least 1, found 0"),
+    ],
+    ids=["seeds1", "unknown-study", "unknown-trial", "failed-trial", "pruned-trial", "front-and-trial", "workers0"],
+)
+def test_bad_confirm_commands(args, expect, a_study, capsys):
+    import hashlib
+
+    before = hashlib.sha256(a_study.read_bytes()).hexdigest()
+    code, _, err = run_cli(["confirm", *args, "--no-progress"], capsys)
+    assert code == 2, err
+    assert err.startswith("nas: error: ") and re.search(expect, err), err
+    assert hashlib.sha256(a_study.read_bytes()).hexdigest() == before, "a bad confirm must write nothing"
+
+
+def test_confirm_without_a_database(in_tmp, capsys):
+    code, _, err = run_cli(["confirm", "quickstart"], capsys)
+    assert code == 2 and "no database at nas.db" in err
+    assert not (in_tmp / "nas.db").exists()

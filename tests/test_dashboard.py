@@ -51,6 +51,8 @@ def db(tmp_path_factory):
     (root / "good.yaml").write_text(GOOD)
     (root / "broken.yaml").write_text(FAILING)
     assert nas_cli("run", "good.yaml", "--no-progress", cwd=root).returncode == 0
+    confirm = nas_cli("confirm", "good", "--seeds", "2", "--no-progress", cwd=root)  # the front's intervals
+    assert confirm.returncode == 0, confirm.stderr[-3000:]
     assert nas_cli("run", "broken.yaml", "--no-progress", cwd=root).returncode == 1  # every candidate fails
     return root / "nas.db"
 
@@ -72,9 +74,15 @@ def test_page_shows_the_study_its_fronts_and_candidates(db, monkeypatch):
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # two fronts, the 3-D view, hypervolume, best-so-far per objective
     front = json.loads(charts[0].proto.spec)
-    assert [t["name"] for t in front["data"]] == ["dominated", "front in this plane", "Pareto-optimal"]
-    points = sum(len(_values(t["x"])) for t in front["data"] if t["mode"] == "markers")
+    names = [t["name"] for t in front["data"]]
+    assert names[:3] == ["dominated", "front in this plane", "Pareto-optimal"]
+    # then the confirmed front members (nas confirm, 2 seeds): mean validation accuracy and its 95 % error bar
+    assert names[3:] and set(names[3:]) <= {"95 %: distinct", "95 %: within the noise of a cheaper one",
+                                            "95 %: beaten by a cheaper one"}
+    points = sum(len(_values(t["x"])) for t in front["data"] if t["mode"] == "markers" and "error_y" not in t)
     assert points == 8
+    bars = [t for t in front["data"] if "error_y" in t]
+    assert sum(len(_values(t["x"])) for t in bars) == len(_values(front["data"][2]["x"]))  # the front, confirmed
     assert front["layout"]["xaxis"]["tickformat"] == "~s"  # readable units: k, M
     assert front["layout"]["xaxis"]["title"]["text"] == "params"
     table = at.dataframe[0].value
@@ -113,7 +121,8 @@ def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
     colour.select("lift").run()
     assert not at.exception, [e.value for e in at.exception]
     front = json.loads(at.get("plotly_chart")[0].proto.spec)
-    names = [t["name"] for t in front["data"]]
+    families = [t for t in front["data"] if "error_y" not in t]  # the confirmed front's error bars drawn apart
+    names = [t["name"] for t in families]
     # hourglass where d_h < d_z (the lift's width, or the 64 inputs without a lift), else conventional; each
     # family once in the legend, every candidate drawn once
     with sa.create_engine(f"sqlite:///{db}").connect() as c:
@@ -122,7 +131,7 @@ def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
     want = {f"lift: {'hourglass' if a['hidden_width'] < (a.get('lift_width') or 64) else 'conventional'} "
             f"({a['lift']})" for a in archs}
     assert names[0] == "front in this plane" and sorted(names[1:]) == sorted(want)
-    assert sum(len(_values(t["x"])) for t in front["data"][1:]) == 8
+    assert sum(len(_values(t["x"])) for t in families[1:]) == 8
     # the log axis carries its own ticks: 1-2-5 per decade in SI units, never Plotly's crowded minor labels
     axis = front["layout"]["xaxis"]
     assert axis["type"] == "log" and axis["tickmode"] == "array"
@@ -225,12 +234,18 @@ def test_in_a_real_browser(db, tmp_path):
             page.get_by_text("best accuracy").wait_for(timeout=60000)
             page.locator(".js-plotly-plot").first.wait_for(timeout=60000)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60000)
-            points = page.evaluate("""() => {
+            points, confirmed, bars = page.evaluate("""() => {
                 const plot = document.querySelectorAll('.js-plotly-plot')[0];
                 // _fullData: the traces as plotly.js drew them (typed arrays decoded, _length points each)
-                return plot._fullData.filter(t => t.mode === 'markers').reduce((n, t) => n + t._length, 0);
+                const markers = plot._fullData.filter(t => t.mode === 'markers');
+                const withBars = markers.filter(t => t.error_y && t.error_y.visible);
+                const count = ts => ts.reduce((n, t) => n + t._length, 0);
+                // the error bars plotly drew as SVG: one path per confirmed point
+                return [count(markers) - count(withBars), count(withBars),
+                        plot.querySelectorAll('g.errorbar path').length];
             }""")
             assert points == 8
+            assert confirmed >= 1 and bars == confirmed  # every confirmed front member's 95 % interval, drawn
             page.screenshot(path=str(Path(os.environ.get("NAS_SCREENSHOT_DIR", tmp_path)) / "dashboard-fronts.png"))
             page.get_by_role("tab", name="Candidates").click()
             grid = page.locator('[data-testid="stDataFrame"]:visible').first  # the open tab's, not a hidden tab's

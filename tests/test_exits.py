@@ -198,8 +198,11 @@ def test_a_short_training_on_digits_measures_the_exits():
                     exits=1, exit_threshold=0.8)
     ev = evaluate(spec, TrainSpec(epochs=2, batch_size=64, lr=3e-3), task)
     obj = ev.objectives
-    counts = obj["exit_counts"]
-    assert len(counts) == 3 and sum(counts) == len(task.y_test)
+    counts = obj["exit_counts"]  # the validation samples leaving at each head: what bandwidth_expected weighs
+    assert len(counts) == 3 and sum(counts) == len(task.y_val)
+    test_counts = obj["test_exit_counts"]  # the test split's, for the record
+    assert len(test_counts) == 3 and sum(test_counts) == len(task.y_test)
+    assert obj["test_bandwidth_expected"] == pytest.approx(expected_bandwidth(spec, test_counts))
     assert obj["bandwidth_expected"] <= obj["bandwidth"]
     assert obj["bandwidth_expected"] == pytest.approx(expected_bandwidth(spec, counts))
     assert obj["exit_bytes"] == [bandwidth_bytes(c) for c in exit_costs(spec)]  # no gates: the static prefixes
@@ -207,7 +210,8 @@ def test_a_short_training_on_digits_measures_the_exits():
     assert obj["accuracy"] > 0.5
     plain = evaluate(ArchSpec(**{**spec.to_json(), "exits": 0}), TrainSpec(epochs=1, batch_size=64), task)
     assert plain.objectives["bandwidth_expected"] == plain.objectives["bandwidth"]
-    assert "exit_counts" not in plain.objectives
+    assert "exit_counts" not in plain.objectives and "test_exit_counts" not in plain.objectives
+    assert "test_bandwidth_expected" not in plain.objectives
 
 
 # ------------------------------------------------------------------ export
@@ -294,12 +298,14 @@ def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_p
         rows = [(c.trial_number, ArchSpec.from_json(c.arch), dict(c.objectives))
                 for c in s.scalars(sa.select(Candidate).where(Candidate.state == "COMPLETE"))]
     store.close()
-    n_test = len(load_task("digits").y_test)
+    task = load_task("digits")
+    n_val, n_test = len(task.y_val), len(task.y_test)
     assert len(rows) == 3 and any(a.exits for _, a, _ in rows)
     for trial, arch, obj in rows:
         assert obj["bandwidth_expected"] <= obj["bandwidth"]
         if arch.exits:
-            assert len(obj["exit_counts"]) == 3 and sum(obj["exit_counts"]) == n_test
+            assert len(obj["exit_counts"]) == 3 and sum(obj["exit_counts"]) == n_val
+            assert sum(obj["test_exit_counts"]) == n_test
             assert obj["bandwidth_expected"] == pytest.approx(expected_bandwidth(arch, obj["exit_counts"]))
         else:
             assert "exit_counts" not in obj and obj["bandwidth_expected"] == obj["bandwidth"]
@@ -307,6 +313,7 @@ def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_p
     trial, arch, obj = next(r for r in rows if r[1].exits)
     table = data.exit_table(data.detail(engine, "exits", trial))
     assert table["head"].tolist() == ["exit 1", "exit 2", "final"] and table["samples"].tolist() == obj["exit_counts"]
+    assert table["test samples"].tolist() == obj["test_exit_counts"]
     assert table["after block"].tolist() == [1, 2, 3]
     assert table["bytes per sample"].tolist() == [bandwidth_bytes(c) for c in exit_costs(arch)]
     frame = data.candidates(engine, "exits")
@@ -329,4 +336,5 @@ def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_p
     card = json.loads((tmp_path / "best" / "arch.json").read_text())
     assert card["checks"]["outputs_equal_nas"] is True and card["objectives"]["exit_counts"] == obj["exit_counts"]
     readme = (tmp_path / "best" / "README.md").read_text()
-    assert "moved per test sample on average, early exits taken" in readme
+    assert "moved per validation sample on average, early exits taken" in readme
+    assert "moved per test sample on average, early exits taken" in readme  # test_bandwidth_expected: the record

@@ -22,6 +22,7 @@ from nas.dashboard import data
 from nas.errors import NasInputError
 from nas import DEFAULT_STORAGE
 from nas.search.format import human_bytes, human_count
+from nas.search.intervals import format_confirmed
 from nas.search.results import format_score, score_objective
 from nas.search.storage import read_engine, redact
 
@@ -47,6 +48,11 @@ def _directions(url: str, study: str) -> dict[str, str]:
 
 
 @st.cache_data(ttl=2, show_spinner=False)
+def _confirmed(url: str, study: str) -> pd.DataFrame:
+    return data.confirmed(_engine(url), study, _candidates(url, study), _directions(url, study))
+
+
+@st.cache_data(ttl=2, show_spinner=False)
 def _progress(url: str, study: str) -> pd.DataFrame:
     return data.progress(_engine(url), study)
 
@@ -67,12 +73,22 @@ def _axis(fig: go.Figure, metric: str, which: str, values: pd.Series | None = No
         update(title=metric, **fmt)
 
 
+CONFIRMED_MARKS = {  # data.confirmed's status -> legend text and marker (nas show's marking, drawn)
+    "distinct": ("95 %: distinct", "star"),
+    "indistinguishable": ("95 %: within the noise of a cheaper one", "circle-open"),
+    "dominated": ("95 %: beaten by a cheaper one", "x"),
+    "one seed": ("confirmed, one seed", "diamond-open"),
+}
+
+
 def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: str = "",
-                colour_by: str | None = None) -> go.Figure:
+                colour_by: str | None = None, confirmed: pd.DataFrame | None = None) -> go.Figure:
     """y against x: every complete candidate, the non-dominated ones highlighted and joined.
 
     ``colour_by``: a column of ``data.FAMILIES``; the points are then coloured by family (one legend entry
-    each), Pareto-optimal ones outlined and larger, dominated ones faded.
+    each), Pareto-optimal ones outlined and larger, dominated ones faded. ``confirmed`` (``data.confirmed``):
+    the candidates `nas confirm` trained with several seeds, drawn at their mean validation score with their
+    95 % interval as an error bar, one marker per verdict of ``nas.search.intervals.significance``.
     """
     done = df[df["state"] == "COMPLETE"].copy()
     done["on the front"] = data.pareto_mask(done, dirs).loc[done.index]
@@ -103,6 +119,21 @@ def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: st
                 marker=dict(color=colour, size=[11 if o else 7 for o in on], opacity=[1.0 if o else 0.45 for o in on],
                             line=dict(width=[1 if o else 0 for o in on], color="black")),
                 customdata=part[["trial", "architecture"]], hovertemplate=hover))
+    if confirmed is not None and not confirmed.empty:
+        conf = confirmed.merge(done[["trial", x, "architecture"]], on="trial")
+        for status, (label, symbol) in CONFIRMED_MARKS.items():
+            part = conf[conf["status"] == status]
+            if part.empty:
+                continue
+            lo, hi = part["val_lo"].fillna(part["val_mean"]), part["val_hi"].fillna(part["val_mean"])
+            fig.add_trace(go.Scatter(
+                x=part[x], y=part["val_mean"], mode="markers", name=f"{name} {label}".strip(),
+                marker=dict(symbol=symbol, size=12, color="#d62728", line=dict(width=1.5, color="#d62728")),
+                error_y=dict(type="data", symmetric=False, array=(hi - part["val_mean"]).tolist(),
+                             arrayminus=(part["val_mean"] - lo).tolist(), color="#d62728", thickness=1.5, width=5),
+                customdata=part[["trial", "architecture", "seeds", "val_sd"]],
+                hovertemplate="trial %{customdata[0]}<br>%{customdata[1]}<br>" + y + " %{y:.4g} ± %{customdata[3]:.2g}"
+                              " over %{customdata[2]} seeds (bar: 95 % interval)<extra></extra>"))
     _axis(fig, x, "x", done[x])
     _axis(fig, y, "y", done[y])
     fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10),
@@ -147,8 +178,14 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
         col.metric(state.lower(), int(counts.get(state, 0)))
     acc = score_objective(dirs)
     done = df[df["state"] == "COMPLETE"] if not df.empty else df
-    cols[4].metric(f"best {acc}" if acc else "objectives",
+    on_test = data.selected_on_test(df)
+    cols[4].metric(f"best {acc} ({'test' if on_test else 'val'})" if acc else "objectives",
                    format_score(acc, done[acc].max()) if acc and len(done) else "-")
+    if on_test:
+        st.warning(f"Scored by nas before 2026-12-07: this study's {acc} is the test split's, and its search selected "
+                   "on it (an optimistic front). Run the space file again under a new --study name for a search "
+                   "that selects on the validation split.")
+    conf = _confirmed(url, study) if acc else None
 
     tabs = st.tabs(["Pareto fronts", "Progress", "What matters", "Candidates", "Compare", "Studies"])
     with tabs[0]:
@@ -163,7 +200,16 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
             colour_by = None if choice == options[0] else choice
             cols = st.columns(max(1, len(costs)))
             for col, cost in zip(cols, costs):
-                col.plotly_chart(front_chart(df, cost, acc, dirs, colour_by=colour_by), key=f"front-{cost}")
+                col.plotly_chart(front_chart(df, cost, acc, dirs, colour_by=colour_by, confirmed=conf),
+                                 key=f"front-{cost}")
+            if conf is not None and not conf.empty:
+                st.caption(f"Red: the candidates `nas confirm` trained with {int(conf['seeds'].max())} seeds, at their "
+                           f"mean validation {acc} with its 95 % interval. Star: its interval lies above that of every "
+                           "candidate at most as costly; open circle: within the noise of a cheaper one; cross: a "
+                           "cheaper one is better beyond the noise.")
+            else:
+                st.caption(f"{acc}: the validation score of one training seed each (what the search selected on). "
+                           f"`nas confirm {study}` trains the front with more seeds and draws their intervals here.")
             if len(dirs) >= 3:
                 ms = list(dirs)[:3]
                 d3 = done.assign(front=data.pareto_mask(done, dirs).loc[done.index].map({True: "Pareto-optimal",
@@ -191,7 +237,7 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
     with tabs[2]:
         what_matters(url, study, dirs, len(done))
     with tabs[3]:
-        candidates_table(url, study, df, dirs)
+        candidates_table(url, study, df, dirs, conf)
     with tabs[4]:
         compare(url, names, study)
     with tabs[5]:
@@ -225,7 +271,8 @@ def what_matters(url: str, study: str, dirs: dict[str, str], n_done: int) -> Non
     st.plotly_chart(fig, key="parcoords")
 
 
-def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str]) -> None:
+def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str],
+                     conf: pd.DataFrame | None = None) -> None:
     if df.empty:
         st.info("No candidates yet.")
         return
@@ -235,7 +282,22 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
     if text:
         view = view[view["architecture"].str.contains(text, case=False, regex=False)]
     view = view.assign(pareto=data.pareto_mask(view, dirs))
+    score = score_objective(dirs)
+    extra = []
+    if conf is not None and not conf.empty:
+        said = conf.assign(**{
+            "val over seeds": [format_confirmed(score, {"n": r.seeds, "mean": r.val_mean,
+                                                        "sd": None if pd.isna(r.val_sd) else r.val_sd})
+                               for r in conf.itertuples()],
+            "test over seeds": [format_confirmed(score, {"n": r.seeds, "mean": r.test_mean,
+                                                         "sd": None if pd.isna(r.test_sd) else r.test_sd})
+                                for r in conf.itertuples()],
+            "95 % front": [r.status if r.by is None or pd.isna(r.by) else f"{r.status} (trial {int(r.by)})"
+                           for r in conf.itertuples()]})
+        view = view.merge(said[["trial", "val over seeds", "test over seeds", "95 % front"]], on="trial", how="left")
+        extra = ["val over seeds", "test over seeds", "95 % front"]
     cols = ["trial", "state", "pareto", "architecture", *[m for m in dirs if m in view],
+            *[c for c in (f"test_{score}",) if c in view], *extra,
             *[c for c in ("latency_ms", "wall_time_s", "error") if c in view]]
     st.dataframe(view[cols], hide_index=True, key="candidates", column_config={
         "params": st.column_config.NumberColumn(format="compact"),
@@ -264,7 +326,8 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
         exits = data.exit_table(d)
         if exits is not None:
             fig = px.bar(exits, x="head", y="samples", hover_data=[c for c in exits if c not in ("head", "samples")],
-                         title="test samples leaving at each head (early exit)")
+                         title="validation samples leaving at each head (early exit)"
+                         if "test samples" in exits else "test samples leaving at each head (early exit)")
             fig.update_layout(height=280, margin=dict(l=0, r=0, t=40, b=0))
             st.plotly_chart(fig, key="exits")
             st.dataframe(exits, hide_index=True, key="exit-table")

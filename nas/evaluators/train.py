@@ -14,16 +14,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.evaluators.datasets import Task
+from nas.evaluators.names import EVALUATOR_VERSION, TEST_PREFIX  # noqa: F401 (EVALUATOR_VERSION: re-exported)
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bytes, model_cost
 from nas.spaces.blocks import DenseGates
 from nas.spaces.schema import IMAGE_KINDS
 
 MSE_FLOOR = 1e-10  # a batch's MSE below this counts as this: PSNR is capped at 100 dB
 PSNR_BATCH = 128  # the hourglass paper's evaluation batch: PSNR of each batch's pooled MSE, averaged
-# What a stored result means. Bumped whenever a change makes the same candidate score differently; results
-# of an earlier version are never reused (nas.search's reuse key holds it). 2: FPE's prune keeps both layers,
-# the paper's PSNR, fresh denoising noise every epoch, super-resolution inputs without antialiasing.
-EVALUATOR_VERSION = 2
+# What a stored result means (nas.evaluators.names.EVALUATOR_VERSION, read by the read side without torch).
+# Bumped whenever a change makes the same candidate score differently; results of an earlier version are never
+# reused (nas.search's reuse key holds it). 2: FPE's prune keeps both layers, the paper's PSNR, fresh denoising
+# noise every epoch, super-resolution inputs without antialiasing. 3 (2026-12-07): the score objective (accuracy,
+# psnr) and bandwidth_expected are the validation split's, which every selection reads; the test split's are
+# stored beside them as test_<metric>, for the record only. Versions 1 and 2 stored the test score under the
+# metric's own name, and the search selected on it.
 
 
 class CandidateFailed(Exception):
@@ -226,15 +230,23 @@ def evaluate(
     AdamW with the learning rate decayed linearly to 0. A model with early-exit
     heads trains on the mean of its heads' losses (``joint_loss``) and is
     scored with the exits applied; ``bandwidth_expected`` is the mean bytes a
-    test sample moves (``nas.spaces.cost.expected_bandwidth``), and
-    ``exit_counts`` the test samples that left at each head. The loss and score
+    validation sample moves (``nas.spaces.cost.expected_bandwidth``), and
+    ``exit_counts`` the validation samples that left at each head. The loss and score
     follow ``task.kind``: cross-entropy and ``accuracy`` for classification;
     for an image kind the model's outputs are pixel logits, the prediction is
     sigmoid(output), the loss its MSE and the score the hourglass paper's
     PSNR (``psnr``, dB, data range 1; batches of 128). Denoising draws fresh
     noise every epoch (``Task.train_inputs``). The validation score after every epoch
     (``val_accuracy`` or ``val_psnr``, passed to ``report``) picks the best
-    checkpoint, which is scored on the test split.
+    checkpoint.
+
+    What selects and what is recorded: ``accuracy`` (or ``psnr``) and
+    ``bandwidth_expected`` are the best checkpoint's on the **validation** split
+    (as pruned: gated connections removed), the figures the search, the front
+    and every pick read; ``test_accuracy`` (or ``test_psnr``) and, with exits,
+    ``test_bandwidth_expected`` and ``test_exit_counts`` are the same
+    checkpoint's on the test split, stored for the record and never given to a
+    selection (Lindauer & Hutter, JMLR 2020).
 
     The loss adds the modules' auxiliary losses and penalties (``train_loss``).
     Gated connections that end below their threshold are pruned from the best
@@ -310,14 +322,21 @@ def evaluate(
     # the bytes a sample leaving at each head moves, on the model as pruned; the last: the whole model's
     head_bytes = [bandwidth_bytes(c) for c in exit_costs(spec, model=model)]
     objectives["bandwidth_kept"] = float(head_bytes[-1])
-    x_test = task.x_test.to(device)
-    objectives[metric] = score(task.kind, model, x_test, task.y_test.to(device))  # with the exits applied
-    counts = exit_histogram(model, x_test)  # test samples leaving at each head (the final head last)
+    # what selects: the validation split, scored again on the model as pruned, exits applied
+    objectives[metric] = score(task.kind, model, xv, yv)
+    counts = exit_histogram(model, xv)  # validation samples leaving at each head (the final head last)
     objectives["bandwidth_expected"] = expected_bytes(counts, head_bytes)
+    # the record: the test split, never read by a selection
+    x_test = task.x_test.to(device)
+    objectives[TEST_PREFIX + metric] = score(task.kind, model, x_test, task.y_test.to(device))
+    test_counts = exit_histogram(model, x_test)
+    if len(counts) > 1:
+        objectives[TEST_PREFIX + "bandwidth_expected"] = expected_bytes(test_counts, head_bytes)
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
     if not all(math.isfinite(v) for v in objectives.values()):
         raise CandidateFailed(f"non-finite objectives {objectives}")
-    if len(counts) > 1:  # the exit histogram and each head's bytes (lists: not objectives), stored with the rest
+    if len(counts) > 1:  # the exit histograms and each head's bytes (lists: not objectives), stored with the rest
         objectives["exit_counts"], objectives["exit_bytes"] = counts, head_bytes
+        objectives[TEST_PREFIX + "exit_counts"] = test_counts
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return Evaluation(objectives, curve, time.perf_counter() - t0, train.epochs, state)

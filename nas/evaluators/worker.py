@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-from nas.evaluators.datasets import Task, load_task
+from nas.evaluators.datasets import TEST_FRACTION, VAL_FRACTION, Task, load_task
 from nas.evaluators.train import evaluate
 from nas.spaces import ArchSpec, TrainSpec
 
@@ -20,15 +20,18 @@ def stops(rule: dict | None, score: float) -> bool:
 class TrainEvaluator:
     """Loads the task once per worker process, then trains candidate after candidate."""
 
-    def __init__(self, dataset: str, kind: str, base_dir: str | None = None, options: dict | None = None):
+    def __init__(self, dataset: str, kind: str, base_dir: str | None = None, options: dict | None = None,
+                 splits: tuple[float, float] | None = None):
         self.dataset, self.kind, self.base_dir, self.options = dataset, kind, base_dir, options
+        self.splits = splits  # (task.test, task.validation); None: the defaults
         self.task: Task | None = None
         self.device = "cpu"
 
     def setup(self, threads: int, device: str) -> None:
         torch.set_num_threads(threads)
         self.device = device
-        self.task = load_task(self.dataset, self.kind, self.base_dir, self.options)
+        test, validation = self.splits or (TEST_FRACTION, VAL_FRACTION)
+        self.task = load_task(self.dataset, self.kind, self.base_dir, self.options, test=test, validation=validation)
 
     def __call__(self, job: dict[str, Any]) -> dict[str, Any]:
         spec = ArchSpec.from_json(job["arch"])

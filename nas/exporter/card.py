@@ -62,6 +62,9 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
             lines.append(f"| {metric} | {text} | {directions.get(metric, '-')} |")
     else:
         lines.append("None recorded (exported outside a study).")
+    conf = card.get("confirmed")
+    if conf and conf.get("val", {}).get("mean") is not None:
+        lines += ["", "### Over training seeds", "", _seeds_words(conf, obj)]
     imp = folder_name if folder_name.isidentifier() else None
     lines += ["", "## Load it", "",
               "It needs only PyTorch: `model.py` reads `weights.safetensors` itself (no nas, no safetensors "
@@ -94,6 +97,10 @@ def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: 
         if picked == KNEE:
             why = ("chosen with `--pick knee`: the point of the Pareto front closest (Euclidean) to the ideal "
                    "point, each objective min-max normalised over the front")
+        elif picked and picked != "trial" and conf:
+            why = (f"chosen with `--pick {picked}`: the best {picked} ({directions.get(picked, '?')}) among the "
+                   "candidates `nas confirm` trained with several seeds, the score read as its mean validation "
+                   "score over those seeds")
         elif picked and picked != "trial":
             why = f"chosen with `--pick {picked}`: the best {picked} ({directions.get(picked, '?')}){among}"
         else:
@@ -144,22 +151,63 @@ def _onnx_words(p: ArchSpec) -> str:
             "\"model.onnx\")` is expected to work.")
 
 
+def _seeds_words(conf: dict[str, Any], obj: dict[str, Any]) -> str:
+    """The confirmed scores in a sentence: mean ± sd and the 95 % interval over the seeds, validation and test,
+    and what the exported weights (the search's own training) scored."""
+    metric = conf.get("metric", "accuracy")
+
+    def fmt(x: float) -> str:
+        return f"{x:.2f} dB" if metric == "psnr" else f"{x:.4f}"
+
+    def said(summary: dict[str, Any]) -> str:
+        if summary.get("mean") is None:
+            return "not measured"
+        if summary.get("sd") is None:
+            return f"{fmt(summary['mean'])} (one seed)"
+        lo, hi = summary["ci95"]
+        return f"{fmt(summary['mean'])} ± {fmt(summary['sd'])} (95 % interval {fmt(lo)} to {fmt(hi)})"
+
+    own = obj.get(metric), obj.get(f"test_{metric}")
+    text = (f"`nas confirm` trained this architecture again with {conf['seeds']} fresh training seeds "
+            f"({', '.join(str(s) for s in conf.get('seed_list', []))}; same splits): validation {metric} "
+            f"{said(conf['val'])}; test {metric} {said(conf['test'])} (mean ± sd over the seeds). ")
+    if own[0] is not None:
+        text += (f"The weights in this folder are the search's own training: validation {fmt(own[0])}"
+                 + (f", test {fmt(own[1])}" if own[1] is not None else "") + ".")
+    return text
+
+
 def _metric(metric: str, value: Any, human_count, human_bytes, evaluator_version: int | None = None) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return _md(value)
+    before_validation = evaluator_version is not None and evaluator_version < 3
+    if metric == "accuracy" and before_validation:
+        return (f"{value:.4f} (test accuracy of the best-validation checkpoint; nas before 2026-12-07 selected on "
+                "it)")
     if metric == "accuracy":
-        return f"{value:.4f} (test accuracy of the best-validation checkpoint)"
+        return f"{value:.4f} (validation accuracy of the best-validation checkpoint: what the search selected on)"
+    if metric == "test_accuracy":
+        return f"{value:.4f} (test accuracy of the same checkpoint: for the record, never selected on)"
     if metric == "psnr" and evaluator_version == 1:
         return f"{value:.2f} dB (mean per-image test PSNR of the best-validation checkpoint; nas before version 2)"
-    if metric == "psnr":
+    if metric == "psnr" and before_validation:
         return (f"{value:.2f} dB (test PSNR of the best-validation checkpoint: the pooled MSE's of each batch of "
-                "128 images, averaged over the batches)")
+                "128 images, averaged over the batches; nas before 2026-12-07 selected on it)")
+    if metric == "psnr":
+        return (f"{value:.2f} dB (validation PSNR of the best-validation checkpoint, what the search selected on: "
+                "the pooled MSE's of each batch of 128 images, averaged over the batches)")
+    if metric == "test_psnr":
+        return f"{value:.2f} dB (test PSNR of the same checkpoint: for the record, never selected on)"
     if metric == "params":
         return f"{human_count(value)} ({int(value):,} stored parameters)"
     if metric == "bandwidth":
         return f"{human_bytes(value)} moved per batch-1 inference ({int(value):,} bytes)"
     if metric == "bandwidth_expected":
-        return f"{human_bytes(value)} moved per test sample on average, early exits taken ({value:,.0f} bytes)"
+        split = "test" if before_validation else "validation"
+        return f"{human_bytes(value)} moved per {split} sample on average, early exits taken ({value:,.0f} bytes)"
+    if metric == "test_bandwidth_expected":
+        return (f"{human_bytes(value)} moved per test sample on average, early exits taken ({value:,.0f} bytes; "
+                "for the record)")
     if metric == "bandwidth_kept":
         return (f"{human_bytes(value)} moved per batch-1 inference with only the gated connections kept after "
                 f"training ({int(value):,} bytes)")

@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.errors import NasInputError
+from nas.evaluators.names import evaluator_version
 from nas.exporter.card import KNEE
 from nas.exporter.write import ExportMeta, _check_out, export_model
 
 
 
 # ------------------------------------------------------------ choosing a candidate
-def _evaluator_version(train_key: str | None) -> int:
-    """The evaluator version a stored ``train_key`` carries (``nas.search.runner.evaluation_key``); 1 before."""
-    head, sep, tail = (train_key or "").rpartition(".e")
-    return int(tail) if sep and tail.isdigit() else 1
-
-
 def best_by(rows: list[dict[str, Any]], metric: str, directions: Mapping[str, str]) -> dict[str, Any]:
     """The best row by ``metric``; ties broken by the other objectives in order, then the lower trial number."""
     order = [metric] + [m for m in directions if m != metric]
@@ -52,6 +47,36 @@ def knee(rows: list[dict[str, Any]], directions: Mapping[str, str]) -> dict[str,
     return min(rows, key=lambda r: (math.sqrt(sum(norm(r, m) ** 2 for m in metrics)), r["number"]))
 
 
+def confirmed_pool(complete: list[dict[str, Any]], directions: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The complete rows that ``nas confirm`` trained with several seeds, their ``values`` replaced by what the
+    seeds say: the score by its validation mean, a measured cost (``latency_ms``, a measured bandwidth) by its
+    mean, the exact costs as they are. Empty when no candidate is confirmed: picks then read the search's
+    single-seed validation scores."""
+    from nas.search.results import confirmed_costs
+
+    out = []
+    for t in complete:
+        conf = t.get("confirmed")
+        if not conf or conf["val"].get("mean") is None or conf["metric"] not in directions:
+            continue
+        values = {**t["values"], **confirmed_costs(t, dict(directions), conf["metric"]),
+                  conf["metric"]: conf["val"]["mean"]}
+        out.append({**t, "values": values})
+    return out
+
+
+def front_of(rows: list[dict[str, Any]], directions: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The rows no other row dominates, by their ``values``."""
+    import moocore
+    import numpy as np
+
+    metrics = list(directions)
+    values = np.array([[float(r["values"][m]) for m in metrics] for r in rows])
+    keep = moocore.is_nondominated(values, maximise=[directions[m] == "maximize" for m in metrics],
+                                   keep_weakly=True)
+    return [r for r, k in zip(rows, keep) if k]
+
+
 def export_candidate(storage_url: str, study: str, out_dir: str | os.PathLike, trial: int | None = None,
                      pick: str | None = None, store_lift: bool = False) -> Path:
     """Export one candidate of ``study``: ``trial`` by number, or ``pick`` (an objective or ``knee``).
@@ -79,10 +104,14 @@ def export_candidate(storage_url: str, study: str, out_dir: str | os.PathLike, t
                                 f"{', '.join(list(directions) + [KNEE])}")
         if not complete:
             raise NasInputError(f"study {study!r} has no complete candidate to pick from yet")
+        confirmed = confirmed_pool(complete, directions)
+        pool = confirmed or complete
         if pick in directions:
-            row = best_by(complete, pick, directions)
+            chosen = best_by(pool, pick, directions)
         else:
-            row = knee([t for t in complete if t["pareto"]] or complete, directions)
+            chosen = knee(front_of(pool, directions) if confirmed else [t for t in complete if t["pareto"]] or complete,
+                          directions)
+        row = next(t for t in complete if t["number"] == chosen["number"])
     else:
         rows = {t["number"]: t for t in report["trials"]}
         if trial not in rows:
@@ -132,6 +161,7 @@ def export_candidate(storage_url: str, study: str, out_dir: str | os.PathLike, t
         study=study, trial=number, sampler=sampler, picked_by=pick if pick is not None else "trial",
         dataset=dataset or None, kind=kind or None, train=train, objectives=dict(cand.objectives or {}),
         directions=dict(directions), pareto=bool(row["pareto"]), complete_trials=len(complete),
-        reused_from_trial=reused_from, evaluator_version=_evaluator_version(cand.train_key),
+        reused_from_trial=reused_from, evaluator_version=evaluator_version(cand.train_key),
+        confirmed=row.get("confirmed"),
     )
     return export_model(spec, weights, out_dir, meta, store_lift=store_lift)

@@ -40,7 +40,8 @@ class ExportMeta:
     pareto: bool | None = None
     complete_trials: int | None = None
     reused_from_trial: int | None = None  # the trial whose training (and weights file) this one reused
-    evaluator_version: int | None = None  # nas.evaluators.train.EVALUATOR_VERSION that scored it (1: before 2)
+    evaluator_version: int | None = None  # nas.evaluators.names.EVALUATOR_VERSION that scored it (1: before 2)
+    confirmed: dict[str, Any] | None = None  # nas confirm's seeds: nas.search.intervals.confirmed
 
 
 def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | None = None,
@@ -155,6 +156,7 @@ def _arch_json(p: ArchSpec, meta: ExportMeta, stored: bool, nas_version: str, to
         "complete_trials": meta.complete_trials,
         "reused_from_trial": meta.reused_from_trial,
         "evaluator_version": meta.evaluator_version,
+        "confirmed": meta.confirmed,
         "lift_stored": stored,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "nas_version": nas_version,

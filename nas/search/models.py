@@ -94,3 +94,29 @@ class Progress(Base):
     epochs_total: Mapped[int] = mapped_column(Integer)
     hypervolume: Mapped[float | None] = mapped_column(Float, nullable=True)  # None until the reference point is set
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Confirmation(Base):
+    """One more training of a complete candidate with another seed (``nas confirm``; ``nas.search.confirm``).
+
+    The candidate's architecture, training settings and task are its trial's; only ``train.seed`` differs
+    (initialisation and batch order; the splits are the same). Its objectives hold the validation score
+    (``accuracy`` or ``psnr``), the test score (``test_accuracy`` ...), and what else the evaluator measured.
+    """
+
+    __tablename__ = "nas_confirmations"
+    __table_args__ = (UniqueConstraint("study_name", "trial_number", "seed", name="uq_nas_confirmations_seed"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(128), index=True)
+    trial_number: Mapped[int] = mapped_column(Integer)  # the confirmed candidate
+    seed: Mapped[int] = mapped_column(Integer)  # train.seed of this training
+    train_key: Mapped[str] = mapped_column(String(32))  # the training settings' hash with the evaluator version
+    state: Mapped[str] = mapped_column(String(16))  # RUNNING | COMPLETE | FAIL
+    objectives: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    curve: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    wall_time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -165,7 +165,10 @@ class Recorder:
             from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs, expected_bytes
 
             head_bytes = [bandwidth_bytes(c) for c in exit_costs(ArchSpec.from_json(prior.arch))]
-            objectives["bandwidth_expected"] = expected_bytes(counts, head_bytes)
+            objectives["bandwidth_expected"] = expected_bytes(counts, head_bytes)  # the validation histogram
+            test_counts = prior.objectives.get("test_exit_counts")
+            if test_counts:  # the record's, recounted the same way
+                objectives["test_bandwidth_expected"] = expected_bytes(test_counts, head_bytes)
             objectives["exit_bytes"] = head_bytes
         # (exits with pruned gated connections: the stored figures stand; recounting them needs the stored weights)
         with self.store.session() as s:

@@ -20,7 +20,10 @@ JSON, "train": TrainSpec JSON, "objectives": {...}, "curve": [{"epoch": 1, "val_
 ..., "cpu_seconds": ...}, ...]}}}``; ``seconds`` is an epoch's wall time, ``cpu_seconds`` (curves recorded
 since nas 0.1.0 of 2026-12-04) its worker's CPU time. A recorded table may add ``space`` (the space file's
 text), ``dims`` (the task's ``d_in``, ``d_out`` and ``in_shape``, what a replay needs instead of the data)
-and ``built`` (how each part of it was recorded: command, candidates, seconds, date, machine).
+and ``built`` (how each part of it was recorded: command, candidates, seconds, date, machine). A table's
+``objectives`` are its evaluator's: since evaluator version 3 ``accuracy`` is the validation score and
+``test_accuracy`` the test score; a table recorded before holds the test score as ``accuracy``, which the
+replay moves to ``test_accuracy`` (``selected``), so a replayed search selects on validation as a real one does.
 """
 
 from __future__ import annotations
@@ -136,8 +139,27 @@ class ReplayEvaluator:
                 objectives = {m: entry["objectives"][m] for m in ("params", "bandwidth") if m in entry["objectives"]}
                 return {"ok": True, "stopped_early": True, "objectives": {**objectives, score: point[score]},
                         "curve": curve[:epoch], "wall_time_s": seconds, "epochs_trained": epoch}
-        return {"ok": True, "stopped_early": False, "objectives": dict(entry["objectives"]), "curve": curve[:epochs],
-                "wall_time_s": seconds, "epochs_trained": epochs}
+        return {"ok": True, "stopped_early": False, "objectives": selected(entry, epochs, score),
+                "curve": curve[:epochs], "wall_time_s": seconds, "epochs_trained": epochs}
+
+
+def selected(entry: dict[str, Any], epochs: int, score: str) -> dict[str, Any]:
+    """A complete candidate's objectives as the evaluator reports them since version 3: the metric (``accuracy``)
+    is the best checkpoint's validation score, ``test_<metric>`` its test score. A table recorded before (whose
+    objectives hold ``accuracy`` = the test score, and no ``test_accuracy``) is read so: the test score moves to
+    ``test_<metric>``, and the metric becomes the best validation score of the epochs that pick the checkpoint
+    (after an FPE expansion only: ``nas.search.pruning.dense_until``), as ``evaluate`` picks it."""
+    from nas.evaluators.names import TEST_PREFIX
+    from nas.search.pruning import dense_until
+
+    objectives = dict(entry["objectives"])
+    metric = score[len("val_"):]
+    if TEST_PREFIX + metric in objectives or metric not in objectives:
+        return objectives
+    first = max(1, dense_until(entry["arch"], epochs))
+    objectives[TEST_PREFIX + metric] = objectives[metric]
+    objectives[metric] = max(float(p[score]) for p in entry["curve"][:epochs] if int(p["epoch"]) >= first)
+    return objectives
 
 
 class SimulatedPool:

@@ -8,11 +8,12 @@ import optuna
 import sqlalchemy as sa
 
 from nas.errors import NasInputError
+from nas.evaluators.names import FIRST_VALIDATION_VERSION, SCORES, evaluator_version, scores_on_test
+from nas.search import intervals
 from nas.search.models import Candidate, Run
 from nas.search.storage import Store, redact
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
-SCORES = ("accuracy", "psnr")  # the objectives that score a study, in order of preference
 
 
 def score_objective(metrics) -> str | None:
@@ -63,10 +64,21 @@ def list_studies(url: str) -> list[dict[str, Any]]:
                 "best": best,
                 "started": summary.datetime_start.isoformat(timespec="seconds") if summary.datetime_start else None,
                 "state": _run_state(store, summary.study_name),
+                "selection": _selection(store, summary.study_name),
             })
         return out
     finally:
         store.close()
+
+
+def _selection(store: Store, study: str) -> str:
+    """``validation``, or ``test`` for a study scored by an evaluator before version 3 (it selected on test)."""
+    if not store.has_nas_tables():
+        return "validation"
+    with store.session() as s:
+        keys = s.scalars(sa.select(Candidate.train_key).where(Candidate.study_name == study,
+                                                              Candidate.state == "COMPLETE").distinct()).all()
+    return "test" if any(evaluator_version(k) < FIRST_VALIDATION_VERSION for k in keys) else "validation"
 
 
 def _run_state(store: Store, study: str) -> str:
@@ -99,30 +111,78 @@ def study_report(url: str, name: str) -> dict[str, Any]:
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pareto = {t.number for t in study.best_trials} if complete else set()
-        rows = []
+        confirmations = confirm_rows(store, name) if store.has_nas_tables() else {}
+        directions = dict(zip(metrics, (d.name.lower() for d in study.directions)))
+        score = score_objective(metrics)
+        rows, versions = [], set()
         for t in trials:
             if t.state.name not in STATES:
                 continue  # WAITING: queued, not started
             c = cands.get(t.number)
-            rows.append({
+            version = evaluator_version(c.train_key) if c is not None else None
+            if t.state.name == "COMPLETE" and version is not None:
+                versions.add(version)
+            row = {
                 "number": t.number,
                 "state": t.state.name,
                 "params": dict(c.values) if c is not None else dict(t.params),
                 "values": dict(zip(metrics, t.values)) if t.values is not None else {},
+                "test": scores_on_test(c.objectives, version, metrics) if c is not None and t.state.name == "COMPLETE"
+                else {},
                 "pareto": t.number in pareto,
                 "arch_id": c.arch_id if c is not None else t.user_attrs.get("arch_id"),
                 "error": (c.error if c is not None and c.error else t.system_attrs.get("fail_reason")),
                 "measured": dict(c.objectives) if c is not None and c.objectives else {},
                 "wall_time_s": c.wall_time_s if c is not None else None,
                 "reused": bool(c is not None and c.reused_from is not None),
-            })
+                "evaluator": version,
+            }
+            seeds = confirmations.get(t.number)
+            if seeds and score is not None and t.state.name == "COMPLETE":
+                row["confirmed"] = intervals.confirmed([o for _, o in seeds], [s for s, _ in seeds], score)
+            rows.append(row)
+        if score is not None:
+            marks = intervals.significance(
+                {r["number"]: {"interval": r["confirmed"]["val"], "costs": confirmed_costs(r, directions, score)}
+                 for r in rows if "confirmed" in r}, score, directions)
+            for r in rows:
+                if r["number"] in marks:
+                    r["significance"] = marks[r["number"]]
+        old = sorted(v for v in versions if v < FIRST_VALIDATION_VERSION)
         return {
             "study": name,
-            "directions": dict(zip(metrics, (d.name.lower() for d in study.directions))),
+            "directions": directions,
+            # what the search, the front and every pick read: the validation split's score; a study scored by an
+            # evaluator before version 3 selected on the test split, and is marked so
+            "selection": "test" if old else "validation",
             "trials": rows,
         }
     finally:
         store.close()
+
+
+def confirm_rows(store: Store, study: str) -> dict[int, list[tuple[int, dict]]]:
+    """``nas confirm``'s complete trainings of ``study``, by trial (``nas.search.confirm.read``)."""
+    from nas.search.confirm import read
+
+    return read(store, study)
+
+
+def confirmed_costs(row: dict[str, Any], directions: dict[str, str], score: str) -> dict[str, float]:
+    """A confirmed trial's objectives other than the score, for comparing it with others: an exact cost as the
+    search measured it (params, bandwidth); one that varies with training (``latency_ms``, a measured
+    bandwidth) as its mean over the confirmation seeds."""
+    measured = row["confirmed"]["objectives"]
+    out = {}
+    for m in directions:
+        if m == score:
+            continue
+        if m in intervals.EXACT or m not in measured or measured[m].get("mean") is None:
+            if m in row["values"]:
+                out[m] = float(row["values"][m])
+        else:
+            out[m] = float(measured[m]["mean"])
+    return out
 
 
 def compare(url: str, names: list[str], reference: dict[str, float] | None = None) -> dict[str, Any]:

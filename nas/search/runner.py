@@ -13,7 +13,6 @@ records, ``history``: front and hypervolume, ``dispatch``: the workers).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -29,7 +28,8 @@ import sqlalchemy as sa
 import nas
 from nas.errors import NasInputError
 from nas.evaluators import load_task, static_objectives
-from nas.evaluators.train import EVALUATOR_VERSION, score_metric
+from nas.evaluators.names import EVALUATOR_VERSION
+from nas.evaluators.train import score_metric
 from nas.evaluators.worker import TrainEvaluator
 from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
 from nas.search.models import Candidate, Run, utcnow
@@ -39,6 +39,7 @@ from nas.search.samplers import check_options, make_sampler
 from nas.search.history import History
 from nas.search.recorder import InFlight, Recorder
 from nas.search.storage import Store, optuna_storage, redact, weights_root
+from nas.search.taskref import TaskRef
 from nas.spaces import SearchSpace, TrainSpec
 
 HEARTBEAT_S = 10.0
@@ -80,6 +81,7 @@ class RunSummary:
     run_id: int
     errors: list[str] = field(default_factory=list)
     infeasible: int = 0  # sampled candidates over a constraint, recorded untrained
+    confirmed: Any = None  # with search.confirm: the front's confirmation (nas.search.confirm.ConfirmSummary)
 
 
 class _Suggest:
@@ -103,7 +105,7 @@ def evaluation_key(train: TrainSpec) -> str:
 
     With the arch_id and the task key it makes the reuse key: a result is reused only for the same
     architecture, trained the same way, on the same task, by an evaluator that scores it the same
-    (``nas.evaluators.train.EVALUATOR_VERSION``), so results of an earlier evaluator are never served.
+    (``nas.evaluators.names.EVALUATOR_VERSION``), so results of an earlier evaluator are never served.
     """
     return f"{train.train_key}.e{EVALUATOR_VERSION}"
 
@@ -125,11 +127,13 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     # ---- everything that can be wrong with the input is checked before any write
     options = space.task.sat.model_dump() if space.task.sat is not None else None
     in_shape: tuple = ()
+    splits = (float(space.task.test), float(space.task.validation))
     if opts.evaluator is None:
-        task = load_task(space.task.dataset, space.task.kind, base_dir, options)
+        task = load_task(space.task.dataset, space.task.kind, base_dir, options, *splits)
         d_in, d_out, in_shape = task.d_in, task.d_out, task.in_shape
         space.check_task(d_in, in_shape, task.feature_groups)
-        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options)
+        check_splits(space, task, base_dir)
+        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options, splits)
         del task
     else:
         if opts.dims is None:
@@ -137,12 +141,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         d_in, d_out = opts.dims
         in_shape = tuple(opts.in_shape)
         evaluator = opts.evaluator
-    task_key = f"{space.task.kind}|{space.task.dataset}"
-    if options is not None:
-        task_key += "|" + json.dumps(options, sort_keys=True, separators=(",", ":"))
-    if space.task.dataset.startswith("npz:"):
-        npz = Path(space.task.dataset[4:]).expanduser()
-        task_key = f"{space.task.kind}|npz:{(Path(base_dir) / npz).resolve()}"
+    task_key = TaskRef.of_space(space, base_dir).key()
 
     check_options(space)
     check_address(opts.address)
@@ -206,10 +205,40 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         plan = Plan(study_name, metrics, trials, workers, d_in, d_out, tuple(in_shape), task_key)
         driver = _Driver(space, study, store, pool, run_row.id, plan, opts)
         driver.record_recovered(told)
-        return driver.loop()
+        summary = driver.loop()
+        if space.search.confirm is not None and summary.complete:  # search.confirm: the front gets its seeds
+            from nas.search.confirm import run_confirmations
+
+            front = sorted(t.number for t in study.best_trials)
+            with store.session() as s:
+                cands = list(s.scalars(sa.select(Candidate).where(Candidate.study_name == study_name,
+                                                                  Candidate.trial_number.in_(front))))
+            cands.sort(key=lambda c: c.trial_number)
+            summary.confirmed = run_confirmations(store, pool, study_name, cands, space.search.confirm.seeds,
+                                                  opts.progress)
+        return summary
     finally:
         pool.close()
         store.close()
+
+
+def check_splits(space: SearchSpace, task, base_dir: str) -> None:
+    """NasInputError naming the key: a split the npz gives while the space file also sets its fraction (one
+    would be ignored), or a classification validation split with fewer samples than the task has classes."""
+    from nas.evaluators.datasets import _load_arrays
+
+    set_keys = space.task.model_fields_set
+    if space.task.dataset.startswith("npz:"):
+        arrays = _load_arrays(space.task.dataset, base_dir, None)
+        for key, given, name in (("test", arrays[2], "X_test"), ("validation", arrays[4], "X_val")):
+            if key in set_keys and given is not None:
+                raise NasInputError(f"{space.place('task', key)}: {space.task.dataset} gives its own {key} split "
+                                    f"({name}), so task.{key} would be ignored; remove task.{key} (or {name})")
+    if task.kind == "classification" and len(task.y_val) < task.d_out:
+        key = "validation" if "validation" in set_keys else "test" if "test" in set_keys else "dataset"
+        raise NasInputError(f"{space.place('task', key)}: the validation split has {len(task.y_val)} samples, fewer "
+                            f"than the task's {task.d_out} classes; it cannot tell the candidates apart: raise "
+                            "task.validation (or give more samples)")
 
 
 def _check_no_live_run(store: Store, study_name: str) -> None:
@@ -398,8 +427,12 @@ class _Driver:
     # ------------------------------------------------------------- asking
     def _fill(self) -> None:
         n_waiting = sum(map(len, self.waiting.values()))
+        # Several workers: up to two candidates each in flight, so none waits for the driver. One worker: the next
+        # candidate is asked only once every earlier one is recorded, so what each ask sees does not depend on
+        # timing and a seeded study is repeatable.
+        ahead = 1 if self.workers == 1 else 2 * self.workers
         while (self.rec.complete + self.rec.stopped + len(self.inflight) + n_waiting < self.trials
-               and len(self.inflight) < 2 * self.workers):
+               and len(self.inflight) < ahead):
             trial = self.study.ask()
             try:
                 values = self.space.sample(_Suggest(trial))

@@ -50,6 +50,16 @@ class TaskConfig(_Strict):
     dataset: StrictStr
     kind: Literal[("classification",) + IMAGE_KINDS] = "classification"  # the task kinds: IMAGE_KINDS and one
     sat: SatConfig | None = None  # options of dataset sat
+    # the held-out splits (nas.evaluators.datasets.load_task): the test split, a share of all samples, scored for
+    # the record only; the validation split, a share of what is left, which every selection reads
+    test: Number = Field(0.15, gt=0, lt=1)
+    validation: Number = Field(0.15, gt=0, lt=1)
+
+
+class ConfirmConfig(_Strict):
+    """``search.confirm``: after the search, train every front member again with this many seeds."""
+
+    seeds: int = Field(5, ge=2)
 
 
 # The samplers a space file may name; nas.search.samplers maps each to its Optuna class (a test checks they agree).
@@ -64,6 +74,7 @@ class SearchConfig(_Strict):
     seed: StrictInt | None = None
     # the hypervolume's reference point, one value per objective; derived from the first candidates if absent
     reference: dict[StrictStr, Number] | None = None
+    confirm: ConfirmConfig | None = None  # nas run ends with `nas confirm --front --seeds K` (nas.search.confirm)
 
 
 class PruningConfig(_Strict):
@@ -438,6 +449,12 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
         errors.add(("task", "sat", "disjoint"), "disjoint clauses need clauses × literals ≤ variables",
                    found=f"{sat.clauses} × {sat.literals} = {sat.clauses * sat.literals} > {sat.variables} variables",
                    expected="fewer clauses or literals, or more variables")
+    if doc.task.test + doc.task.validation >= 1:
+        errors.add(("task", "validation" if "validation" in doc.task.model_fields_set else "test"),
+                   "task.test and task.validation together must leave samples to train on (their sum below 1)",
+                   found=f"test {doc.task.test:g} + validation {doc.task.validation:g} = "
+                         f"{doc.task.test + doc.task.validation:g}",
+                   expected="fractions in (0, 1) summing to less than 1, e.g. test: 0.15, validation: 0.15")
     if dataset == "sat" and doc.task.kind != "classification":
         errors.add(("task", "kind"), "the sat dataset is a classification task", found=doc.task.kind,
                    expected="classification")
@@ -695,7 +712,7 @@ def _allowed_keys(parent: tuple) -> list[str]:
     if len(parent) == 2 and parent[0] == "constraints":
         return ["max"]
     models = {(): Document, ("task",): TaskConfig, ("task", "sat"): SatConfig, ("search",): SearchConfig,
-              ("pruning",): PruningConfig}
+              ("pruning",): PruningConfig, ("search", "confirm"): ConfirmConfig}
     model = models.get(parent)
     if model is None and len(parent) == 2 and parent[0] in ("space", "train"):
         return ["int", "float", "choice", "value", "log", "step", "when"]

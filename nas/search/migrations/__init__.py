@@ -86,8 +86,11 @@ def upgrade(engine: sa.Engine) -> None:
 
 
 def check(engine: sa.Engine) -> None:
-    """For readers (they never write): NasInputError unless nas's tables are at ``head()`` (a database
-    without a version row but with nas's tables is revision 0001, made before versioning)."""
+    """For readers (they never write): NasInputError where nas's tables are at a revision this nas does not know
+    (a newer nas wrote them). An older revision reads as it is: every revision since the first only adds
+    tables, which the readers take as empty where they are missing (a database without a version row but
+    with nas's tables is revision 0001, made before versioning); the next writer (``nas run``, ``nas
+    confirm``) upgrades it in place."""
     with engine.connect() as conn:
         now = current(conn) if sa.inspect(conn).has_table(VERSION_TABLE) else None
         if now is None and sa.inspect(conn).has_table("nas_candidates"):
@@ -96,8 +99,6 @@ def check(engine: sa.Engine) -> None:
         return
     if not _known(now):
         raise _newer(now)
-    raise NasInputError(f"this database's nas tables are at revision {now}, older than this nas's {head()}: "
-                        "run `nas run` on it once (it upgrades the tables in place), then read it")
 
 
 def _locking_sqlite(engine: sa.Engine) -> sa.Engine:
