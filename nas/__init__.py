@@ -59,7 +59,10 @@ def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, s
 def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
     """The trials of ``study`` as ``nas show STUDY --format json`` lists them, one row each: ``number``,
     ``state``, ``pareto``, ``arch_id``, ``error``, ``wall_time_s``, ``reused``, then a column per parameter of
-    the space file and per objective (NaN where a trial has none, e.g. a failed one)."""
+    the space file and per objective (the score: the validation split's, what the search selected on), its
+    test score as ``test_<metric>`` (the record), and for a candidate ``nas confirm`` trained with more seeds
+    ``confirmed_seeds``, ``confirmed_val_mean`` / ``_sd``, ``confirmed_test_mean`` / ``_sd`` and
+    ``significance`` (NaN where a trial has none, e.g. a failed one)."""
     import pandas as pd
 
     from nas.search.results import study_report
@@ -70,6 +73,13 @@ def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
         row = {k: t[k] for k in ("number", "state", "pareto", "arch_id", "error", "wall_time_s", "reused")}
         row.update(t["params"])
         row.update(t["values"])
+        row.update({f"test_{k}": v for k, v in t.get("test", {}).items()})
+        conf = t.get("confirmed")
+        if conf:
+            row.update({"confirmed_seeds": conf["seeds"], "confirmed_val_mean": conf["val"]["mean"],
+                        "confirmed_val_sd": conf["val"]["sd"], "confirmed_test_mean": conf["test"]["mean"],
+                        "confirmed_test_sd": conf["test"]["sd"], "significance": t["significance"]["status"]
+                        if "significance" in t else None})
         rows.append(row)
     columns = ["number", "state", "pareto", "arch_id", "error", "wall_time_s", "reused"]
     return pd.DataFrame(rows, columns=None if rows else columns)

@@ -79,3 +79,36 @@ def test_each_trial_exports_the_same_weights_and_outputs(copy, trial, tmp_path):
     torch.testing.assert_close(now, stored[f"trial_{trial}"], rtol=1e-5, atol=1e-5)
     assert json.loads((Path(out) / "arch.json").read_text())["arch"] == json.loads(
         (before / "arch.json").read_text())["arch"]
+
+
+def test_its_study_reads_as_selected_on_test_and_cannot_be_resumed(copy, capsys):
+    """Scored by evaluator 2 (the test split selected): still read, marked so everywhere, never resumed."""
+    import re
+
+    from nas.cli import main
+    from nas.dashboard import data
+    from nas.search.results import list_studies, study_report
+    from nas.search.storage import read_engine
+
+    url = f"sqlite:///{copy / 'nas.db'}"
+    report = study_report(url, "release")
+    assert report["selection"] == "test" and list_studies(url)[0]["selection"] == "test"
+    done = [t for t in report["trials"] if t["state"] == "COMPLETE"]
+    assert all(t["evaluator"] == 2 and t["test"] == {"accuracy": t["values"]["accuracy"]} for t in done)
+    engine = read_engine(url)
+    assert data.selected_on_test(data.candidates(engine, "release"))
+    assert data.confirmed(engine, "release", data.candidates(engine, "release"), data.directions(engine, "release")).empty
+    engine.dispose()
+    for args in (["show", "release"], ["ls"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--storage", url])
+        assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "the search selected on the test split" in out and "(test: before 2026-12-07)" in out
+    space = copy / "release.yaml"
+    with sa.create_engine(url).connect() as c:
+        space.write_text(c.execute(sa.text("SELECT space_text FROM nas_runs LIMIT 1")).scalar())
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(space), "--storage", url, "--no-progress"])
+    assert exc.value.code == 2
+    assert re.search(r"scored by another version of nas's evaluator \(this nas scores with version 3", capsys.readouterr().err)
