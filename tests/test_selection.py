@@ -19,14 +19,45 @@ space:
   lift_width: {{int: [64, 256], log: true, when: {{lift: fixed_random}}}}
   hidden_width: {{int: [8, 64], log: true}}
   depth: {{int: [1, 2]}}
-train: {{epochs: 3, lr: {{float: [1.0e-3, 1.0e-2], log: true}}}}
-search: {{sampler: tpe, trials: 8, workers: 1, seed: 3}}
+train: {{epochs: 2, lr: {{float: [1.0e-3, 1.0e-2], log: true}}}}
+search: {{sampler: tpe, trials: 7, workers: 1, seed: 3}}
+"""
+
+
+ONE_RAY = """
+import json, logging, os, sys
+import ray
+import sqlalchemy as sa
+import nas
+from nas.search.confirm import confirm
+from nas.search.dispatch import _LOCAL_ENV
+
+for k, v in _LOCAL_ENV.items():
+    os.environ.setdefault(k, v)
+# one local Ray for the whole module's commands (each `nas run` would start and stop its own)
+ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+         logging_level=logging.ERROR, log_to_driver=False)
+url = "sqlite:///nas.db"
+for name in ("same", "shuffled"):
+    nas.run(name + ".yaml", storage=url)
+first = confirm(url, "same", seeds=2, progress=False)
+engine = sa.create_engine(url)
+with engine.begin() as c:  # a confirm stopped before its last training ended: that row was never written
+    c.execute(sa.text("DELETE FROM nas_confirmations WHERE id = (SELECT MAX(id) FROM nas_confirmations)"))
+engine.dispose()
+again = confirm(url, "same", seeds=2, progress=False)
+ray.shutdown()
+print(json.dumps({"first": first.__dict__, "again": again.__dict__}))
 """
 
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
-    """Two seeded one-worker studies on npz files that differ only in a permutation of y_test."""
+    """Two seeded one-worker studies on npz files that differ only in a permutation of y_test; then the first's
+    front confirmed with 2 seeds, and confirmed again after losing its last row (one Ray for all of it)."""
+    import subprocess
+    import sys
+
     from nas.evaluators.datasets import _packaged_csv
 
     root = tmp_path_factory.mktemp("selection")
@@ -39,21 +70,23 @@ def studies(tmp_path_factory):
     np.savez(root / "shuffled.npz", X=x[rest], y=y[rest], X_test=x[test], y_test=shuffled)
     for name in ("same", "shuffled"):
         (root / f"{name}.yaml").write_text(SPACE.format(name=name, npz=f"{name}.npz"))
-        proc = nas_cli("run", f"{name}.yaml", "--no-progress", cwd=root)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return root
+    proc = subprocess.run([sys.executable, "-c", ONE_RAY], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return root, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def show(root, study):
-    proc = nas_cli("show", study, "--format", "json", cwd=root)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+    """What `nas show STUDY --format json` prints (its function, in this process)."""
+    from nas.search.results import study_report
+
+    return json.loads(json.dumps(study_report(f"sqlite:///{root / 'nas.db'}", study), default=str))
 
 
 def test_the_search_never_sees_the_test_labels(studies):
-    a, b = show(studies, "same"), show(studies, "shuffled")
+    root, _ = studies
+    a, b = show(root, "same"), show(root, "shuffled")
     assert a["selection"] == b["selection"] == "validation"
-    assert len(a["trials"]) == len(b["trials"]) == 8
+    assert len(a["trials"]) == len(b["trials"]) == 7
     # the same candidates proposed in the same order, the same validation scores and costs, the same front
     for ta, tb in zip(a["trials"], b["trials"]):
         assert (ta["number"], ta["state"], ta["params"]) == (tb["number"], tb["state"], tb["params"])
@@ -67,10 +100,7 @@ def test_the_search_never_sees_the_test_labels(studies):
 
 @pytest.fixture(scope="module")
 def confirmed(studies):
-    proc = nas_cli("confirm", "same", "--seeds", "2", "--no-progress", cwd=studies)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "with 2 seeds" in proc.stderr
-    return studies
+    return studies[0]
 
 
 def test_confirm_trains_the_front_with_fresh_seeds_on_the_same_splits(confirmed):
@@ -107,18 +137,17 @@ def test_confirm_trains_the_front_with_fresh_seeds_on_the_same_splits(confirmed)
     assert again.objectives["test_accuracy"] == pytest.approx(stored["test_accuracy"], abs=1e-9)
 
 
-def test_confirm_resumes_where_it_stopped(confirmed):
-    engine = sa.create_engine(f"sqlite:///{confirmed / 'nas.db'}")
-    with engine.begin() as conn:
-        n = conn.execute(sa.text("SELECT COUNT(*) FROM nas_confirmations WHERE state = 'COMPLETE'")).scalar()
-        # a run stopped before its last training ended: that row was never written
-        conn.execute(sa.text("DELETE FROM nas_confirmations WHERE id = (SELECT MAX(id) FROM nas_confirmations)"))
-    proc = nas_cli("confirm", "same", "--seeds", "2", cwd=confirmed)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"1 training(s) to run, {n - 1} done earlier" in proc.stderr and "1 trained now" in proc.stderr
+def test_confirm_resumes_where_it_stopped(studies):
+    root, summaries = studies
+    first, again = summaries["first"], summaries["again"]
+    n = 2 * len(first["trials"])  # the front, 2 seeds each
+    assert (first["trained"], first["found"], first["failed"]) == (n, 0, 0)
+    assert (again["trained"], again["found"], again["failed"]) == (1, n - 1, 0)  # only the lost training again
+    engine = sa.create_engine(f"sqlite:///{root / 'nas.db'}")
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM nas_confirmations WHERE state = 'COMPLETE'")).scalar() == n
+        rows = conn.execute(sa.text("SELECT trial_number, seed FROM nas_confirmations WHERE state = 'COMPLETE'")).all()
     engine.dispose()
+    assert sorted(rows) == sorted((t, s) for t in first["trials"] for s in (1, 2))
 
 
 def test_show_export_and_dashboard_read_the_intervals(confirmed, monkeypatch):
