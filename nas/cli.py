@@ -275,7 +275,9 @@ def export(
     card = json.loads((path / "arch.json").read_text())
     obj = card["objectives"] or {}
     score = score_objective(obj)
-    shown = [f"{score} {format_score(score, obj[score])}" if score else None,
+    old = (card.get("evaluator_version") or 1) < 3  # before 2026-12-07 the score was the test split's
+    shown = [f"{'test' if old else 'val'} {score} {format_score(score, obj[score])}" if score else None,
+             f"test {score} {format_score(score, obj['test_' + score])}" if score and f"test_{score}" in obj else None,
              f"{human_count(obj['params'])} params" if "params" in obj else None,
              f"{human_bytes(obj['bandwidth'])} bandwidth" if "bandwidth" in obj else None]
     about = ", ".join(x for x in shown if x)

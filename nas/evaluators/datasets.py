@@ -72,6 +72,7 @@ class Task:
     y_test: torch.Tensor
     in_shape: tuple = ()  # the shape of one input before flattening: (28, 28) for an image, (n,) for a vector
     feature_groups: torch.Tensor | None = None  # (d_in,) int64 group id of every input feature, -1: none
+    given: frozenset = frozenset()  # the held-out splits the dataset gives itself ("test": X_test, "validation": X_val)
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
@@ -100,6 +101,7 @@ def load_task(dataset: str, kind: str = "classification", base_dir: str | Path |
     """
     x, y, x_test, y_test, x_val, y_val, in_shape, groups = _load_arrays(
         dataset, str(base_dir) if base_dir is not None else None, _freeze(options))
+    given = frozenset(k for k, a in (("test", x_test), ("validation", x_val)) if a is not None)
     image = _image_shape(dataset, kind, x, x_test, in_shape, x_val) if kind in IMAGE_KINDS else None
     rng = np.random.default_rng(SPLIT_SEED)
     if x_test is None:
@@ -123,7 +125,7 @@ def load_task(dataset: str, kind: str = "classification", base_dir: str | Path |
         d_out = ys[0].shape[1]
     return Task(dataset=dataset, kind=kind, d_in=xs[0].shape[1], d_out=d_out,
                 x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], x_test=xs[2], y_test=ys[2],
-                in_shape=in_shape, feature_groups=None if groups is None else torch.from_numpy(groups))
+                in_shape=in_shape, feature_groups=None if groups is None else torch.from_numpy(groups), given=given)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:

@@ -171,12 +171,12 @@ def run_confirmations(store: Store, pool, study: str, cands: list[Candidate], k:
     t0 = time.monotonic()
     summary = ConfirmSummary(study, [c.trial_number for c in cands], k)
     jobs = jobs_for(cands, k)
+    wanted = {(j.trial_number, j.seed): j.train_key for j in jobs}
     with store.session() as s:
-        done = {(r.trial_number, r.seed) for r in s.scalars(sa.select(Confirmation).where(
+        rows = s.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.train_key).where(
             Confirmation.study_name == study, Confirmation.state == "COMPLETE",
-            Confirmation.trial_number.in_(summary.trials)))
-            if any(j.trial_number == r.trial_number and j.seed == r.seed and j.train_key == r.train_key
-                   for j in jobs)}
+            Confirmation.trial_number.in_(summary.trials))).all()
+    done = {(n, seed) for n, seed, key in rows if wanted.get((n, seed)) == key}
     todo = [j for j in jobs if (j.trial_number, j.seed) not in done]
     summary.found = len(jobs) - len(todo)
     if progress:
@@ -267,10 +267,6 @@ def read(store_or_engine, study: str) -> dict[int, list[tuple[int, dict]]]:
                          .where(Confirmation.study_name == study, Confirmation.state == "COMPLETE")
                          .order_by(Confirmation.trial_number, Confirmation.seed)).all()
     out: dict[int, list[tuple[int, dict]]] = {}
-    for number, seed, objectives in rows:
-        if isinstance(objectives, str):
-            import json
-
-            objectives = json.loads(objectives)
+    for number, seed, objectives in rows:  # the JSON column type decodes the objectives
         out.setdefault(number, []).append((seed, objectives or {}))
     return out

@@ -74,7 +74,7 @@ class RunProgress:
         rate = snap["done_this_run"] / snap["elapsed"] if snap["elapsed"] > 0 else 0
         eta = _clock(remaining / rate) if rate > 0 else "?"
         status = (f"done {snap['complete']} · failed {snap['failed']} · running {snap['running']}"
-                  + (f" · best {self.score} {format_score(self.score, self.best_score)}"
+                  + (f" · best val {self.score} {format_score(self.score, self.best_score)}"
                      if self.best_score is not None else "")
                   + f" · front {self.front}")
         if self._progress is not None:

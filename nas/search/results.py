@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from nas.errors import NasInputError
 from nas.evaluators.names import FIRST_VALIDATION_VERSION, SCORES, evaluator_version, scores_on_test
 from nas.search import intervals
+from nas.search.confirm import read as read_confirmations
 from nas.search.models import Candidate, Run
 from nas.search.storage import Store, redact
 
@@ -111,7 +112,7 @@ def study_report(url: str, name: str) -> dict[str, Any]:
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pareto = {t.number for t in study.best_trials} if complete else set()
-        confirmations = confirm_rows(store, name) if store.has_nas_tables() else {}
+        confirmations = read_confirmations(store, name) if store.has_nas_tables() else {}
         directions = dict(zip(metrics, (d.name.lower() for d in study.directions)))
         score = score_objective(metrics)
         rows, versions = [], set()
@@ -159,13 +160,6 @@ def study_report(url: str, name: str) -> dict[str, Any]:
         }
     finally:
         store.close()
-
-
-def confirm_rows(store: Store, study: str) -> dict[int, list[tuple[int, dict]]]:
-    """``nas confirm``'s complete trainings of ``study``, by trial (``nas.search.confirm.read``)."""
-    from nas.search.confirm import read
-
-    return read(store, study)
 
 
 def confirmed_costs(row: dict[str, Any], directions: dict[str, str], score: str) -> dict[str, float]:

@@ -132,7 +132,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         task = load_task(space.task.dataset, space.task.kind, base_dir, options, *splits)
         d_in, d_out, in_shape = task.d_in, task.d_out, task.in_shape
         space.check_task(d_in, in_shape, task.feature_groups)
-        check_splits(space, task, base_dir)
+        check_splits(space, task)
         evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options, splits)
         del task
     else:
@@ -222,18 +222,14 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         store.close()
 
 
-def check_splits(space: SearchSpace, task, base_dir: str) -> None:
+def check_splits(space: SearchSpace, task) -> None:
     """NasInputError naming the key: a split the npz gives while the space file also sets its fraction (one
     would be ignored), or a classification validation split with fewer samples than the task has classes."""
-    from nas.evaluators.datasets import _load_arrays
-
     set_keys = space.task.model_fields_set
-    if space.task.dataset.startswith("npz:"):
-        arrays = _load_arrays(space.task.dataset, base_dir, None)
-        for key, given, name in (("test", arrays[2], "X_test"), ("validation", arrays[4], "X_val")):
-            if key in set_keys and given is not None:
-                raise NasInputError(f"{space.place('task', key)}: {space.task.dataset} gives its own {key} split "
-                                    f"({name}), so task.{key} would be ignored; remove task.{key} (or {name})")
+    for key, name in (("test", "X_test"), ("validation", "X_val")):
+        if key in set_keys and key in task.given:
+            raise NasInputError(f"{space.place('task', key)}: {space.task.dataset} gives its own {key} split "
+                                f"({name}), so task.{key} would be ignored; remove task.{key} (or {name})")
     if task.kind == "classification" and len(task.y_val) < task.d_out:
         key = "validation" if "validation" in set_keys else "test" if "test" in set_keys else "dataset"
         raise NasInputError(f"{space.place('task', key)}: the validation split has {len(task.y_val)} samples, fewer "
