@@ -7,7 +7,7 @@ them together for a person, and the three functions here for a notebook:
     import nas
     summary = nas.run("examples/quickstart.yaml", trials=10)      # or a dict: the space file's document
     df = nas.trials("quickstart")                                   # a pandas DataFrame, one row per trial
-    nas.export("sqlite:///nas.db", "quickstart", "best/", pick="accuracy")
+    nas.export("quickstart", "best/", pick="accuracy")              # storage= like the others
 
 Each imports its part on first use, so ``import nas`` stays cheap. The README
 describes the space file, the objectives and the storage.
@@ -18,8 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-DEFAULT_STORAGE = "sqlite:///nas.db"  # every command's and function's default database
+from nas.version import __version__  # noqa: F401
+
+DEFAULT_STORAGE = "sqlite:///nas.db"  # every command's and function's default database; equal to
+# nas.search.storage.DEFAULT_STORAGE (a test checks), written out so that `import nas` stays cheap
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -85,11 +87,28 @@ def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
     return pd.DataFrame(rows, columns=None if rows else columns)
 
 
-def export(*args, **kwargs):
-    """Export one candidate of a study as a standalone PyTorch module; see ``nas.exporter.export_candidate``.
+def export(study: str, out: str | Path, *args: Any, storage: str = DEFAULT_STORAGE, trial: int | None = None,
+           pick: str | None = None, store_lift: bool = False) -> Path:
+    """``nas export`` from Python: one candidate of ``study`` (``trial=N``, or ``pick=`` an objective or
+    ``"knee"``) written as a standalone PyTorch module to the folder ``out``; returns the folder.
 
-    ``nas.export(storage_url, study, out_dir, trial=None, pick=None, store_lift=False) -> Path``.
+    The same order as ``nas.run`` and ``nas.trials``: the study first, the storage a keyword. The form of
+    before 2026-12-07, ``nas.export(storage_url, study, out, ...)`` (a first argument with ``://``), still
+    works and warns (``DeprecationWarning``). Bad input raises ``nas.errors.NasInputError``.
     """
+    import warnings
+
     from nas.exporter import export_candidate
 
-    return export_candidate(*args, **kwargs)
+    if "://" in str(study):  # the old order: (storage, study, out[, trial, pick, store_lift])
+        warnings.warn("nas.export(storage, study, out, ...) is deprecated: use nas.export(study, out, "
+                      "storage=...)", DeprecationWarning, stacklevel=2)
+        storage, study, out = study, out, args[0] if args else None
+        if out is None:
+            raise TypeError("nas.export(storage, study, out): out is missing")
+        names = ("trial", "pick", "store_lift")
+        given = dict(zip(names, args[1:]))
+        trial, pick, store_lift = given.get("trial", trial), given.get("pick", pick), given.get("store_lift", store_lift)
+    elif args:
+        raise TypeError(f"nas.export() takes 2 positional arguments (study, out) but {2 + len(args)} were given")
+    return export_candidate(storage, study, out, trial=trial, pick=pick, store_lift=store_lift)

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nas import DEFAULT_STORAGE
+from nas.search.storage import DEFAULT_STORAGE
 from nas.errors import NasInputError
 
 app = typer.Typer(

@@ -29,8 +29,14 @@ def test_run_a_dict_then_read_its_trials_and_export_one(tmp_path, monkeypatch):
         df.columns)
     assert df["accuracy"].between(0, 1).all() and df["pareto"].any()
     assert set(df["hidden_width"]) <= {8, 16} and (df["depth"] == 1).all()  # fixed parameters are columns too
-    best = nas.export(nas.DEFAULT_STORAGE, "notebook", tmp_path / "best", pick="accuracy")
+    assert "test_accuracy" in df.columns  # the record beside the validation score the search read
+    best = nas.export("notebook", tmp_path / "best", pick="accuracy")  # storage= a keyword, as in run and trials
     assert (best / "model.py").is_file()
+    with pytest.warns(DeprecationWarning, match=r"nas.export\(storage, study, out, ...\) is deprecated"):
+        old = nas.export(nas.DEFAULT_STORAGE, "notebook", tmp_path / "old", pick="accuracy")  # the form before
+    assert (old / "model.py").read_text() == (best / "model.py").read_text()
+    with pytest.raises(TypeError, match="takes 2 positional arguments"):
+        nas.export("notebook", tmp_path / "x", 3)
     # the same study again, from a file: resumed (its trials are complete), nothing trained twice
     (tmp_path / "notebook.yaml").write_text(__import__("yaml").safe_dump(SPACE, sort_keys=False))
     again = nas.run(tmp_path / "notebook.yaml", resume=True)
@@ -46,3 +52,9 @@ def test_bad_input_raises_the_commands_message(tmp_path, monkeypatch):
     with pytest.raises(NasInputError, match="no database at"):
         nas.trials("notebook", storage=f"sqlite:///{tmp_path / 'none.db'}")
     assert not (tmp_path / "nas.db").exists()
+
+
+def test_the_root_default_storage_is_the_stores():
+    from nas.search.storage import DEFAULT_STORAGE
+
+    assert nas.DEFAULT_STORAGE == DEFAULT_STORAGE

@@ -559,7 +559,7 @@ def test_every_complete_trial_exports_exactly(study, tmp_path):
     assert {c.arch["lift"] for c in cands.values()} == {"fixed_random", "learned", "none"}
     x = inputs(64)
     for number, cand in sorted(cands.items()):
-        out = nas.export(url, "tiny", tmp_path / f"t{number}", trial=number)
+        out = nas.export("tiny", tmp_path / f"t{number}", storage=url, trial=number)
         card = json.loads((out / "arch.json").read_text())
         assert card["trial"] == number and card["picked_by"] == "trial"
         if cand.reused_from is not None:
@@ -577,7 +577,7 @@ def test_every_complete_trial_exports_exactly(study, tmp_path):
 @pytest.mark.slow  # the module's study: a real `nas run` (Ray)
 def test_pick_knee_and_store_lift(study, tmp_path, capsys):
     url = study["url"]
-    out = nas.export(url, "tiny", tmp_path / "knee", pick="knee")
+    out = nas.export("tiny", tmp_path / "knee", storage=url, pick="knee")
     report = study_report(url, "tiny")
     front = [t for t in report["trials"] if t["pareto"]]
     card = json.loads((out / "arch.json").read_text())
@@ -655,5 +655,5 @@ def test_a_failure_while_writing_leaves_nothing(study, tmp_path, monkeypatch):
 
     monkeypatch.setattr(export_write, "model_card", boom)
     with pytest.raises(RuntimeError, match="boom"):
-        nas.export(study["url"], "tiny", tmp_path / "out", pick="accuracy")
+        nas.export("tiny", tmp_path / "out", storage=study["url"], pick="accuracy")
     assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ import torch
 from nas.evaluators.datasets import load_task
 from nas.evaluators.train import evaluate
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, model_cost
-from nas.spaces.blocks import LIFTS, MIXERS
+from nas.spaces.vocabulary import LIFTS, MIXERS
 from nas.spaces.mixers import Attention, LinearAttention, MaxState, TokenConv, Tokens, TokenMLP, token_grid
 
 MIXER_NAMES = [m for m in MIXERS.names() if m != "none"]

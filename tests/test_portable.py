@@ -1,16 +1,17 @@
-"""nas.spaces.portable: every registered block is portable, so nas export can copy it into model.py."""
+"""nas.exporter.portable: every registered block is portable, so nas export can copy it into model.py."""
 
 import pytest
 import torch
 
 from nas.spaces.arch import WEIGHT_KEYS
-from nas.spaces.blocks import (ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS, BatchNorm, HourglassBlock, HourglassMLP,
-                               Linear)
+from nas.spaces.base import Linear
+from nas.spaces.blocks import BatchNorm, HourglassBlock, HourglassMLP
+from nas.spaces.vocabulary import ACTIVATIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import FPEPair, MaskedPair
 from nas.spaces.lifts import HashedLift, NasHashedLift
 from nas.spaces.mixers import MaxState, MixerLayer, MixerNet, NasMaxState
 from nas.spaces.moe import DenseExpert, MixtureOfExperts, NasMixtureOfExperts
-from nas.spaces.portable import NotPortable, portable_class, portable_source, source_of
+from nas.exporter.portable import NotPortable, portable_class, portable_source, source_of
 from nas.spaces.structured import StructuredPair
 
 REGISTERED = [(r.kind, name, r.get(name)) for r in (ACTIVATIONS, NORMS, LIFTS, MIXERS, WEIGHTS) for name in r

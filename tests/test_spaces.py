@@ -9,7 +9,7 @@ import torch
 
 from nas.spaces import ACTIVATIONS, ArchSpec, TrainSpec, bandwidth_bytes, build, load_space, model_cost, parse_space
 from nas.errors import NasInputError
-from nas.spaces.blocks import LIFTS, NORMS, WEIGHTS
+from nas.spaces.vocabulary import LIFTS, NORMS, WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,11 +20,10 @@ import streamlit as st
 
 from nas.dashboard import data
 from nas.errors import NasInputError
-from nas import DEFAULT_STORAGE
 from nas.search.format import human_bytes, human_count
 from nas.search.intervals import format_confirmed
 from nas.search.results import format_score, score_objective
-from nas.search.storage import read_engine, redact
+from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
               "bandwidth_expected": dict(tickformat="~s", ticksuffix="B"),

@@ -16,6 +16,7 @@ from torch import nn
 from nas.evaluators.datasets import Task
 from nas.evaluators.names import EVALUATOR_VERSION, TEST_PREFIX  # noqa: F401 (EVALUATOR_VERSION: re-exported)
 from nas.spaces import ArchSpec, TrainSpec, bandwidth_bytes, build, exit_costs, expected_bytes, model_cost
+from nas.spaces import hooks
 from nas.spaces.blocks import DenseGates
 from nas.spaces.schema import IMAGE_KINDS
 
@@ -151,10 +152,8 @@ def before_epoch(model: nn.Module, epoch: int, epochs: int) -> bool:
     ``epoch`` counts from 1. An FPE layer expands here once its dense epochs are done.
     """
     changed = False
-    for module in list(model.modules()):
-        hook = getattr(module, "nas_before_epoch", None)
-        if hook is not None:
-            changed = bool(hook(epoch, epochs)) or changed
+    for _, hook in hooks.each(model, "nas_before_epoch"):
+        changed = bool(hook(epoch, epochs)) or changed
     return changed
 
 
@@ -163,12 +162,8 @@ def aux_loss(model: nn.Module) -> torch.Tensor | None:
 
     A mixture of experts leaves its load-balancing loss (already weighted) there.
     """
-    total = None
-    for module in model.modules():
-        value = getattr(module, "nas_aux_loss", None)
-        if value is not None:
-            total = value if total is None else total + value
-    return total
+    values = [value for _, value in hooks.each(model, "nas_aux_loss")]
+    return sum(values[1:], values[0]) if values else None
 
 
 def penalty(model: nn.Module) -> torch.Tensor | None:
@@ -176,13 +171,8 @@ def penalty(model: nn.Module) -> torch.Tensor | None:
 
     Gated cross-layer connections (``DenseGates``) put gate_penalty · Σ|g| here, pushing the gates toward 0.
     """
-    total = None
-    for module in model.modules():
-        hook = getattr(module, "nas_penalty", None)
-        if hook is not None:
-            value = hook()
-            total = value if total is None else total + value
-    return total
+    values = [hook() for _, hook in hooks.each(model, "nas_penalty")]
+    return sum(values[1:], values[0]) if values else None
 
 
 def train_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -199,10 +189,8 @@ def train_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
 def prune_connections(model: nn.Module) -> None:
     """Remove the gated connections whose gates ended below GATE_THRESHOLD (``DenseGates.nas_prune``): the
     model scored, saved and exported is the pruned one."""
-    for module in model.modules():
-        hook = getattr(module, "nas_prune", None)
-        if hook is not None:
-            hook()
+    for _, hook in hooks.each(model, "nas_prune"):
+        hook()
 
 
 def give_feature_groups(model: nn.Module, task: Task) -> None:

@@ -15,7 +15,7 @@ that needs only PyTorch:
 
 ``model.py`` is nas's own code: the source of exactly the classes and
 functions the architecture uses, copied from nas/spaces (``source``, with
-``nas.spaces.portable``), and ``build()``, the architecture's plan
+``nas.exporter.portable``), and ``build()``, the architecture's plan
 (``nas.spaces.builder.plan``) written out with its integers (checked to be
 ints). No string a user wrote ever reaches the code. Every export is checked
 before it is put in place: the exported model's outputs must equal

@@ -3,7 +3,7 @@
 model.py holds, top to bottom: a docstring saying what the network is (``nas.spaces.stages.describe``); the imports; the
 architecture's numbers and its ArchSpec (``ARCH``); the source of exactly the classes and functions that the
 architecture's plan uses (``nas.spaces.builder.plan(spec, portable=True)``) and of what they use, copied from
-nas/spaces and the PyTorch reference paths of nas/kernels by ``nas.spaces.portable``; ``build()``, the plan
+nas/spaces and the PyTorch reference paths of nas/kernels by ``nas.exporter.portable``; ``build()``, the plan
 written out as constructor calls; and the loader (``nas.exporter.runtime``). Nothing of a space file or a
 study reaches the code: the numbers are checked to be ints, the names in ``ARCH`` to be registered names of
 portable blocks, and all code is nas's own source.
@@ -19,7 +19,7 @@ from typing import Any
 from nas.errors import NasInputError
 from nas.spaces import ArchSpec
 from nas.spaces.builder import STORABLE_LIFTS, Call, Const, plan
-from nas.spaces.portable import NotPortable, portable_class, portable_source
+from nas.exporter.portable import NotPortable, portable_class, portable_source
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _HEX = re.compile(r"[0-9a-f]{16}\Z")
@@ -50,7 +50,7 @@ def _name(kind: str, value: Any, registry) -> None:
 
 def check_spec(spec: Any) -> ArchSpec:
     """Check every value of ``spec`` that reaches model.py; NasInputError naming the field otherwise."""
-    from nas.spaces.blocks import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
+    from nas.spaces.vocabulary import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
     from nas.spaces.arch import ACTIVATION_SCOPES
     from nas.spaces.fpe import SPLITS
     from nas.spaces.stages import BlockStage, stage, stages

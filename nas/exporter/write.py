@@ -55,7 +55,7 @@ def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | N
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    import nas
+    from nas.version import __version__
     from nas.spaces import build
 
     p = check_spec(spec)
@@ -106,7 +106,7 @@ def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | N
             shutil.copyfile(weights_file, tmp / "weights.safetensors")
         else:
             save_file(tensors, str(tmp / "weights.safetensors"), metadata=file_meta)
-        card = _arch_json(p, meta, stored, nas.__version__, torch.__version__)
+        card = _arch_json(p, meta, stored, __version__, torch.__version__)
         (tmp / "arch.json").write_text(json.dumps(card, indent=2) + "\n")
         card["checks"] = _check(tmp, source, reference, p, check_torch_export)
         (tmp / "arch.json").write_text(json.dumps(card, indent=2) + "\n")

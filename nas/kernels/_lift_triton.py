@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
-from nas.kernels.lift import COL_MULT, ROW_MULT, seed_key
+from nas.kernels.hashing import COL_MULT, ROW_MULT, seed_key
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 

@@ -25,11 +25,8 @@ import math
 import torch
 
 from nas.kernels import backend
+from nas.kernels.hashing import COL_MULT, MASK32, ROW_MULT, seed_key  # noqa: F401 (seed_key: re-exported)
 
-MASK32 = 0xFFFFFFFF
-ROW_MULT = 0x9E3779B9  # 2³²/φ, odd: i -> i·ROW_MULT is a bijection mod 2³²
-COL_MULT = 0x85EBCA77  # murmur3's c2-like odd constant
-SEED_SALT = 0x5BD1E995  # murmur2's m: seed 0 gets a non-zero key
 CHUNK = 1 << 20  # entries of S the reference materialises at once
 
 
@@ -45,19 +42,6 @@ def _fmix32(h: torch.Tensor) -> torch.Tensor:
     h = h ^ (h >> 13)
     h = _mul32(h, 0xC2B2AE35)
     return h ^ (h >> 16)
-
-
-def _fmix32_int(h: int) -> int:
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & MASK32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & MASK32
-    return h ^ (h >> 16)
-
-
-def seed_key(seed: int) -> int:
-    """The 32-bit key of ``seed`` (any Python int): fmix32(low ^ fmix32(high ^ 0x5BD1E995))."""
-    return _fmix32_int((seed & MASK32) ^ _fmix32_int(((seed >> 32) & MASK32) ^ SEED_SALT))
 
 
 def hashed_signs(seed: int, rows: range, d_in: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -25,7 +25,6 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy as sa
 
-import nas
 from nas.errors import NasInputError
 from nas.evaluators import load_task, static_objectives
 from nas.evaluators.names import EVALUATOR_VERSION
@@ -38,7 +37,8 @@ from nas.search import optuna_private, pruning
 from nas.search.samplers import check_options, make_sampler
 from nas.search.history import History
 from nas.search.recorder import InFlight, Recorder
-from nas.search.storage import Store, optuna_storage, redact, weights_root
+from nas.search.storage import DEFAULT_STORAGE, Store, optuna_storage, redact, weights_root
+from nas.version import __version__
 from nas.search.taskref import TaskRef
 from nas.spaces import SearchSpace, TrainSpec
 
@@ -50,7 +50,7 @@ SPACE_ATTR = "nas:space_sha"
 
 @dataclass
 class RunOptions:
-    storage: str = nas.DEFAULT_STORAGE
+    storage: str = DEFAULT_STORAGE
     study: str | None = None
     trials: int | None = None
     workers: int | None = None
@@ -192,7 +192,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
             run_row = Run(
                 study_name=study_name, space_text=space.text, space_sha=sha, sampler=space.search.sampler,
                 workers=workers, target_trials=trials, host=socket.gethostname(), pid=os.getpid(),
-                nas_version=nas.__version__,
+                nas_version=__version__,
             )
             s.add(run_row)
         requeued, told = _recover_interrupted(store, study, study_name, metrics)

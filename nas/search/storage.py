@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nas.errors import NasInputError
 from nas.search import migrations
 
+DEFAULT_STORAGE = "sqlite:///nas.db"  # every command's and function's default database: a file in the working folder
 
 
 def redact(url: str) -> str:
@@ -132,7 +133,7 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             if create:
-                migrations.upgrade(self.engine)  # versioned: an older nas.db is upgraded in place
+                migrations.upgrade(self.engine, SQLITE_TIMEOUT_S)  # versioned: an older nas.db is upgraded in place
             else:
                 migrations.check(self.engine)  # a reader never upgrades: an unreadable revision is an error
         except OperationalError as exc:

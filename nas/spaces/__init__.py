@@ -14,7 +14,8 @@ from typing import Any
 from nas.spaces.arch import ArchSpec, TrainSpec
 
 _LAZY = {  # name -> the module that defines it
-    **dict.fromkeys(("ACTIVATIONS", "LIFTS", "NORMS", "WEIGHTS", "Cost", "HourglassMLP"), "nas.spaces.blocks"),
+    **dict.fromkeys(("ACTIVATIONS", "LIFTS", "NORMS", "WEIGHTS"), "nas.spaces.vocabulary"),  # complete registries
+    **dict.fromkeys(("Cost", "HourglassMLP"), "nas.spaces.blocks"),
     "build": "nas.spaces.builder",
     **dict.fromkeys(("bandwidth_bytes", "bandwidth_floor", "exit_costs", "expected_bandwidth", "expected_bytes", "kept_cost",
                       "model_cost"), "nas.spaces.cost"),

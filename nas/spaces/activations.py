@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.spaces.blocks import ACTIVATIONS, Cost
+from nas.spaces.base import ACTIVATIONS, Cost
 
 
 class _LearnableActivation(nn.Module):

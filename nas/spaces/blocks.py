@@ -1,7 +1,7 @@
 """The block vocabulary: lifts, norms, activations, the residual hourglass block and the flat model.
 
 Every block is written once, as a portable class or function: its code uses only torch and math, so
-``nas export`` copies its source into the exported model.py (``nas.spaces.portable``). Blocks take
+``nas export`` copies its source into the exported model.py (``nas.exporter.portable``). Blocks take
 factories, not names (timm's ``act_layer``): the registries turn a space file's names into factories
 and ``nas.spaces.builder`` wires them. What only nas needs stays out of the copies: every module reports
 its cost through ``nas_cost(dtype_bytes) -> Cost`` (``nas.spaces.cost`` states the model and sums it;
@@ -12,37 +12,11 @@ its cost through ``nas_cost(dtype_bytes) -> Cost`` (``nas.spaces.cost`` states t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from nas.spaces.registry import Registry
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What one module must keep and move for a single-sample forward pass."""
-
-    params: int = 0  # stored parameters a deployed model keeps (non-zeros)
-    weight_bytes: int = 0  # bytes of stored tensors read once (weights, norm statistics, indices)
-    act_bytes: int = 0  # bytes of activations read and written
-
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(
-            self.params + other.params,
-            self.weight_bytes + other.weight_bytes,
-            self.act_bytes + other.act_bytes,
-        )
-
-
-ACTIVATIONS: Registry = Registry("activation")  # name -> factory(width) -> nn.Module
-NORMS: Registry = Registry("norm")  # name -> factory(width) -> nn.Module
-LIFTS: Registry = Registry("lift")  # name -> factory(d_in, d_z[, seed]) -> nn.Module (seed: SEEDED_LIFTS), or None
-# name -> class(n_tokens, d[, kernel]) with a bool ``positions``, or None (nas.spaces.mixers)
-MIXERS: Registry = Registry("mixer")
-WEIGHTS: Registry = Registry("weight form")  # name -> class(d_in, d_out[, int: WEIGHT_KEYS]) (nas.spaces.structured)
-CONNECTIONS: Registry = Registry("connection pattern")  # name -> class(depth, d_z) of the blocks' extra inputs, or None
+from nas.spaces.base import (ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS, Cost,  # noqa: F401 (re-exported)
+                             Linear, cost_of)
 
 
 # ----------------------------------------------------------------- activations
@@ -142,21 +116,6 @@ class FixedRandomLift(nn.Module):
         return Cost(weight_bytes=self.d_z * self.d_in * dtype_bytes, act_bytes=(self.d_in + self.d_z) * dtype_bytes)
 
 
-class Linear(nn.Linear):
-    """A bias-free linear layer: the paper's W_in (the ``learned`` lift), W1, W2 and W_out."""
-
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__(d_in, d_out, bias=False)
-
-    def nas_cost(self, dtype_bytes: int) -> Cost:
-        n = self.in_features * self.out_features
-        return Cost(
-            params=n,
-            weight_bytes=n * dtype_bytes,
-            act_bytes=(self.in_features + self.out_features) * dtype_bytes,
-        )
-
-
 LIFTS.register("fixed_random")(FixedRandomLift)
 LIFTS.register("learned")(Linear)
 LIFTS.register("none")(None)
@@ -193,10 +152,10 @@ class HourglassBlock(nn.Module):
     def nas_cost(self, dtype_bytes: int) -> Cost:
         skip = Cost(act_bytes=self.d_z * dtype_bytes)  # the residual add reads h once more
         if hasattr(self, "ffn"):
-            return _cost_of(self.norm, dtype_bytes) + _cost_of(self.ffn, dtype_bytes) + skip
-        return _cost_of(self.norm, dtype_bytes) + self.w1.nas_cost(dtype_bytes) + self.w2.nas_cost(
+            return cost_of(self.norm, dtype_bytes) + cost_of(self.ffn, dtype_bytes) + skip
+        return cost_of(self.norm, dtype_bytes) + self.w1.nas_cost(dtype_bytes) + self.w2.nas_cost(
             dtype_bytes
-        ) + _cost_of(self.act, dtype_bytes) + skip
+        ) + cost_of(self.act, dtype_bytes) + skip
 
 
 # ----------------------------------------------------------------- connections
@@ -334,7 +293,7 @@ class HourglassMLP(nn.Module):
         """The cost of a sample leaving at each head: the lift, the blocks before it (with the gated connections
         into them), the exit heads it evaluated on the way and its own; the last entry (the final head) is the
         whole model."""
-        total = _cost_of(self.lift, dtype_bytes) if self.lift is not None else Cost()
+        total = cost_of(self.lift, dtype_bytes) if self.lift is not None else Cost()
         out = []
         for i, block in enumerate(self.blocks):
             total = total + block.nas_cost(dtype_bytes)
@@ -406,16 +365,3 @@ def early_exit(h: torch.Tensor, layers, heads, every: int, threshold: float, hea
         return logits, where
     out[alive] = logits
     return out, where
-
-
-def _cost_of(module: nn.Module, dtype_bytes: int) -> Cost:
-    """Elementwise modules without a ``nas_cost`` are fused into a neighbour: free."""
-    if hasattr(module, "nas_cost"):
-        return module.nas_cost(dtype_bytes)
-    if any(True for _ in module.parameters()):
-        raise TypeError(f"{type(module).__name__} has parameters but no nas_cost()")
-    return Cost()
-
-
-# the rest of the vocabulary registers itself on import
-from nas.spaces import activations, fpe, lifts, mixers, moe, structured  # noqa: E402,F401

@@ -18,7 +18,8 @@ from torch import nn
 
 from nas.spaces.activations import neuron_scope
 from nas.spaces.arch import WEIGHT_KEYS, ArchSpec
-from nas.spaces.blocks import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS, HourglassBlock, HourglassMLP
+from nas.spaces.blocks import HourglassBlock, HourglassMLP
+from nas.spaces.vocabulary import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import FPEPair, MaskedPair
 from nas.spaces.mixers import MixerNet
 from nas.spaces.moe import DenseExpert, NasMixtureOfExperts

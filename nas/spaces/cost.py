@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nas.spaces.arch import ArchSpec
-from nas.spaces.blocks import Cost
+from nas.spaces.base import Cost
 
 
 def model_cost(spec: ArchSpec, dtype_bytes: int = 4) -> Cost:

@@ -61,7 +61,8 @@ import torch
 from torch import nn
 
 from nas.kernels.fpe import masked_linear, masked_linear_reference
-from nas.spaces.blocks import ACTIVATIONS, Cost, _cost_of
+from nas.spaces.activations import neuron_scope
+from nas.spaces.base import ACTIVATIONS, Cost, cost_of
 
 SPLITS = ("random", "feature", "groups")
 SHARED_SPLITS = ("feature", "groups")  # one grouping of the inputs for every neuron
@@ -277,10 +278,10 @@ class FPEPair(MaskedPair):
         biases = wide if self.b1 is not None else 0
         weight_bytes = self.nnz * (dtype_bytes + index) + biases * dtype_bytes + pointers
         if self.expanded:
-            act = _cost_of(self.act, dtype_bytes)
+            act = cost_of(self.act, dtype_bytes)
         else:
             with torch.device("meta"):
-                act = _cost_of(_activation_factory(self.activation, self.per_neuron)(wide), dtype_bytes)
+                act = cost_of(_activation_factory(self.activation, self.per_neuron)(wide), dtype_bytes)
         return act + Cost(
             params=self.nnz + biases,
             weight_bytes=weight_bytes,
@@ -386,8 +387,6 @@ def prune_masks(w1: torch.Tensor, mask1: torch.Tensor, w2: torch.Tensor, mask2: 
 
 def _activation_factory(name: str, per_neuron: bool = False):
     """The width -> module factory of the activation ``name``, with one parameter set per unit if ``per_neuron``."""
-    from nas.spaces.activations import neuron_scope  # here: nas.spaces.activations loads after this module
-
     return neuron_scope(ACTIVATIONS.get(name)) if per_neuron else ACTIVATIONS.get(name)
 
 

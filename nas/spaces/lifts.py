@@ -10,7 +10,7 @@ from torch import nn
 
 from nas.kernels import backend
 from nas.kernels.lift import hashed_lift, hashed_lift_reference, hashed_signs
-from nas.spaces.blocks import LIFTS, Cost
+from nas.spaces.base import LIFTS, Cost
 
 
 def fwht(x: torch.Tensor) -> torch.Tensor:

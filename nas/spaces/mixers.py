@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.kernels.maxstate import maxstate_combine, maxstate_combine_reference
-from nas.spaces.blocks import MIXERS, Cost, Linear, _cost_of, early_exit, every_head
+from nas.spaces.base import MIXERS, Cost, Linear, cost_of
+from nas.spaces.blocks import early_exit, every_head
 from nas.spaces.stages import token_grid
 
 MIXERS.register("none")(None)  # the flat path: nas.spaces.blocks.HourglassMLP
@@ -256,7 +257,7 @@ class MixerLayer(nn.Module):
     def nas_cost(self, dtype_bytes: int) -> Cost:
         t = self.n_tokens
         skip = Cost(act_bytes=t * self.d * dtype_bytes)  # the residual add reads h once more
-        return (_per_token(_cost_of(self.norm, dtype_bytes), t) + self.mix.nas_cost(dtype_bytes) + skip
+        return (_per_token(cost_of(self.norm, dtype_bytes), t) + self.mix.nas_cost(dtype_bytes) + skip
                 + _per_token(self.block.nas_cost(dtype_bytes), t))
 
 
@@ -329,7 +330,7 @@ class MixerNet(nn.Module):
     def nas_exit_costs(self, dtype_bytes: int = 4) -> list[Cost]:
         """The cost of a sample leaving at each head (the last entry: the final head, the whole model)."""
         t, d = self.n_tokens, self.d
-        total = _per_token(_cost_of(self.embed, dtype_bytes), t) if self.embed is not None else Cost()
+        total = _per_token(cost_of(self.embed, dtype_bytes), t) if self.embed is not None else Cost()
         if self.pos is not None:
             total = total + Cost(params=t * d, weight_bytes=t * d * dtype_bytes)
         pool = Cost(act_bytes=(t * d + d) * dtype_bytes)

@@ -7,7 +7,7 @@ from torch import nn
 
 from nas.kernels import backend
 from nas.kernels.moe import grouped_matmul
-from nas.spaces.blocks import Cost, Linear, _cost_of
+from nas.spaces.base import Cost, Linear, cost_of
 
 BALANCE_COEF = 0.01  # weight of the load-balancing loss (Switch Transformer's α)
 
@@ -25,7 +25,7 @@ class DenseExpert(nn.Module):
         return self.w2(self.act(self.w1(x)))
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
-        return self.w1.nas_cost(dtype_bytes) + _cost_of(self.act, dtype_bytes) + self.w2.nas_cost(dtype_bytes)
+        return self.w1.nas_cost(dtype_bytes) + cost_of(self.act, dtype_bytes) + self.w2.nas_cost(dtype_bytes)
 
 
 class MixtureOfExperts(nn.Module):
@@ -95,7 +95,7 @@ class MixtureOfExperts(nn.Module):
         The experts are alike; the k most expensive ones are counted.
         """
         router = self.router.nas_cost(dtype_bytes)
-        costs = [_cost_of(e, dtype_bytes) for e in self.experts]
+        costs = [cost_of(e, dtype_bytes) for e in self.experts]
         k = self.top_k
         weight_bytes = sum(sorted((c.weight_bytes for c in costs), reverse=True)[:k])
         act_bytes = sum(sorted((c.act_bytes for c in costs), reverse=True)[:k])

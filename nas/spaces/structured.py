@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.spaces.blocks import WEIGHTS, Cost, Linear, _cost_of
+from nas.spaces.base import WEIGHTS, Cost, Linear, cost_of
 
 
 class LowRankLinear(nn.Module):
@@ -155,7 +155,7 @@ class StructuredPair(nn.Module):
         return self.w2(self.act(self.w1(x)))  # (N, d_z) -> (N, d_h) -> (N, d_z)
 
     def nas_cost(self, dtype_bytes: int) -> Cost:
-        return self.w1.nas_cost(dtype_bytes) + _cost_of(self.act, dtype_bytes) + self.w2.nas_cost(dtype_bytes)
+        return self.w1.nas_cost(dtype_bytes) + cost_of(self.act, dtype_bytes) + self.w2.nas_cost(dtype_bytes)
 
 
 WEIGHTS.register("lowrank")(LowRankLinear)

@@ -59,7 +59,7 @@ def _newer(revision: str) -> NasInputError:
                          f"(it knows up to {head()}): it was written by a newer nas; upgrade nas to open it")
 
 
-def upgrade(engine: sa.Engine) -> None:
+def upgrade(engine: sa.Engine, sqlite_timeout_s: float = 60) -> None:
     """Create or upgrade nas's tables to ``head()``, in one transaction. Several processes opening a new
     database at once: on SQLite each takes the write lock first (``BEGIN IMMEDIATE``), so the others wait and
     then find it at head; on PostgreSQL the DDL is transactional, and the loser of a race finds the winner's
@@ -67,7 +67,7 @@ def upgrade(engine: sa.Engine) -> None:
     from alembic import command
 
     in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
-    locked = _locking_sqlite(engine) if engine.dialect.name == "sqlite" and not in_memory else engine
+    locked = _locking_sqlite(engine, sqlite_timeout_s) if engine.dialect.name == "sqlite" and not in_memory else engine
     try:
         with locked.begin() as conn:
             now = current(conn)
@@ -101,12 +101,11 @@ def check(engine: sa.Engine) -> None:
         raise _newer(now)
 
 
-def _locking_sqlite(engine: sa.Engine) -> sa.Engine:
+def _locking_sqlite(engine: sa.Engine, timeout_s: float) -> sa.Engine:
     """A SQLite engine on the same file whose transactions start with the write lock (pysqlite would otherwise
-    run each DDL statement in its own implicit transaction)."""
-    from nas.search.storage import SQLITE_TIMEOUT_S
-
-    locked = sa.create_engine(engine.url, connect_args={"timeout": SQLITE_TIMEOUT_S}, poolclass=sa.pool.NullPool)
+    run each DDL statement in its own implicit transaction); ``timeout_s``: how long it waits for another's lock
+    (``nas.search.storage.SQLITE_TIMEOUT_S``)."""
+    locked = sa.create_engine(engine.url, connect_args={"timeout": timeout_s}, poolclass=sa.pool.NullPool)
 
     @sa.event.listens_for(locked, "connect")
     def _manual(dbapi_conn, _record):
