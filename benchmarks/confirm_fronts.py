@@ -4,7 +4,7 @@ For each example given, a real ``nas run`` of the space file (a new study in a f
 seed, workers and budget), then ``nas confirm STUDY --seeds K`` on its front, both through the command line.
 Per front member: the search's single-seed validation and test scores (what the front was built on), the
 K seeds' mean ± sd and 95 % interval, how far the first seed sat from the mean, and the verdict of the
-intervals (``nas.search.intervals.significance``). Per study: how many members stay significantly
+intervals (``nas.search.read.intervals.significance``). Per study: how many members stay significantly
 non-dominated (no other confirmed member has costs no higher and an interval wholly above), how many are
 distinct (their interval above every cheaper member's), and the mean gap first seed − mean (the winner's
 curse: positive when the search's single seeds were lucky draws).

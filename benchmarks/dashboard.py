@@ -32,8 +32,8 @@ def build(url: str, study: str, n: int, seed: int = 0) -> None:
     import numpy as np
 
     from nas.search import quality
-    from nas.search.models import Candidate, Progress, Run
-    from nas.search.storage import Store, optuna_storage
+    from nas.search.store.models import Candidate, Progress, Run
+    from nas.search.store.storage import Store, optuna_storage
 
     store = Store(url)
     s = optuna.create_study(study_name=study, storage=optuna_storage(url),

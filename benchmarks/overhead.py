@@ -57,8 +57,8 @@ def bench_nas(folder: Path, trials: int, workers: int) -> tuple[float, float]:
     import sqlalchemy as sa
 
     from nas.search import RunOptions, run
-    from nas.search.models import Candidate
-    from nas.search.storage import Store
+    from nas.search.store.models import Candidate
+    from nas.search.store.storage import Store
     from nas.spaces import parse_space
 
     url = f"sqlite:///{folder / 'nas.db'}"

@@ -68,7 +68,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from nas.search.storage import optuna_storage
+from nas.search.store.storage import optuna_storage
 
 PAPER = {"denoise": (1.95e6, 3.03e6, 24.25, 24.26), "generative_classification": (2.93e6, 6.15e6, 32.42, 32.64)}
 PAPER_WORDS = {  # what the published points are (SEEDS.md, "Checked against nas")

@@ -1,6 +1,6 @@
 """Search quality per training second, replayed on the recorded table (``benchmarks/table/table.json.gz``).
 
-Every nas configuration is a real ``nas run`` (``nas.search.runner.run``: its Optuna sampler, dedupe and
+Every nas configuration is a real ``nas run`` (``nas.search.execution.driver.run``: its Optuna sampler, dedupe and
 reuse, constraints, multi-objective early stopping) in which only training is replaced: each candidate is
 answered from the table's recorded learning curve (``nas.search.replay.ReplayEvaluator``, epoch by epoch, so
 early stopping acts as it would), on a simulated clock with ``--workers`` workers
@@ -81,7 +81,7 @@ def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: in
                max_candidates: int) -> list[dict]:
     """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order (``ends_of``)."""
     from nas.search.replay import ReplayEvaluator, SimulatedPool
-    from nas.search.runner import RunOptions, run
+    from nas.search.execution.driver import RunOptions, run
     from nas.spaces import parse_space
 
     doc = space_doc(table["space"], config, seed, max_candidates, workers)
@@ -108,7 +108,7 @@ def ends_of(url: str, name: str, clock: str) -> list[dict]:
     curve's CPU seconds (a real run); 0 for a reused candidate."""
     import sqlalchemy as sa
 
-    from nas.search.models import Candidate, Progress
+    from nas.search.store.models import Candidate, Progress
 
     engine = sa.create_engine(url)
     try:

@@ -50,7 +50,7 @@ def main() -> int:
 
     from nas.search import quality
     from nas.search.replay import load_table
-    from nas.search.runner import RunOptions, run
+    from nas.search.execution.driver import RunOptions, run
     from nas.spaces import parse_space
 
     table = load_table(TABLE)

@@ -59,9 +59,9 @@ def replay(table: dict, told: str, seed: int, budget_s: float, workers: int, wor
     candidate it trained or reused."""
     import sqlalchemy as sa
 
-    from nas.search.models import Candidate
+    from nas.search.store.models import Candidate
     from nas.search.replay import ReplayEvaluator, SimulatedPool
-    from nas.search.runner import RunOptions, run
+    from nas.search.execution.driver import RunOptions, run
     from nas.spaces import parse_space
 
     doc = yaml.safe_load(table["space"])

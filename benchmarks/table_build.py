@@ -86,7 +86,7 @@ def main() -> int:
     import optuna
 
     from nas.search.replay import FORMAT, load_table, table_from_study
-    from nas.search.storage import optuna_storage
+    from nas.search.store.storage import optuna_storage
     from nas.spaces import load_space
 
     t0 = time.perf_counter()

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from nas.version import __version__  # noqa: F401
 
 DEFAULT_STORAGE = "sqlite:///nas.db"  # every command's and function's default database; equal to
-# nas.search.storage.DEFAULT_STORAGE (a test checks), written out so that `import nas` stays cheap
+# nas.search.store.storage.DEFAULT_STORAGE (a test checks), written out so that `import nas` stays cheap
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-    from nas.search.runner import RunSummary
+    from nas.search.execution.driver import RunSummary
 
 
 def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, study: str | None = None,
@@ -37,11 +37,11 @@ def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, s
 
     The keyword arguments are the command's options. A dict needs a ``name`` (or ``study=``); relative npz
     paths in it are read from the working folder. Bad input raises ``nas.errors.NasInputError`` (the message
-    the command prints); a run that cannot finish raises ``nas.search.runner.NasRunFailed``.
+    the command prints); a run that cannot finish raises ``nas.errors.NasRunFailed``.
     """
     from nas.errors import NasInputError
-    from nas.search.runner import RunOptions
-    from nas.search.runner import run as run_study
+    from nas.search.execution.driver import RunOptions
+    from nas.search.execution.driver import run as run_study
     from nas.spaces import load_space
     from nas.spaces.schema import parse_space
 
@@ -67,7 +67,7 @@ def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
     ``significance`` (NaN where a trial has none, e.g. a failed one)."""
     import pandas as pd
 
-    from nas.search.results import study_report
+    from nas.search.read.results import study_report
 
     report = study_report(storage, study)
     rows = []

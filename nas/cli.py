@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nas.search.storage import DEFAULT_STORAGE
+from nas.search.store.storage import DEFAULT_STORAGE
 from nas.errors import NasInputError
 
 app = typer.Typer(
@@ -51,9 +51,10 @@ def run(
                                  help="Keep each candidate's trained weights (--no-weights: nothing to export)."),
 ) -> None:
     """Search the space in SPACE_FILE; results go to the database."""
-    from nas.search.runner import NasRunFailed, RunOptions
-    from nas.search.runner import run as run_study
-    from nas.search.storage import redact
+    from nas.errors import NasRunFailed
+    from nas.search.execution.driver import RunOptions
+    from nas.search.execution.driver import run as run_study
+    from nas.search.store.storage import redact
     from nas.spaces import load_space
 
     space = load_space(space_file)
@@ -84,7 +85,7 @@ def run(
 @app.command("ls")
 def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "--format")) -> None:
     """List the studies in the database with their candidate counts."""
-    from nas.search.results import format_score, list_studies
+    from nas.search.read.results import format_score, list_studies
 
     rows = list_studies(storage)
     if format is Format.json:
@@ -116,7 +117,7 @@ def compare(
     format: Format = typer.Option(Format.table, "--format", help="table, or json with every curve."),
 ) -> None:
     """Compare studies: hypervolume of the front against the training it took."""
-    from nas.search.results import compare as compare_studies
+    from nas.search.read.results import compare as compare_studies
 
     ref = {}
     for item in reference:
@@ -151,9 +152,9 @@ def show(
     all_trials: bool = typer.Option(False, "--all", help="Table of every trial, not only the Pareto front."),
 ) -> None:
     """Show a study: its Pareto-optimal candidates (table) or every trial (JSON)."""
-    from nas.search.format import human_bytes, human_count
-    from nas.search.intervals import format_confirmed
-    from nas.search.results import format_score, score_objective, study_report
+    from nas.search.read.format import human_bytes, human_count
+    from nas.search.read.intervals import format_confirmed
+    from nas.search.read.results import format_score, score_objective, study_report
     from nas.spaces.stages import summary
 
     report = study_report(storage, study)
@@ -231,8 +232,8 @@ def confirm(
     storage: str = StorageOpt,
 ) -> None:
     """Train chosen candidates of STUDY again with more seeds: mean ± sd and 95 % intervals of their scores."""
-    from nas.search.confirm import confirm as confirm_study
-    from nas.search.runner import NasRunFailed
+    from nas.search.execution.confirm import confirm as confirm_study
+    from nas.errors import NasRunFailed
 
     if front and trial:
         raise NasInputError("pass --front or --trial N, not both")
@@ -268,8 +269,8 @@ def export(
 ) -> None:
     """Export one candidate of STUDY as a standalone PyTorch module (needs only torch)."""
     from nas.exporter import export_candidate
-    from nas.search.format import human_bytes, human_count
-    from nas.search.results import format_score, score_objective
+    from nas.search.read.format import human_bytes, human_count
+    from nas.search.read.results import format_score, score_objective
 
     path = export_candidate(storage, study, out_dir, trial=trial, pick=pick, store_lift=store_lift)
     card = json.loads((path / "arch.json").read_text())
@@ -296,7 +297,7 @@ def dashboard(
     import os
     import subprocess
 
-    from nas.search.storage import parse_url, redact
+    from nas.search.store.storage import parse_url, redact
 
     parse_url(storage)
     if not 0 < port < 65536:

@@ -16,3 +16,8 @@ class NasInputError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class NasRunFailed(Exception):
+    """A run (or a confirmation) could not finish: too many failed candidates, workers gone. The CLI prints
+    it and exits with code 1; what completed is kept."""

@@ -16,7 +16,7 @@ import json, sys
 sys.path.insert(0, {here!r})
 import {module} as m
 m.ship()
-from nas.search.runner import NasRunFailed, RunOptions, run
+from nas.search.execution.driver import NasRunFailed, RunOptions, run
 from nas.spaces import parse_space
 space = parse_space({space!r}, {file!r})
 try:
@@ -44,7 +44,7 @@ def run_child(space: str, url: str, module: str, evaluator: str, dims=(64, 10), 
 def hold_pool(workers: int = 1):
     """A child process that starts nas's worker pool, prints READY, and closes it when stdin closes."""
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import zero; zero.ship()\n"
-            "from nas.search.dispatch import WorkerPool\n"
+            "from nas.search.execution.dispatch import WorkerPool\n"
             f"p = WorkerPool({workers}, zero.ZeroCost()); p.start(); print('READY', flush=True)\n"
             "sys.stdin.read(); p.close()\n")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -55,6 +55,6 @@ def test_bad_input_raises_the_commands_message(tmp_path, monkeypatch):
 
 
 def test_the_root_default_storage_is_the_stores():
-    from nas.search.storage import DEFAULT_STORAGE
+    from nas.search.store.storage import DEFAULT_STORAGE
 
     assert nas.DEFAULT_STORAGE == DEFAULT_STORAGE

@@ -133,7 +133,7 @@ def a_study(in_tmp):
 
     import optuna
 
-    from nas.search.storage import Store
+    from nas.search.store.storage import Store
 
     Store("sqlite:///nas.db").close()  # nas's tables, empty
     study = optuna.create_study(study_name="tiny", storage="sqlite:///nas.db", directions=["maximize", "minimize"])

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from child import run_child
-from nas.search.results import study_report
+from nas.search.read.results import study_report
 
 pytestmark = pytest.mark.slow
 

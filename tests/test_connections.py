@@ -265,8 +265,8 @@ def test_a_study_minimises_bandwidth_kept_and_exports_a_gated_candidate(tmp_path
 
     import sqlalchemy as sa
 
-    from nas.search.models import Candidate
-    from nas.search.storage import Store
+    from nas.search.store.models import Candidate
+    from nas.search.store.storage import Store
 
     def run(name):
         (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n" + SPACE)

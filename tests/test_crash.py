@@ -89,9 +89,9 @@ def test_an_end_nas_recorded_but_optuna_never_heard_is_told_on_resume(tmp_path):
     the recorded end (values, or the state with its reason) instead of training the candidate again."""
     import optuna
 
-    from nas.search.models import Candidate, Run
-    from nas.search.runner import _recover_interrupted
-    from nas.search.storage import Store, optuna_storage
+    from nas.search.store.models import Candidate, Run
+    from nas.search.execution.driver import _recover_interrupted
+    from nas.search.store.storage import Store, optuna_storage
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     metrics = ["accuracy", "params", "bandwidth"]

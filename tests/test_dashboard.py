@@ -111,7 +111,7 @@ def test_page_shows_the_study_its_fronts_and_candidates(db, monkeypatch):
 
 
 def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
-    from nas.search.format import human_count
+    from nas.search.read.format import human_count
 
     at = app(f"sqlite:///{db}", monkeypatch)
     at.sidebar.selectbox[0].select("good").run()
@@ -141,7 +141,7 @@ def test_fronts_coloured_by_family_with_readable_log_ticks(db, monkeypatch):
 
 def test_log_ticks():
     from nas.dashboard.data import log_ticks
-    from nas.search.format import human_bytes
+    from nas.search.read.format import human_bytes
 
     # the bandwidth axis that printed "400k500k600k700k800k1MB": two ticks of 1-2-5 now, in the tables' units
     assert log_ticks(4.0e5, 1.05e6, human_bytes) == ([5e5, 1e6], ["500 KB", "1 MB"])
@@ -171,7 +171,7 @@ def test_a_study_with_only_failed_candidates(db, monkeypatch):
 
 
 def test_an_empty_database_and_a_missing_one(tmp_path, monkeypatch):
-    from nas.search.storage import Store, optuna_storage
+    from nas.search.store.storage import Store, optuna_storage
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     Store(url).close()

@@ -15,7 +15,7 @@ import yaml
 
 from nas.evaluators.datasets import Task, load_task
 from nas.evaluators.train import evaluate
-from nas.search.runner import _Suggest
+from nas.search.execution.driver import _Suggest
 from nas.spaces import build, load_space, model_cost
 from child import nas_cli
 

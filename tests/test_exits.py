@@ -286,8 +286,8 @@ def test_a_study_stores_the_histogram_and_the_dashboard_and_export_read_it(tmp_p
     from child import nas_cli
 
     from nas.dashboard import data
-    from nas.search.models import Candidate
-    from nas.search.storage import Store
+    from nas.search.store.models import Candidate
+    from nas.search.store.storage import Store
 
     (tmp_path / "exits.yaml").write_text(EXITS_SPACE)
     proc = nas_cli("run", "exits.yaml", "--no-progress", cwd=tmp_path)

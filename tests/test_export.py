@@ -26,10 +26,10 @@ from nas.cli import main
 from nas.errors import NasInputError
 from nas.exporter import ExportMeta, best_by, check_spec, export_model, knee, model_source
 from nas.exporter import write as export_write
-from nas.search.format import human_count
-from nas.search.models import Candidate
-from nas.search.results import study_report
-from nas.search.storage import Store, optuna_storage
+from nas.search.read.format import human_count
+from nas.search.store.models import Candidate
+from nas.search.read.results import study_report
+from nas.search.store.storage import Store, optuna_storage
 from nas.spaces import ACTIVATIONS, LIFTS, NORMS, WEIGHTS, ArchSpec, build
 from nas.spaces.activations import _LearnableActivation
 from nas.spaces.blocks import DenseGates

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 import faults
 from child import run_child
-from nas.search.storage import optuna_storage
+from nas.search.store.storage import optuna_storage
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_time_limit_fails_candidates_and_too_many_failures_stop_the_run(in_tmp):
 POLL_ORDER = """
 import ray
 from ray.util.queue import Queue
-from nas.search.dispatch import Message, WorkerPool
+from nas.search.execution.dispatch import Message, WorkerPool
 ray.init(address="local", num_cpus=1, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
 pool = WorkerPool(1, evaluator=None)
 pool.results = Queue()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nas.evaluators.names import scores_on_test
-from nas.search.intervals import confirmed, format_confirmed, significance, summarise
+from nas.search.read.intervals import confirmed, format_confirmed, significance, summarise
 
 
 def test_summarise_is_students_t_interval():
@@ -78,7 +78,7 @@ def test_test_scores_by_evaluator_version():
 
 
 def test_task_keys_read_back():
-    from nas.search.taskref import TaskRef
+    from nas.search.keys import TaskRef
 
     for ref in (TaskRef("classification", "digits"),
                 TaskRef("denoise", "mnist5k", test=0.2, validation=0.1),
@@ -107,7 +107,7 @@ def test_default_splits_are_unchanged_and_a_space_file_can_set_them(tmp_path):
 
 def test_the_card_says_which_split_each_score_is():
     from nas.exporter.card import _metric
-    from nas.search.format import human_bytes, human_count
+    from nas.search.read.format import human_bytes, human_count
 
     def said(metric, version):
         return _metric(metric, 0.9, human_count, human_bytes, version)

@@ -1,4 +1,4 @@
-"""nas's tables are versioned with Alembic (nas.search.migrations): created at the newest revision, an
+"""nas's tables are versioned with Alembic (nas.search.store.migrations): created at the newest revision, an
 unversioned database from before upgraded in place, the same schema as the models on SQLite and PostgreSQL."""
 
 import shutil
@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from nas.search import migrations
-from nas.search.models import Base
-from nas.search.storage import Store
+from nas.search.store import migrations
+from nas.search.store.models import Base
+from nas.search.store.storage import Store
 from pg import fresh_database
 
 RELEASE_DB = Path(__file__).parent / "fixtures" / "release-2026-12-04" / "nas.db"

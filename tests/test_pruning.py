@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from nas.search.pruning import Entry, entries_of, rung_epochs, should_stop, stop_rule, stop_rules, stops
+from nas.search.execution.pruning import Entry, entries_of, rung_epochs, should_stop, stop_rule, stop_rules, stops
 
 
 def test_rungs_are_geometric_and_below_the_last_epoch():
@@ -85,7 +85,7 @@ def test_the_worker_stops_real_training_at_a_rung_and_only_there():
 
 
 def test_an_fpe_candidate_is_never_stopped_before_its_expansion():
-    from nas.search.pruning import RungTable, dense_until
+    from nas.search.execution.pruning import RungTable, dense_until
     from nas.spaces import ArchSpec
     from nas.spaces.fpe import expansion_epoch
     from nas.spaces.schema import PruningConfig
@@ -113,9 +113,9 @@ def test_an_fpe_candidate_is_never_stopped_before_its_expansion():
 
 
 def test_a_resumed_study_rebuilds_its_rung_table_from_the_store(tmp_path):
-    from nas.search.models import Candidate, Run
-    from nas.search.pruning import RungTable
-    from nas.search.storage import Store
+    from nas.search.store.models import Candidate, Run
+    from nas.search.execution.pruning import RungTable
+    from nas.search.store.storage import Store
     from nas.spaces import ArchSpec
     from nas.spaces.schema import PruningConfig
 
@@ -151,7 +151,7 @@ def test_exits_and_gated_connections_are_judged_at_their_best_bandwidth():
     exit's prefix, every gate pruned), so a twin with the same score does not stop it."""
     from types import SimpleNamespace
 
-    from nas.search.pruning import RungTable, rung_bandwidth
+    from nas.search.execution.pruning import RungTable, rung_bandwidth
     from nas.spaces import ArchSpec, bandwidth_bytes, exit_costs, model_cost
 
     base = dict(d_in=64, d_out=10, lift="learned", lift_width=32, hidden_width=16, depth=4)

@@ -34,7 +34,7 @@ def copy(tmp_path):
 
 
 def test_every_study_candidate_curve_and_weights_path_still_reads(copy):
-    from nas.search.results import list_studies, study_report
+    from nas.search.read.results import list_studies, study_report
 
     url = f"sqlite:///{copy / 'nas.db'}"
     assert [s["study"] for s in list_studies(url)] == ["release"]
@@ -87,8 +87,8 @@ def test_its_study_reads_as_selected_on_test_and_cannot_be_resumed(copy, capsys)
 
     from nas.cli import main
     from nas.dashboard import data
-    from nas.search.results import list_studies, study_report
-    from nas.search.storage import read_engine
+    from nas.search.read.results import list_studies, study_report
+    from nas.search.store.storage import read_engine
 
     url = f"sqlite:///{copy / 'nas.db'}"
     report = study_report(url, "release")
@@ -97,7 +97,7 @@ def test_its_study_reads_as_selected_on_test_and_cannot_be_resumed(copy, capsys)
     assert all(t["evaluator"] == 2 and t["test"] == {"accuracy": t["values"]["accuracy"]} for t in done)
     engine = read_engine(url)
     assert data.selected_on_test(data.candidates(engine, "release"))
-    assert data.confirmed(engine, "release", data.candidates(engine, "release"), data.directions(engine, "release")).empty
+    assert data.confirmed(engine, "release", data.candidates(engine, "release"), data.directions(url, "release")).empty
     engine.dispose()
     for args in (["show", "release"], ["ls"]):
         with pytest.raises(SystemExit) as exc:

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from nas.search.replay import NotInTable, ReplayEvaluator, SimulatedPool, table_from_study
-from nas.search.runner import RunOptions, run
-from nas.search.storage import optuna_storage
+from nas.search.execution.driver import RunOptions, run
+from nas.search.store.storage import optuna_storage
 from nas.spaces import load_space
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release-2026-12-04"
@@ -61,7 +61,7 @@ def test_a_replayed_study_gives_exactly_the_recorded_objectives(tmp_path, table)
     assert summary.complete == 10 and summary.failed == 0
     with engine.connect() as c:
         rows = c.execute(sa.text("SELECT arch, train, objectives, wall_time_s FROM nas_candidates")).all()
-    from nas.search.pruning import dense_until
+    from nas.search.execution.pruning import dense_until
     from nas.search.replay import key_of
 
     for arch, train, objectives, wall in rows:
@@ -110,7 +110,7 @@ def test_a_candidate_outside_the_table_is_a_clear_error(tmp_path, table):
 
 
 def test_early_stopping_is_replayed_from_the_recorded_curves(tmp_path, table):
-    from nas.search.pruning import dense_until
+    from nas.search.execution.pruning import dense_until
     from nas.search.replay import key_of
     from nas.spaces.schema import PruningConfig
 
@@ -155,7 +155,7 @@ def test_a_run_says_once_when_the_sampler_only_proposes_trained_architectures(tm
     """A sampler that keeps proposing architectures the study trained already (a converged TPE on a small finite
     space) gets them reused at no training, but they count in trials and cost driver time: after REPEATS_NOTE
     such proposals in a row the run warns, once."""
-    from nas.search import runner
+    from nas.search.execution import driver as runner
 
     monkeypatch.setattr(runner, "REPEATS_NOTE", 5)
     first = recorded_values()[0]

@@ -11,8 +11,8 @@ import pytest
 
 from nas.errors import NasInputError
 from nas.evaluators import static_objectives
-from nas.search.runner import _Suggest
-from nas.search.samplers import SAMPLER_CLASSES, check_options, make_sampler
+from nas.search.execution.driver import _Suggest
+from nas.search.execution.samplers import SAMPLER_CLASSES, check_options, make_sampler
 from nas.spaces import parse_space
 
 SPACE = """\

@@ -29,8 +29,8 @@ import json, logging, os, sys
 import ray
 import sqlalchemy as sa
 import nas
-from nas.search.confirm import confirm
-from nas.search.dispatch import _LOCAL_ENV
+from nas.search.execution.confirm import confirm
+from nas.search.execution.dispatch import _LOCAL_ENV
 
 for k, v in _LOCAL_ENV.items():
     os.environ.setdefault(k, v)
@@ -77,7 +77,7 @@ def studies(tmp_path_factory):
 
 def show(root, study):
     """What `nas show STUDY --format json` prints (its function, in this process)."""
-    from nas.search.results import study_report
+    from nas.search.read.results import study_report
 
     return json.loads(json.dumps(study_report(f"sqlite:///{root / 'nas.db'}", study), default=str))
 

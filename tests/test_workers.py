@@ -2,7 +2,7 @@
 
 import pytest
 
-from nas.search.dispatch import WORKERS_PER_GPU, default_workers
+from nas.search.execution.dispatch import WORKERS_PER_GPU, default_workers
 from nas.spaces import parse_space
 
 

@@ -20,10 +20,10 @@ import streamlit as st
 
 from nas.dashboard import data
 from nas.errors import NasInputError
-from nas.search.format import human_bytes, human_count
-from nas.search.intervals import format_confirmed
-from nas.search.results import format_score, score_objective
-from nas.search.storage import DEFAULT_STORAGE, read_engine, redact
+from nas.search.read.format import human_bytes, human_count
+from nas.search.read.intervals import format_confirmed
+from nas.search.read.results import format_score, score_objective
+from nas.search.store.storage import DEFAULT_STORAGE, read_engine, redact
 
 PLOT_UNITS = {"params": dict(tickformat="~s"), "bandwidth": dict(tickformat="~s", ticksuffix="B"),
               "bandwidth_expected": dict(tickformat="~s", ticksuffix="B"),
@@ -43,7 +43,7 @@ def _candidates(url: str, study: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=2, show_spinner=False)
 def _directions(url: str, study: str) -> dict[str, str]:
-    return data.directions(_engine(url), study)
+    return data.directions(url, study)
 
 
 @st.cache_data(ttl=2, show_spinner=False)
@@ -87,7 +87,7 @@ def front_chart(df: pd.DataFrame, x: str, y: str, dirs: dict[str, str], name: st
     ``colour_by``: a column of ``data.FAMILIES``; the points are then coloured by family (one legend entry
     each), Pareto-optimal ones outlined and larger, dominated ones faded. ``confirmed`` (``data.confirmed``):
     the candidates `nas confirm` trained with several seeds, drawn at their mean validation score with their
-    95 % interval as an error bar, one marker per verdict of ``nas.search.intervals.significance``.
+    95 % interval as an error bar, one marker per verdict of ``nas.search.read.intervals.significance``.
     """
     done = df[df["state"] == "COMPLETE"].copy()
     done["on the front"] = data.pareto_mask(done, dirs).loc[done.index]
@@ -149,7 +149,7 @@ def page() -> None:
 
     try:
         engine = _engine(url)
-        table = data.studies(engine)
+        table = data.studies(engine, url)
     except NasInputError as exc:
         st.info(f"{exc}. This page refreshes on its own.")
         if live:
@@ -240,7 +240,7 @@ def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], nam
     with tabs[4]:
         compare(url, names, study)
     with tabs[5]:
-        st.dataframe(data.studies(_engine(url)), hide_index=True)
+        st.dataframe(data.studies(_engine(url), url), hide_index=True)
 
 
 def what_matters(url: str, study: str, dirs: dict[str, str], n_done: int) -> None:
@@ -253,7 +253,7 @@ def what_matters(url: str, study: str, dirs: dict[str, str], n_done: int) -> Non
         return
     import optuna
 
-    from nas.search.storage import optuna_storage
+    from nas.search.store.storage import optuna_storage
 
     s = optuna.load_study(study_name=study, storage=optuna_storage(url, read_only=True))
     i = list(dirs).index(target)

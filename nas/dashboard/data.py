@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nas.evaluators.names import FIRST_VALIDATION_VERSION, evaluator_version
-from nas.search import intervals
-from nas.search.format import human_count
+from nas.search.read import intervals
+from nas.search.read.format import human_count
 from nas.spaces.stages import (BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, activation_words, stage,
                                stages, summary, weights_words)
 
@@ -29,47 +29,38 @@ def _json(v: Any) -> Any:
     return json.loads(v) if isinstance(v, str) else v
 
 
-def studies(engine: Engine) -> pd.DataFrame:
-    """Every study: state of its last run, counts per candidate state, objectives, start time."""
-    insp = sa.inspect(engine)
-    if not insp.has_table("nas_candidates") or not insp.has_table("studies"):
-        return pd.DataFrame(columns=["study", "state", *STATE_ORDER, "objectives", "started"])
-    with engine.connect() as c:
-        counts = c.execute(sa.text(
-            "SELECT study_name, state, COUNT(*) FROM nas_candidates GROUP BY study_name, state")).all()
-        runs = c.execute(sa.text(
-            "SELECT study_name, state, started_at FROM nas_runs ORDER BY id")).all()
-        names = [r[0] for r in c.execute(sa.text("SELECT study_name FROM studies ORDER BY study_id"))]
+def studies(engine: Engine, url: str) -> pd.DataFrame:
+    """Every study: state of its last run, counts per candidate state, objectives, start time. The studies and
+    their objectives are Optuna's (its public API, read-only: ``nas.search.read.results``); the rest nas's tables."""
+    from nas.search.read.results import study_names
+
+    names = study_names(url)
+    if not sa.inspect(engine).has_table("nas_candidates"):
+        names = []
     rows = {n: {"study": n, "state": "-", **{s: 0 for s in STATE_ORDER}, "started": None} for n in names}
-    for name, state, n in counts:
-        if name in rows and state in STATE_ORDER:
-            rows[name][state] = n
-    for name, state, started in runs:
-        if name in rows:
-            rows[name]["state"] = state.lower()
-            rows[name]["started"] = rows[name]["started"] or started
+    if names:
+        with engine.connect() as c:
+            counts = c.execute(sa.text(
+                "SELECT study_name, state, COUNT(*) FROM nas_candidates GROUP BY study_name, state")).all()
+            runs = c.execute(sa.text("SELECT study_name, state, started_at FROM nas_runs ORDER BY id")).all()
+        for name, state, n in counts:
+            if name in rows and state in STATE_ORDER:
+                rows[name][state] = n
+        for name, state, started in runs:
+            if name in rows:
+                rows[name]["state"] = state.lower()
+                rows[name]["started"] = rows[name]["started"] or started
     for name in rows:
-        rows[name]["objectives"] = ", ".join(f"{m} ({d[:3]})" for m, d in directions(engine, name).items())
+        rows[name]["objectives"] = ", ".join(f"{m} ({d[:3]})" for m, d in directions(url, name).items())
     return pd.DataFrame(list(rows.values()), columns=["study", "state", *STATE_ORDER, "objectives", "started"])
 
 
-def directions(engine: Engine, study: str) -> dict[str, str]:
-    """metric -> maximize | minimize, in the study's order.
+def directions(url: str, study: str) -> dict[str, str]:
+    """metric -> maximize | minimize, in the study's order: Optuna's, through its public API on a read-only
+    storage (``nas.search.read.results.study_directions``)."""
+    from nas.search.read.results import study_directions
 
-    Read from Optuna's tables on the dashboard's own read-only engine rather than with
-    ``optuna.load_study(...).metric_names``: Optuna's RDBStorage opens its own read-write engine, which the
-    dashboard's promise never to write (SQLite opened ``mode=ro``) rules out.
-    """
-    with engine.connect() as c:
-        sid = c.execute(sa.text("SELECT study_id FROM studies WHERE study_name = :s"), {"s": study}).scalar()
-        if sid is None:
-            return {}
-        dirs = c.execute(sa.text("SELECT objective, direction FROM study_directions WHERE study_id = :i "
-                                 "ORDER BY objective"), {"i": sid}).all()
-        names = c.execute(sa.text("SELECT value_json FROM study_system_attributes WHERE study_id = :i AND "
-                                  "key = 'study:metric_names'"), {"i": sid}).scalar()
-    metrics = json.loads(names) if names else [f"value{i}" for i in range(len(dirs))]
-    return {m: d.lower() for m, (_, d) in zip(metrics, dirs)}
+    return study_directions(url, study)
 
 
 def candidates(engine: Engine, study: str) -> pd.DataFrame:
@@ -162,7 +153,7 @@ def search_quality(engine: Engine, names: list[str], dirs: dict[str, str]) -> di
     derived from all of them), read with the dashboard's read-only engine; None without complete candidates."""
     from types import SimpleNamespace
 
-    from nas.search.results import compare_rows
+    from nas.search.read.results import compare_rows
 
     series = {}
     with engine.connect() as c:
@@ -214,10 +205,10 @@ CONFIRMED_COLUMNS = ["trial", "seeds", "val_mean", "val_sd", "val_lo", "val_hi",
 def confirmed(engine: Engine, study: str, df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
     """The candidates ``nas confirm`` trained with several seeds: per trial the seeds, the validation score's
     mean, sd and 95 % interval, the test score's mean and sd, and what the intervals say against the other
-    confirmed candidates (``nas.search.intervals.significance``: distinct, indistinguishable, dominated, with
+    confirmed candidates (``nas.search.read.intervals.significance``: distinct, indistinguishable, dominated, with
     the trial it is compared with), as ``nas show`` marks them."""
-    from nas.search.confirm import read
-    from nas.search.results import confirmed_costs, score_objective
+    from nas.search.read.results import read_confirmations as read
+    from nas.search.read.results import confirmed_costs, score_objective
 
     score = score_objective(dirs)
     seeds = read(engine, study) if score else {}

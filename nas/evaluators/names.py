@@ -21,7 +21,7 @@ def is_record_only(key: str) -> bool:
 
 
 def evaluator_version(train_key: str | None) -> int:
-    """The evaluator version a stored ``train_key`` carries (``…​.eN``; ``nas.search.runner.evaluation_key``);
+    """The evaluator version a stored ``train_key`` carries (``…​.eN``; ``nas.search.keys.evaluation_key``);
     1 for a key stored before versions were recorded."""
     _, sep, tail = (train_key or "").rpartition(".e")
     return int(tail) if sep and tail.isdigit() else 1

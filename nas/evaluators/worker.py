@@ -13,7 +13,7 @@ from nas.spaces import ArchSpec, TrainSpec
 
 
 def stops(rule: dict | None, score: float) -> bool:
-    """Whether a candidate with validation ``score`` at a rung stops there (``nas.search.pruning`` makes the rules)."""
+    """Whether a candidate with validation ``score`` at a rung stops there (``nas.search.execution.pruning`` makes the rules)."""
     return rule is not None and score <= rule["dominated_at_or_below"] and score < rule["top_below"]
 
 

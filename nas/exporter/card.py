@@ -22,7 +22,7 @@ def _md(text: Any) -> str:
 
 
 def model_card(card: dict[str, Any], folder_name: str, n_tensors: int, n_bytes: int) -> str:
-    from nas.search.format import human_bytes, human_count
+    from nas.search.read.format import human_bytes, human_count
     from nas.spaces.schema import IMAGE_KINDS
 
     p = ArchSpec.from_json(card["arch"])

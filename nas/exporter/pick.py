@@ -52,7 +52,7 @@ def confirmed_pool(complete: list[dict[str, Any]], directions: Mapping[str, str]
     seeds say: the score by its validation mean, a measured cost (``latency_ms``, a measured bandwidth) by its
     mean, the exact costs as they are. Empty when no candidate is confirmed: picks then read the search's
     single-seed validation scores."""
-    from nas.search.results import confirmed_costs
+    from nas.search.read.results import confirmed_costs
 
     out = []
     for t in complete:
@@ -85,9 +85,9 @@ def export_candidate(storage_url: str, study: str, out_dir: str | os.PathLike, t
     """
     import sqlalchemy as sa
 
-    from nas.search.models import Candidate, Run
-    from nas.search.results import study_report
-    from nas.search.storage import Store, redact
+    from nas.search.store.models import Candidate, Run
+    from nas.search.read.results import study_report
+    from nas.search.store.storage import Store, redact
     from nas.spaces import ArchSpec, TrainSpec
 
     if (trial is None) == (pick is None):

@@ -63,6 +63,7 @@ class Source:
 
     imports: set[str] = field(default_factory=set)  # module names, keys of IMPORTS
     constants: dict[str, str] = field(default_factory=dict)  # name -> its line
+    values: dict[str, Any] = field(default_factory=dict)  # name -> its value (one name, one value)
     objects: list[tuple[Any, str]] = field(default_factory=list)  # (object, its source)
 
     def import_lines(self) -> list[str]:
@@ -126,9 +127,11 @@ def _visit(obj: Any, out: Source, names: dict[str, Any], provided: set[str], act
             except NotPortable as exc:
                 raise NotPortable(f"{obj.__module__}.{what} uses {name}: {exc}") from None
         elif _constant(value):
-            line = _constant_line(module, name, value)
-            if out.constants.setdefault(name, line) != line:
-                raise NotPortable(f"two constants named {name} with different values")
+            if name in out.values:  # the same constant reached from two modules (one imports the other's)
+                if out.values[name] != value or type(out.values[name]) is not type(value):
+                    raise NotPortable(f"two constants named {name} with different values")
+            else:
+                out.values[name], out.constants[name] = value, _constant_line(module, name, value)
         else:
             raise NotPortable(f"{obj.__module__}.{what} uses {name}, a {type(value).__name__} from "
                               f"{getattr(value, '__module__', None) or obj.__module__}: model.py holds only torch, "

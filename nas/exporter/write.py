@@ -41,7 +41,7 @@ class ExportMeta:
     complete_trials: int | None = None
     reused_from_trial: int | None = None  # the trial whose training (and weights file) this one reused
     evaluator_version: int | None = None  # nas.evaluators.names.EVALUATOR_VERSION that scored it (1: before 2)
-    confirmed: dict[str, Any] | None = None  # nas confirm's seeds: nas.search.intervals.confirmed
+    confirmed: dict[str, Any] | None = None  # nas confirm's seeds: nas.search.read.intervals.confirmed
 
 
 def export_model(spec, weights, out_dir: str | os.PathLike, meta: ExportMeta | None = None,

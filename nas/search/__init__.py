@@ -12,7 +12,7 @@ __all__ = ["NasRunFailed", "RunOptions", "RunSummary", "run"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from nas.search import runner
+        from nas.search.execution import driver
 
-        return getattr(runner, name)
+        return getattr(driver, name)
     raise AttributeError(f"module 'nas.search' has no attribute {name!r}")

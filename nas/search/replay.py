@@ -3,7 +3,7 @@
 A table (``table_from_study``) holds, for every candidate a real ``nas run`` trained in full, its learning
 curve (the validation score and the training seconds of every epoch) and its final objectives, keyed by
 the candidate's ``arch_id`` and training settings (``TrainSpec.train_key``). Replaying a study against it
-runs ``nas.search.runner.run`` unchanged (samplers, dedupe and reuse, constraints, multi-objective early
+runs ``nas.search.execution.driver.run`` unchanged (samplers, dedupe and reuse, constraints, multi-objective early
 stopping) with two pieces swapped:
 
 - ``ReplayEvaluator``, the worker's evaluator: it answers a candidate from the table instead of training it,
@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from nas.errors import NasInputError
 from nas.evaluators.worker import stops
-from nas.search.dispatch import Message
+from nas.search.execution.dispatch import Message
 
 FORMAT = "nas-table/1"
 
@@ -57,9 +57,9 @@ def key_of(arch: dict, train: dict) -> str:
 
 def table_from_study(storage: str, study: str) -> dict[str, Any]:
     """The table of a study's candidates trained in full (complete and not reused), from its database."""
-    from nas.search.models import Candidate
-    from nas.search.results import study_report
-    from nas.search.storage import Store
+    from nas.search.store.models import Candidate
+    from nas.search.read.results import study_report
+    from nas.search.store.storage import Store
 
     directions = study_report(storage, study)["directions"]
     store = Store(storage, create=False)
@@ -148,9 +148,9 @@ def selected(entry: dict[str, Any], epochs: int, score: str) -> dict[str, Any]:
     is the best checkpoint's validation score, ``test_<metric>`` its test score. A table recorded before (whose
     objectives hold ``accuracy`` = the test score, and no ``test_accuracy``) is read so: the test score moves to
     ``test_<metric>``, and the metric becomes the best validation score of the epochs that pick the checkpoint
-    (after an FPE expansion only: ``nas.search.pruning.dense_until``), as ``evaluate`` picks it."""
+    (after an FPE expansion only: ``nas.search.execution.pruning.dense_until``), as ``evaluate`` picks it."""
     from nas.evaluators.names import TEST_PREFIX
-    from nas.search.pruning import dense_until
+    from nas.search.execution.pruning import dense_until
 
     objectives = dict(entry["objectives"])
     metric = score[len("val_"):]
@@ -163,7 +163,7 @@ def selected(entry: dict[str, Any], epochs: int, score: str) -> dict[str, Any]:
 
 
 class SimulatedPool:
-    """``nas.search.dispatch.WorkerPool``'s interface on a simulated clock (the module's docstring).
+    """``nas.search.execution.dispatch.WorkerPool``'s interface on a simulated clock (the module's docstring).
 
     ``now``: the simulated seconds since the start. A job's duration is its result's ``wall_time_s``.
     ``spent``: the training seconds of the results delivered so far (summed over workers: the compute).

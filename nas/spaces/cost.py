@@ -114,7 +114,7 @@ def exit_costs(spec: ArchSpec, dtype_bytes: int = 4, model: torch.nn.Module | No
 def bandwidth_floor(spec: ArchSpec, dtype_bytes: int = 4) -> int:
     """The least bytes a trained ``spec`` can be found to move per sample: its first head's prefix
     (``exit_costs``) with every gated connection pruned; ``bandwidth`` itself for a candidate with neither
-    early exit nor gated connections. Early stopping compares candidates on it (``nas.search.pruning``)."""
+    early exit nor gated connections. Early stopping compares candidates on it (``nas.search.execution.pruning``)."""
     import dataclasses
 
     bare = dataclasses.replace(spec, connections="residual")

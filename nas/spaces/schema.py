@@ -62,7 +62,7 @@ class ConfirmConfig(_Strict):
     seeds: int = Field(5, ge=2)
 
 
-# The samplers a space file may name; nas.search.samplers maps each to its Optuna class (a test checks they agree).
+# The samplers a space file may name; nas.search.execution.samplers maps each to its Optuna class (a test checks they agree).
 SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp", "qmc")
 
 
@@ -70,15 +70,15 @@ class SearchConfig(_Strict):
     sampler: Literal[SAMPLERS] = "tpe"  # with DEFAULT_PRUNING: the best of benchmarks/search_quality.py
     options: dict[StrictStr, Scalar] = Field(default_factory=dict)  # keyword arguments of the Optuna sampler
     trials: int = Field(20, ge=1)
-    workers: int | None = Field(None, ge=1)  # None: 1, or 8 per GPU where Ray sees GPUs (nas.search.dispatch)
+    workers: int | None = Field(None, ge=1)  # None: 1, or 8 per GPU where Ray sees GPUs (nas.search.execution.dispatch)
     seed: StrictInt | None = None
     # the hypervolume's reference point, one value per objective; derived from the first candidates if absent
     reference: dict[StrictStr, Number] | None = None
-    confirm: ConfirmConfig | None = None  # nas run ends with `nas confirm --front --seeds K` (nas.search.confirm)
+    confirm: ConfirmConfig | None = None  # nas run ends with `nas confirm --front --seeds K` (nas.search.execution.confirm)
 
 
 class PruningConfig(_Strict):
-    """Multi-objective successive halving over epochs (see nas.search.pruning)."""
+    """Multi-objective successive halving over epochs (see nas.search.execution.pruning)."""
 
     min_epochs: int = Field(1, ge=1)  # the first rung
     reduction_factor: int = Field(2, ge=2)  # η: rungs at min_epochs·η^k; the top 1/η of a rung always goes on

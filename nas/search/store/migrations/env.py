@@ -1,4 +1,4 @@
-"""Alembic's environment for nas's own tables (``nas.search.migrations.upgrade`` runs it; no alembic.ini).
+"""Alembic's environment for nas's own tables (``nas.search.store.migrations.upgrade`` runs it; no alembic.ini).
 
 The connection comes from the caller; the version is kept in ``nas_alembic_version``, because Optuna keeps its
 own in ``alembic_version`` in the same database.
@@ -6,8 +6,8 @@ own in ``alembic_version`` in the same database.
 
 from alembic import context
 
-from nas.search.migrations import VERSION_TABLE
-from nas.search.models import Base
+from nas.search.store.migrations import VERSION_TABLE
+from nas.search.store.models import Base
 
 def _ours(obj, name, kind, reflected, compare_to):
     """Only nas's own tables: Optuna's, in the same database, are Optuna's to migrate."""

@@ -97,7 +97,7 @@ class Progress(Base):
 
 
 class Confirmation(Base):
-    """One more training of a complete candidate with another seed (``nas confirm``; ``nas.search.confirm``).
+    """One more training of a complete candidate with another seed (``nas confirm``; ``nas.search.execution.confirm``).
 
     The candidate's architecture, training settings and task are its trial's; only ``train.seed`` differs
     (initialisation and batch order; the splits are the same). Its objectives hold the validation score

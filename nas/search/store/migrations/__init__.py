@@ -104,7 +104,7 @@ def check(engine: sa.Engine) -> None:
 def _locking_sqlite(engine: sa.Engine, timeout_s: float) -> sa.Engine:
     """A SQLite engine on the same file whose transactions start with the write lock (pysqlite would otherwise
     run each DDL statement in its own implicit transaction); ``timeout_s``: how long it waits for another's lock
-    (``nas.search.storage.SQLITE_TIMEOUT_S``)."""
+    (``nas.search.store.storage.SQLITE_TIMEOUT_S``)."""
     locked = sa.create_engine(engine.url, connect_args={"timeout": timeout_s}, poolclass=sa.pool.NullPool)
 
     @sa.event.listens_for(locked, "connect")

@@ -25,21 +25,22 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy as sa
 
-from nas.errors import NasInputError
+from nas.errors import NasInputError, NasRunFailed  # noqa: F401 (NasRunFailed: re-exported)
 from nas.evaluators import load_task, static_objectives
 from nas.evaluators.names import EVALUATOR_VERSION
 from nas.evaluators.train import score_metric
 from nas.evaluators.worker import TrainEvaluator
-from nas.search.dispatch import Evaluator, Message, WorkerPool, check_address
-from nas.search.models import Candidate, Run, utcnow
-from nas.search.progress import RunProgress
-from nas.search import optuna_private, pruning
-from nas.search.samplers import check_options, make_sampler
-from nas.search.history import History
-from nas.search.recorder import InFlight, Recorder
-from nas.search.storage import DEFAULT_STORAGE, Store, optuna_storage, redact, weights_root
+from nas.search.execution.dispatch import Evaluator, Message, WorkerPool, check_address
+from nas.search.store.models import Candidate, Run, utcnow
+from nas.search.execution.progress import RunProgress
+from nas.search import optuna_private
+from nas.search.execution import pruning
+from nas.search.execution.samplers import check_options, make_sampler
+from nas.search.execution.history import History
+from nas.search.execution.recorder import InFlight, Recorder
+from nas.search.store.storage import DEFAULT_STORAGE, Store, optuna_storage, redact, weights_root
 from nas.version import __version__
-from nas.search.taskref import TaskRef
+from nas.search.keys import TaskRef, evaluation_key  # noqa: F401 (evaluation_key: re-exported)
 from nas.spaces import SearchSpace, TrainSpec
 
 HEARTBEAT_S = 10.0
@@ -81,7 +82,7 @@ class RunSummary:
     run_id: int
     errors: list[str] = field(default_factory=list)
     infeasible: int = 0  # sampled candidates over a constraint, recorded untrained
-    confirmed: Any = None  # with search.confirm: the front's confirmation (nas.search.confirm.ConfirmSummary)
+    confirmed: Any = None  # with search.confirm: the front's confirmation (nas.search.execution.confirm.ConfirmSummary)
 
 
 class _Suggest:
@@ -98,16 +99,6 @@ class _Suggest:
 
     def float(self, label, low, high, log, step):
         return self.trial.suggest_float(label, low, high, step=step, log=log)
-
-
-def evaluation_key(train: TrainSpec) -> str:
-    """What is stored as a candidate's ``train_key``: the training settings' hash and the evaluator's version.
-
-    With the arch_id and the task key it makes the reuse key: a result is reused only for the same
-    architecture, trained the same way, on the same task, by an evaluator that scores it the same
-    (``nas.evaluators.names.EVALUATOR_VERSION``), so results of an earlier evaluator are never served.
-    """
-    return f"{train.train_key}.e{EVALUATOR_VERSION}"
 
 
 def space_sha(space: SearchSpace) -> str:
@@ -207,7 +198,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         driver.record_recovered(told)
         summary = driver.loop()
         if space.search.confirm is not None and summary.complete:  # search.confirm: the front gets its seeds
-            from nas.search.confirm import run_confirmations
+            from nas.search.execution.confirm import run_confirmations
 
             front = sorted(t.number for t in study.best_trials)
             with store.session() as s:
@@ -551,9 +542,3 @@ class _Driver:
 
 class _Abort(Exception):
     pass
-
-
-class NasRunFailed(Exception):
-    """The run could not finish (too many failed candidates, workers gone)."""
-
-

@@ -1,4 +1,5 @@
-"""What a study's results depend on besides the architecture and its training: the task, as one key.
+"""What a stored result depends on, as keys: the task (``TaskRef``) and the training with the evaluator's version
+(``evaluation_key``); with the architecture's id they make the reuse key.
 
 A candidate's ``task_key`` (stored in ``nas_candidates``) is ``TaskRef.key()``: the kind and the dataset, the
 dataset's own options (``sat``), an npz file's absolute path, and the held-out splits where they are not the
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.evaluators.datasets import TEST_FRACTION, VAL_FRACTION
+from nas.evaluators.names import EVALUATOR_VERSION
+from nas.spaces import TrainSpec
 
 _SPLITS = "|test="
 
@@ -76,3 +79,13 @@ class TaskRef:
         from nas.evaluators.worker import TrainEvaluator
 
         return TrainEvaluator(self.dataset, self.kind, None, self.options_dict, self.splits)
+
+
+def evaluation_key(train: TrainSpec) -> str:
+    """What is stored as a candidate's ``train_key``: the training settings' hash and the evaluator's version.
+
+    With the arch_id and the task key it makes the reuse key: a result is reused only for the same
+    architecture, trained the same way, on the same task, by an evaluator that scores it the same
+    (``nas.evaluators.names.EVALUATOR_VERSION``), so results of an earlier evaluator are never served.
+    """
+    return f"{train.train_key}.e{EVALUATOR_VERSION}"

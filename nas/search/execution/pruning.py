@@ -167,7 +167,7 @@ class RungTable:
             return
         import sqlalchemy as sa
 
-        from nas.search.models import Candidate
+        from nas.search.store.models import Candidate
 
         with store.session() as s:
             trained = s.execute(

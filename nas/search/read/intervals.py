@@ -1,7 +1,7 @@
 """One training seed is one sample: a confirmed candidate's scores over its seeds, and what the noise lets a
 front say.
 
-``nas confirm`` (``nas.search.confirm``) trains chosen candidates again with K seeds; this module turns those
+``nas confirm`` (``nas.search.execution.confirm``) trains chosen candidates again with K seeds; this module turns those
 rows into mean, standard deviation and a 95 % interval per metric (``summarise``, ``confirmed``) and marks
 which confirmed candidates are told apart by their intervals (``significance``). Pure Python and SciPy: the
 read side (``nas show``, the dashboard, the exporter's pick) imports it without torch or Ray.

@@ -2,8 +2,8 @@
 
 A run killed between the two leaves a RUNNING trial whose end nas knows, which the next run tells Optuna
 (``runner._recover_interrupted``). The recorder also keeps the run's counts (complete, stopped early,
-failed, reused, infeasible), feeds the search history (``nas.search.history``) and the rung table
-(``nas.search.pruning.RungTable``), writes weights beside the database, and answers a candidate from an
+failed, reused, infeasible), feeds the search history (``nas.search.execution.history``) and the rung table
+(``nas.search.execution.pruning.RungTable``), writes weights beside the database, and answers a candidate from an
 earlier identical one (the reuse key: arch_id, training settings with the evaluator's version, task).
 """
 
@@ -18,10 +18,10 @@ import optuna
 import sqlalchemy as sa
 
 from nas.search import optuna_private
-from nas.search.history import History
-from nas.search.models import Candidate, utcnow
-from nas.search.pruning import RungTable
-from nas.search.storage import Store, write_weights
+from nas.search.execution.history import History
+from nas.search.store.models import Candidate, utcnow
+from nas.search.execution.pruning import RungTable
+from nas.search.store.storage import Store, write_weights
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.errors import NasInputError
-from nas.search import migrations
+from nas.search.store import migrations
 
 DEFAULT_STORAGE = "sqlite:///nas.db"  # every command's and function's default database: a file in the working folder
 
@@ -182,13 +182,23 @@ def optuna_storage(url: str, read_only: bool = False):
     """Optuna's RDB storage on the same database (its own engine).
 
     ``read_only``: for readers (``nas ls``, ``nas show``, the dashboard), which must never
-    create or upgrade tables while a run may be creating them.
+    create or upgrade tables while a run may be creating them, nor write at all: SQLite is
+    opened read-only (``mode=ro``), PostgreSQL in read-only transactions, so Optuna's storage
+    reads the study as any reader of its public API does and cannot change it.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    kwargs: dict = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if parse_url(url).get_backend_name() == "sqlite" else {
-        "pool_pre_ping": True}
+    sqlite = parse_url(url).get_backend_name() == "sqlite"
+    kwargs: dict = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite else {"pool_pre_ping": True}
+    db = sqlite_path(url) if sqlite else None
+    if read_only and db is not None:
+        if not db.exists():
+            raise NasInputError(f"no database at {db} (run `nas run SPACE.yaml` first, or pass --storage)")
+        uri = f"file:{db.resolve()}?mode=ro"
+        kwargs = {"creator": lambda: sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False)}
+    elif read_only and not sqlite:
+        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
     except (OperationalError, sa.exc.DBAPIError) as exc:

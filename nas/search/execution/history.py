@@ -13,8 +13,8 @@ import optuna
 import sqlalchemy as sa
 
 from nas.search import quality
-from nas.search.models import Candidate, Progress
-from nas.search.storage import Store
+from nas.search.store.models import Candidate, Progress
+from nas.search.store.storage import Store
 
 
 class History:

@@ -6,12 +6,12 @@ the study's front) K more times, on the same splits, with K **fresh** training s
 batch order): ``train.seed + 1`` to ``train.seed + K``. The search's own seed is left out on purpose: it is
 the draw the candidate was selected on, so including it would carry the selection's optimism into the mean.
 
-Each training is a row of ``nas_confirmations`` (``nas.search.models.Confirmation``), written when it ends;
+Each training is a row of ``nas_confirmations`` (``nas.search.store.models.Confirmation``), written when it ends;
 a call that is stopped loses only what was training, and the same command again trains only the seeds that
 have no complete row (a failed one is tried again). The trainings run on the same Ray Tune workers as a
-search (``nas.search.dispatch.WorkerPool``); the driver alone writes to the database.
+search (``nas.search.execution.dispatch.WorkerPool``); the driver alone writes to the database.
 
-``nas.search.intervals`` turns the rows into mean ± sd and a 95 % interval; the read side (``nas show``, the
+``nas.search.read.intervals`` turns the rows into mean ± sd and a 95 % interval; the read side (``nas show``, the
 dashboard, ``nas export --pick``) reads them from there.
 """
 
@@ -24,10 +24,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nas.errors import NasInputError
-from nas.search.dispatch import Message
-from nas.search.models import Candidate, Confirmation, utcnow
-from nas.search.storage import Store, redact
+from nas.errors import NasInputError, NasRunFailed
+from nas.search.execution.dispatch import Message
+from nas.search.store.models import Candidate, Confirmation, utcnow
+from nas.search.store.storage import Store, redact
 
 DEFAULT_SEEDS = 5
 
@@ -91,8 +91,8 @@ def confirm(storage: str, study: str, *, seeds: int = DEFAULT_SEEDS, trials: lis
     """Train the chosen candidates of ``study`` (``trials``, or its front) with ``seeds`` fresh seeds each on
     Ray workers, and store every training; returns what was done. Bad input raises NasInputError before
     anything is written."""
-    from nas.search.dispatch import WorkerPool, check_address
-    from nas.search.results import study_report
+    from nas.search.execution.dispatch import WorkerPool, check_address
+    from nas.search.read.results import study_report
 
     if workers is not None and workers < 1:
         raise NasInputError(f"--workers: must be at least 1, found {workers}")
@@ -135,7 +135,7 @@ def _candidates(storage: str, study: str, numbers: list[int]) -> list[Candidate]
 def _evaluator(study: str, cands: list[Candidate]):
     """The worker's evaluator for the candidates' task, checked here (a dataset that moved: an input error)."""
     from nas.evaluators.datasets import load_task
-    from nas.search.taskref import TaskRef
+    from nas.search.keys import TaskRef
 
     keys = {c.task_key for c in cands}
     if len(keys) != 1:
@@ -151,7 +151,7 @@ def _evaluator(study: str, cands: list[Candidate]):
 
 def jobs_for(cands: list[Candidate], k: int) -> list[_Job]:
     """Every (candidate, seed) training to confirm ``cands`` with ``k`` seeds."""
-    from nas.search.runner import evaluation_key
+    from nas.search.keys import evaluation_key
     from nas.spaces import TrainSpec
 
     out = []
@@ -218,8 +218,6 @@ def run_confirmations(store: Store, pool, study: str, cands: list[Candidate], k:
                             summary.failed += 1
                             summary.errors.append(f"trial {job.trial_number} seed {job.seed}: {error}")
             elif msg.kind == "workers_gone" and pending:
-                from nas.search.runner import NasRunFailed
-
                 raise NasRunFailed("all Ray workers stopped before the confirmation finished; what completed is "
                                    "kept, and the same command trains the rest")
     summary.wall_time_s = time.monotonic() - t0
@@ -254,19 +252,3 @@ def _say(job: _Job, payload: dict, ok: bool, finished: int, total: int) -> None:
     said = f"val {obj[score]:.4g}, test {obj.get('test_' + score, float('nan')):.4g}" if score else ""
     print(f"nas: trial {job.trial_number} seed {job.seed} done in {payload.get('wall_time_s') or 0:.1f} s: {said} "
           f"[{finished}/{total}]", file=sys.stderr, flush=True)
-
-
-def read(store_or_engine, study: str) -> dict[int, list[tuple[int, dict]]]:
-    """The complete confirmations of ``study``: trial number -> [(seed, objectives)], seeds in order. An
-    engine or a Store; a database without the table (written before ``nas confirm`` existed) has none."""
-    engine = getattr(store_or_engine, "engine", store_or_engine)
-    if not sa.inspect(engine).has_table("nas_confirmations"):
-        return {}
-    with engine.connect() as c:
-        rows = c.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.objectives)
-                         .where(Confirmation.study_name == study, Confirmation.state == "COMPLETE")
-                         .order_by(Confirmation.trial_number, Confirmation.seed)).all()
-    out: dict[int, list[tuple[int, dict]]] = {}
-    for number, seed, objectives in rows:  # the JSON column type decodes the objectives
-        out.setdefault(number, []).append((seed, objectives or {}))
-    return out

@@ -10,7 +10,7 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.search.results import format_score, score_objective
+from nas.search.read.results import format_score, score_objective
 
 
 

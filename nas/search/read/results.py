@@ -9,10 +9,9 @@ import sqlalchemy as sa
 
 from nas.errors import NasInputError
 from nas.evaluators.names import FIRST_VALIDATION_VERSION, SCORES, evaluator_version, scores_on_test
-from nas.search import intervals
-from nas.search.confirm import read as read_confirmations
-from nas.search.models import Candidate, Run
-from nas.search.storage import Store, redact
+from nas.search.read import intervals
+from nas.search.store.models import Candidate, Confirmation, Run
+from nas.search.store.storage import Store, redact
 
 STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
 
@@ -28,7 +27,7 @@ def format_score(metric: str, value: float) -> str:
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
-    from nas.search.storage import optuna_storage
+    from nas.search.store.storage import optuna_storage
 
     return optuna_storage(url, read_only=True)
 
@@ -80,6 +79,29 @@ def _selection(store: Store, study: str) -> str:
         keys = s.scalars(sa.select(Candidate.train_key).where(Candidate.study_name == study,
                                                               Candidate.state == "COMPLETE").distinct()).all()
     return "test" if any(evaluator_version(k) < FIRST_VALIDATION_VERSION for k in keys) else "validation"
+
+
+def study_names(url: str) -> list[str]:
+    """Every study in the database, oldest first (Optuna's public API on a read-only storage); none where
+    Optuna has not finished creating its tables."""
+    store = Store(url, create=False)
+    try:
+        if not store.optuna_ready():
+            return []
+    finally:
+        store.close()
+    return optuna.get_all_study_names(_storage(url))
+
+
+def study_directions(url: str, study: str) -> dict[str, str]:
+    """metric -> maximize | minimize, in the study's order (Optuna's public API on a read-only storage); {} for
+    a study the database does not hold."""
+    try:
+        loaded = optuna.load_study(study_name=study, storage=_storage(url))
+    except KeyError:
+        return {}
+    metrics = loaded.metric_names or [f"value{i}" for i in range(len(loaded.directions))]
+    return dict(zip(metrics, (d.name.lower() for d in loaded.directions)))
 
 
 def _run_state(store: Store, study: str) -> str:
@@ -274,3 +296,19 @@ def compare_rows(series: dict[str, tuple[list, str | None]], dirs: dict[str, str
         s["epochs_to_first"] = reached
         s["compute_ratio"] = (reached / base_epochs) if reached is not None and base_epochs else None
     return {"directions": dirs, "reference": dict(zip(metrics, ref)), "studies": out}
+
+
+def read_confirmations(store_or_engine, study: str) -> dict[int, list[tuple[int, dict]]]:
+    """The complete confirmations of ``study``: trial number -> [(seed, objectives)], seeds in order. An
+    engine or a Store; a database without the table (written before ``nas confirm`` existed) has none."""
+    engine = getattr(store_or_engine, "engine", store_or_engine)
+    if not sa.inspect(engine).has_table("nas_confirmations"):
+        return {}
+    with engine.connect() as c:
+        rows = c.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.objectives)
+                         .where(Confirmation.study_name == study, Confirmation.state == "COMPLETE")
+                         .order_by(Confirmation.trial_number, Confirmation.seed)).all()
+    out: dict[int, list[tuple[int, dict]]] = {}
+    for number, seed, objectives in rows:  # the JSON column type decodes the objectives
+        out.setdefault(number, []).append((seed, objectives or {}))
+    return out
