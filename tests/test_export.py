@@ -381,8 +381,8 @@ def test_model_py_reads_safetensors_without_the_package(tmp_path):
     ({"moe_experts": 2, "moe_top_k": 2.0}, r"ArchSpec.moe_top_k must be an int"),
     ({"mixer": "attention()\nimport os", "in_shape": (2, 2)}, r"unknown mixer"),
     ({"mixer": "attention", "patch": 3, "in_shape": (2, 2)}, r"3×3 patches do not tile a 2×2 image"),
-    ({"mixer": "conv", "mixer_kernel": 4, "in_shape": (2, 2)}, r"mixer_kernel 4: the conv mixer's kernel size must "
-                                                                r"be an odd integer"),
+    ({"mixer": "conv", "mixer_kernel": 4, "in_shape": (2, 2)}, r"ArchSpec.mixer_kernel must be odd and at least 1 "
+                                                                r"\('same' padding\), found 4"),  # its declaration
     ({"mixer": "conv", "mixer_kernel": 3.0, "in_shape": (2, 2)}, r"ArchSpec.mixer_kernel must be an int"),
 ], ids=["act-code", "norm", "lift", "bool", "float", "str", "seed", "d_out", "split", "alpha", "top-k", "mixer",
         "patch", "kernel-even", "kernel-float"])

@@ -90,7 +90,11 @@ def test_an_option_the_sampler_does_not_take_is_an_input_error():
         check_options(space)
 
 
-def test_the_space_file_names_every_sampler_nas_makes_and_no_other():
+def test_every_sampler_name_a_space_file_may_use_is_an_optuna_sampler():
+    import optuna
+
     from nas.spaces.schema import SAMPLERS
 
-    assert sorted(SAMPLERS) == sorted(SAMPLER_CLASSES)
+    assert list(SAMPLER_CLASSES) == list(SAMPLERS)  # one list: the space file's names
+    assert all(issubclass(c, optuna.samplers.BaseSampler) for c in SAMPLER_CLASSES.values())
+    assert SAMPLER_CLASSES["tpe"] is optuna.samplers.TPESampler and SAMPLER_CLASSES["nsga2"] is optuna.samplers.NSGAIISampler

@@ -23,9 +23,6 @@ from nas.exporter.portable import NotPortable, portable_class, portable_source
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _HEX = re.compile(r"[0-9a-f]{16}\Z")
-_BOUNDS = {"lift_seed": (0, 2**63 - 1), "patch": (0, 2**31 - 1), "depth": (1, 10_000), "fpe_alpha": (1, 1024),
-           "moe_experts": (1, 1024), "exits": (0, 10_000)}  # an int field's [low, high]; others (rank, monarch_blocks too): [1, 2**31 - 1]
-_TRAINING_ONLY = ("fpe_at",)  # in arch.json but not in model.py: the trained model's forward pass does not read it
 _WIDTH = 110  # model.py's line length
 
 
@@ -49,44 +46,40 @@ def _name(kind: str, value: Any, registry) -> None:
 
 
 def check_spec(spec: Any) -> ArchSpec:
-    """Check every value of ``spec`` that reaches model.py; NasInputError naming the field otherwise."""
-    from nas.spaces.vocabulary import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
-    from nas.spaces.arch import ACTIVATION_SCOPES
-    from nas.spaces.fpe import SPLITS
+    """Check every value of ``spec`` that reaches model.py against its declaration (``nas.spaces.arch.KEYS``: a
+    registered name of a portable block, one of its names, a number in its bounds, an int in its export
+    bounds); NasInputError naming the field otherwise."""
+    from nas.spaces import vocabulary
+    from nas.spaces.arch import INT_MAX, KEYS
     from nas.spaces.stages import BlockStage, stage, stages
 
     if not isinstance(spec, ArchSpec):
         raise NasInputError(f"cannot export: expected an ArchSpec, found {type(spec).__name__}")
-    names = {"lift": LIFTS, "activation": ACTIVATIONS, "norm": NORMS, "mixer": MIXERS, "weights": WEIGHTS,
-             "connections": CONNECTIONS}
-    for f in dataclasses.fields(spec):
-        value = getattr(spec, f.name)
-        if f.name in names:
-            _name(f.name, value, names[f.name])
-        elif f.name == "fpe_split":
-            if value not in SPLITS:
-                raise NasInputError(f"cannot export: unknown FPE split {value!r}; expected one of {', '.join(SPLITS)}")
-        elif f.name == "activation_scope":
-            if value not in ACTIVATION_SCOPES:
-                raise NasInputError(f"cannot export: unknown activation_scope {value!r}; expected one of "
-                                    f"{', '.join(ACTIVATION_SCOPES)}")
-        elif f.name == "fpe_at":
-            if type(value) not in (int, float) or not 0 <= value < 1:
-                raise NasInputError(f"cannot export: ArchSpec.fpe_at must be a number in [0, 1), found {value!r}")
-        elif f.name == "gate_penalty":  # training's alone: model.py never reads it
-            if type(value) not in (int, float) or not value >= 0:
-                raise NasInputError(f"cannot export: ArchSpec.gate_penalty must be a number ≥ 0, found {value!r}")
-        elif f.name == "exit_threshold":
-            if type(value) is not float or not 0 < value <= 1:
-                raise NasInputError(f"cannot export: ArchSpec.exit_threshold must be a float in (0, 1], found {value!r}")
-        elif f.name == "in_shape":
+    types = {f.name: f.type for f in dataclasses.fields(spec)}
+    for name, k in KEYS.items():
+        value = getattr(spec, name)
+        kind = str(types[name])
+        if k.registry is not None:
+            _name(name, value, getattr(vocabulary, k.registry))
+        elif name == "in_shape":
             for i, size in enumerate(value):
-                _int(f"in_shape[{i}]", size, 1, 2**31 - 1)
-        elif f.type in ("int", int):
-            _int(f.name, value, *_BOUNDS.get(f.name, (1, 2**31 - 1)))
+                _int(f"in_shape[{i}]", size, 1, INT_MAX)
+        elif kind in ("int", "<class 'int'>"):
+            _int(name, value, *(k.export or (1, INT_MAX)))
+            problem = k.check(value)
+            if problem:
+                raise NasInputError(f"cannot export: ArchSpec.{name} {problem}, found {value!r}")
+        elif kind in ("float", "<class 'float'>"):  # fpe_at and gate_penalty are training's alone, but checked
+            if type(value) not in (int, float) or k.check(value):
+                raise NasInputError(f"cannot export: ArchSpec.{name} must be {k.expected_text('float')}, found "
+                                    f"{value!r}")
+        elif k.names:
+            problem = k.check(value)
+            if problem:
+                raise NasInputError(f"cannot export: {problem}; expected {k.expected_text('str')}")
         else:
-            raise NasInputError(f"cannot export: ArchSpec.{f.name} is a field nas export does not check yet; "
-                                "add it to nas/exporter/source.py (check_spec)")
+            raise NasInputError(f"cannot export: ArchSpec.{name} is declared without values nas export can check; "
+                                "declare its names, registry or bounds in nas/spaces/arch.py")
     _int("moe_top_k", spec.moe_top_k, 1, spec.moe_experts)
     try:
         stage(stages(spec), BlockStage).check_weights()  # the rank and monarch blocks fit the widths
@@ -113,7 +106,9 @@ def model_source(spec: ArchSpec, store_lift: bool = False) -> str:
     names = {id(obj): portable_class(obj) for obj in used}  # the plan's objects -> model.py's
     loader = [runtime.read_safetensors, runtime.load]
     code = portable_source(list(names.values()) + loader, provided=("ARCH", "ARCH_ID", "build"))
-    arch = {k: v for k, v in spec.to_json().items() if k not in _TRAINING_ONLY}
+    from nas.spaces.arch import KEYS
+
+    arch = {k: v for k, v in spec.to_json().items() if not KEYS[k].training_only}  # what the forward pass reads
     lines = [
         f'"""{kind(spec)} exported by nas (arch {spec.arch_id}): standalone, it needs only PyTorch.',
         "",
@@ -131,7 +126,7 @@ def model_source(spec: ArchSpec, store_lift: bool = False) -> str:
         "",
         *(f"{c.name} = {_literal(c.value)}  # {c.comment}" for c in consts.values()),
         f'ARCH_ID = "{spec.arch_id}"',
-        "ARCH = {  # the ArchSpec this file was written for (less the training schedule's fpe_at); "
+        "ARCH = {  # the ArchSpec this file was written for (less what training alone reads: fpe_at, gate_penalty); "
         "load() checks arch.json against it",
         *(f'    "{key}": {_literal(value)},' for key, value in arch.items()),
         "}",

@@ -85,7 +85,7 @@ def _blocks(m: int) -> tuple[int, int, int]:
     return min(32, max(4, triton.next_power_of_2(m))), 32, 8
 
 
-def _check(x: torch.Tensor, vals: torch.Tensor, layout: "EllLayout") -> None:
+def _check(x: torch.Tensor, vals: torch.Tensor, layout) -> None:
     if x.dtype not in DTYPES or vals.dtype != x.dtype:
         raise TypeError(f"FPE sparse layer: x and the values must share a float dtype, "
                         f"found {x.dtype} and {vals.dtype}")
@@ -97,7 +97,7 @@ def _check(x: torch.Tensor, vals: torch.Tensor, layout: "EllLayout") -> None:
                          f"found {tuple(x.shape)} and {tuple(vals.shape)}")
 
 
-def ell_forward(x: torch.Tensor, vals: torch.Tensor, layout: "EllLayout") -> torch.Tensor:
+def ell_forward(x: torch.Tensor, vals: torch.Tensor, layout) -> torch.Tensor:
     """Launch: y (M, R) = x (M, C) Wᵀ, x's dtype."""
     _check(x, vals, layout)
     x, vals = x.contiguous(), vals.contiguous()
@@ -111,7 +111,7 @@ def ell_forward(x: torch.Tensor, vals: torch.Tensor, layout: "EllLayout") -> tor
     return y
 
 
-def ell_backward(grad_y: torch.Tensor, x: torch.Tensor, vals: torch.Tensor, layout: "EllLayout",
+def ell_backward(grad_y: torch.Tensor, x: torch.Tensor, vals: torch.Tensor, layout,
                  need_x: bool = True, need_vals: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Launch: grad_x (M, C) = grad_y W (transposed layout) and grad_vals (R, L) (0 at padding)."""
     grad_y, x, vals = grad_y.contiguous(), x.contiguous(), vals.contiguous()
@@ -137,7 +137,7 @@ class EllLinearFunction(torch.autograd.Function):
     """y = x Wᵀ, W's non-zeros ``vals`` in ``layout``: x (…, C) -> (…, R); gradients for x and vals."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, vals: torch.Tensor, layout: "EllLayout") -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, vals: torch.Tensor, layout) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1])
         ctx.layout, ctx.lead = layout, x.shape[:-1]
         ctx.save_for_backward(x2, vals)

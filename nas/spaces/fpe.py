@@ -62,9 +62,10 @@ from torch import nn
 
 from nas.kernels.fpe import masked_linear, masked_linear_reference
 from nas.spaces.activations import neuron_scope
+from nas.spaces.arch import FPE_SPLITS
 from nas.spaces.base import ACTIVATIONS, Cost, cost_of
 
-SPLITS = ("random", "feature", "groups")
+SPLITS = FPE_SPLITS  # declared with the fpe_split field (nas.spaces.arch)
 SHARED_SPLITS = ("feature", "groups")  # one grouping of the inputs for every neuron
 
 

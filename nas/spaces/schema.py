@@ -9,6 +9,7 @@ every key's check and message) is read and changed together.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -20,15 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from nas.errors import NasInputError
 from nas.spaces import _yaml
-from nas.spaces.arch import ACTIVATION_SCOPES, SCOPED_ACTIVATIONS, SPACE_DEFAULTS, TRAIN_DEFAULTS, ArchSpec, TrainSpec
-from nas.spaces.vocabulary import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
-from nas.spaces.fpe import SPLITS as FPE_SPLITS
+from nas.spaces import rules, vocabulary
+from nas.spaces.rules import DATASETS, IMAGE_KINDS  # noqa: F401 (re-exported: the datasets, the task kinds)
+from nas.spaces.arch import KEYS, SPACE_DEFAULTS, TRAIN_DEFAULTS, TRAIN_KEYS, ArchSpec, Key, TrainSpec
 
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 Number = Union[StrictInt, StrictFloat]
 
-IMAGE_KINDS = ("denoise", "superres", "generative_classification")  # scored by psnr
-DATASETS = ("digits", "mnist5k", "sat")
 
 
 class _Strict(BaseModel):
@@ -62,12 +61,14 @@ class ConfirmConfig(_Strict):
     seeds: int = Field(5, ge=2)
 
 
-# The samplers a space file may name; nas.search.execution.samplers maps each to its Optuna class (a test checks they agree).
-SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp", "qmc")
+# The samplers a space file may name, each with the Optuna sampler class it stands for (by name: spaces never
+# import Optuna; nas.search.execution.samplers makes the classes from this, the one list).
+SAMPLERS = {"nsga2": "NSGAIISampler", "nsga3": "NSGAIIISampler", "tpe": "TPESampler", "random": "RandomSampler",
+            "gp": "GPSampler", "qmc": "QMCSampler"}
 
 
 class SearchConfig(_Strict):
-    sampler: Literal[SAMPLERS] = "tpe"  # with DEFAULT_PRUNING: the best of benchmarks/search_quality.py
+    sampler: Literal[tuple(SAMPLERS)] = "tpe"  # with DEFAULT_PRUNING: the best of benchmarks/search_quality.py
     options: dict[StrictStr, Scalar] = Field(default_factory=dict)  # keyword arguments of the Optuna sampler
     trials: int = Field(20, ge=1)
     workers: int | None = Field(None, ge=1)  # None: 1, or 8 per GPU where Ray sees GPUs (nas.search.execution.dispatch)
@@ -172,55 +173,26 @@ class Suggest(Protocol):
     def float(self, label: str, low: float, high: float, log: bool, step: float | None) -> float: ...
 
 
-# what each known label means: (section, type, check(value) -> error or None, expected text)
-def _in(registry):
-    return (lambda v: None if v in registry else registry.unknown_message(v)), "one of " + ", ".join(registry)
-
-
-def _int_at_least(lo):
-    return (lambda v: None if v >= lo else f"must be at least {lo}"), f"an integer ≥ {lo}"
+# what each known label means: section -> label -> (type, check(value) -> error or None, expected text), derived
+# from the fields' declarations (nas.spaces.arch.KEYS, TRAIN_KEYS)
+def _known_of(keys: dict[str, Key], types: dict[str, Any]) -> dict[str, tuple]:
+    out = {}
+    for name, k in keys.items():
+        if not k.in_space:
+            continue
+        kind = {"int": "int", "float": "float", "str": "str"}[str(types[name]).replace("<class '", "").rstrip("'>")]
+        if k.registry is not None:
+            registry = getattr(vocabulary, k.registry)
+            out[name] = (kind, lambda v, r=registry: None if v in r else r.unknown_message(v),
+                         "one of " + ", ".join(registry))
+        else:
+            out[name] = (kind, k.check, k.expected_text(kind))
+    return out
 
 
 _KNOWN: dict[str, dict[str, tuple]] = {
-    "space": {
-        "lift": ("str", *_in(LIFTS)),
-        "lift_width": ("int", *_int_at_least(1)),
-        "hidden_width": ("int", *_int_at_least(1)),
-        "depth": ("int", *_int_at_least(1)),
-        "activation": ("str", *_in(ACTIVATIONS)),
-        "activation_scope": ("str", lambda v: None if v in ACTIVATION_SCOPES else f"unknown activation_scope {v!r}",
-                             "one of " + ", ".join(ACTIVATION_SCOPES)),
-        "norm": ("str", *_in(NORMS)),
-        "lift_seed": ("int", *_int_at_least(0)),
-        "fpe_alpha": ("int", *_int_at_least(1)),
-        "fpe_split": ("str", lambda v: None if v in FPE_SPLITS else f"unknown FPE split {v!r}",
-                      "one of " + ", ".join(FPE_SPLITS)),
-        "fpe_at": ("float", lambda v: None if 0 <= v < 1 else "must be in [0, 1)",
-                   "the fraction of the epochs trained dense, in [0, 1)"),
-        "moe_experts": ("int", *_int_at_least(1)),
-        "moe_top_k": ("int", *_int_at_least(1)),
-        "mixer": ("str", *_in(MIXERS)),
-        "mixer_kernel": ("int", lambda v: None if v >= 1 and v % 2 else "must be odd and at least 1 ('same' padding)",
-                         "an odd integer ≥ 1 (the conv mixer's kernel size)"),
-        "patch": ("int", *_int_at_least(0)),
-        "weights": ("str", *_in(WEIGHTS)),
-        "rank": ("int", *_int_at_least(1)),
-        "monarch_blocks": ("int", *_int_at_least(1)),
-        "exits": ("int", *_int_at_least(0)),
-        "exit_threshold": ("float", lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
-                           "a top softmax probability in (0, 1] (1: only a certain sample leaves early)"),
-        "connections": ("str", *_in(CONNECTIONS)),
-        "gate_penalty": ("float", lambda v: None if v >= 0 else "must be ≥ 0",
-                         "a weight ≥ 0 of the L1 penalty on the gates (0: none)"),
-    },
-    "train": {
-        "epochs": ("int", *_int_at_least(1)),
-        "batch_size": ("int", *_int_at_least(1)),
-        "lr": ("float", lambda v: None if v > 0 else "must be positive", "a positive number"),
-        "weight_decay": ("float", lambda v: None if v >= 0 else "must not be negative", "a number ≥ 0"),
-        "seed": ("int", *_int_at_least(0)),
-        "timeout_s": ("float", lambda v: None if v >= 0 else "must not be negative", "seconds ≥ 0 (0: no limit)"),
-    },
+    "space": _known_of(KEYS, {f.name: f.type for f in dataclasses.fields(ArchSpec)}),
+    "train": _known_of(TRAIN_KEYS, {f.name: f.type for f in dataclasses.fields(TrainSpec)}),
 }
 
 
@@ -240,83 +212,8 @@ class SearchSpace:
     pruning: PruningConfig | None = None
 
     def check_task(self, d_in: int, in_shape: tuple, feature_groups=None) -> None:
-        """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens, a
-        listed ``rank`` or ``monarch_blocks`` fits no candidate's widths (``_check_weights``), or the ``groups``
-        FPE split can be sampled and the task has no ``feature_groups``."""
-        from nas.spaces.stages import token_grid
-
-        labels = {p.label: p for p in self.params}
-        self._check_weights(labels, d_in)
-        split = labels.get("fpe_split")
-        if split is not None and "groups" in (split.values() or ()):
-            if feature_groups is None:
-                raise NasInputError(
-                    f"{self.place('space', 'fpe_split')}: the groups split needs the dataset's feature groups, and "
-                    f"{self.task.dataset} supplies none; expected an npz array feature_groups of shape (features,) "
-                    "(one group id per input feature, -1 for none), or dataset sat (its clauses)")
-            if len(feature_groups) != d_in:
-                raise NasInputError(
-                    f"{self.place('space', 'fpe_split')}: the groups split needs one feature group per input of "
-                    f"the {self.task.kind} task ({d_in}); {self.task.dataset} supplies {len(feature_groups)}")
-        mixer = labels.get("mixer")
-        if mixer is None or mixer.values() == ("none",):
-            return
-        patch = labels.get("patch")
-        values = (0,) if patch is None else patch.values()
-        if values is None:  # a range: candidates that do not fit are recorded as infeasible
-            return
-        errors = []
-        for v in values:
-            try:
-                token_grid(tuple(in_shape), int(v), d_in)
-            except ValueError as exc:
-                errors.append(f"{self.place('space', 'patch')}: {exc}")
-        if errors:
-            raise NasInputError("\n".join(errors))
-
-    def _check_weights(self, labels: dict[str, Param], d_in: int) -> None:
-        """NasInputError where a listed ``rank`` or ``monarch_blocks`` fits no candidate's widths.
-
-        A rank must be at most min(d_z, d_h), monarch blocks must divide d_z and
-        d_h; a listed value (a choice, a fixed value, a range's high bound, or
-        the default where the form can be sampled without its key) above the
-        widest min(d_z, d_h) the space can have, or monarch blocks that divide
-        none of its listed widths, can never be built. A value that fits some
-        widths but not a sampled candidate's makes that candidate infeasible.
-        """
-        forms = _possible(labels, "weights")
-        if forms == ("dense",):
-            return
-        lift_kinds, mixers = _possible(labels, "lift"), _possible(labels, "mixer")
-        d_z_max, widths = 0, ()  # the widest d_z, and every d_z a candidate can have (None: not all listed)
-        if any(v != "none" for v in lift_kinds):
-            d_z_max, widths = _high(labels["lift_width"]), labels["lift_width"].values()
-        if "none" in lift_kinds:  # d_z = d_in, or behind a mixer a token's features (at most d_in)
-            d_z_max = max(d_z_max, d_in)
-            widths = (*widths, d_in) if widths is not None and all(m == "none" for m in mixers) else None
-        hidden = _possible(labels, "hidden_width")
-        d_h_max = _high(labels["hidden_width"]) if hidden is None else max(hidden)
-        narrow = min(d_z_max, d_h_max)
-        errors = []
-        for form, key in (("lowrank", "rank"), ("monarch", "monarch_blocks")):
-            if form not in forms:
-                continue
-            param = labels.get(key)
-            listed = (SPACE_DEFAULTS[key],) if param is None else param.values() or (int(param.high),)
-            where = self.place("space", key) if param is not None else (
-                f"{self.place('space', 'weights')} ({form} with the default {key} {SPACE_DEFAULTS[key]})")
-            for v in listed:
-                if v > narrow:
-                    errors.append(f"{where}: {key} {v} is above min(d_z, hidden_width) of every candidate this space "
-                                  f"can sample (at most {narrow}: d_z ≤ {d_z_max}, hidden_width ≤ {d_h_max}); "
-                                  f"expected {key} ≤ {narrow}")
-                elif key == "monarch_blocks" and widths is not None and hidden is not None and not (
-                        any(w % v == 0 for w in widths) and any(h % v == 0 for h in hidden)):
-                    errors.append(f"{where}: monarch_blocks {v} divides none of the widths it must divide: d_z "
-                                  f"{sorted(set(widths))}, hidden_width {sorted(set(hidden))}; expected a divisor "
-                                  "of a d_z and of a hidden_width")
-        if errors:
-            raise NasInputError("\n".join(errors))
+        """NasInputError naming the place where the space does not fit the task (``nas.spaces.rules.check_task``)."""
+        rules.check_task(self, d_in, in_shape, feature_groups)
 
     def place(self, *path) -> str:
         """``file:line: dotted.path`` of a key of the file, for an error found after loading."""
@@ -416,48 +313,6 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
             errors.add_pydantic(err, prefix=())
         errors.raise_if_any()
 
-    dataset = doc.task.dataset
-    if dataset.startswith("npz:"):
-        npz = Path(dataset[4:]).expanduser()
-        if not npz.is_absolute() and base_dir is not None:
-            npz = base_dir / npz
-        if not npz.is_file():
-            errors.add(("task", "dataset"), f"no such npz file: {npz}", found=dataset)
-    elif dataset not in DATASETS:
-        errors.add(("task", "dataset"), "unknown dataset", found=dataset,
-                   expected="digits, mnist5k, sat or npz:PATH", choices=DATASETS)
-    if not doc.objectives:
-        errors.add(("objectives",), "at least one objective is needed", found={},
-                   expected="e.g. {accuracy: maximize, params: minimize}")
-    else:
-        score = "psnr" if doc.task.kind in IMAGE_KINDS else "accuracy"
-        other = "accuracy" if score == "psnr" else "psnr"
-        if score not in doc.objectives:
-            errors.add(("objectives",), f"{score} must be one of the objectives of a {doc.task.kind} task",
-                       found=list(doc.objectives), expected=f"e.g. {{{score}: maximize, params: minimize}}")
-        elif other in doc.objectives:
-            errors.add(("objectives", other), f"a {doc.task.kind} task is not scored by {other}",
-                       found=other, expected=score)
-    ref = doc.search.reference
-    if ref is not None and set(ref) != set(doc.objectives):
-        errors.add(("search", "reference"), "the reference point needs one value for each objective, no more",
-                   found=sorted(ref), expected=str(sorted(doc.objectives)))
-    if doc.task.sat is not None and dataset != "sat":
-        errors.add(("task", "sat"), "sat options belong to dataset sat", found=dataset, expected="dataset: sat")
-    sat = doc.task.sat
-    if sat is not None and sat.disjoint and sat.clauses * sat.literals > sat.variables:
-        errors.add(("task", "sat", "disjoint"), "disjoint clauses need clauses × literals ≤ variables",
-                   found=f"{sat.clauses} × {sat.literals} = {sat.clauses * sat.literals} > {sat.variables} variables",
-                   expected="fewer clauses or literals, or more variables")
-    if doc.task.test + doc.task.validation >= 1:
-        errors.add(("task", "validation" if "validation" in doc.task.model_fields_set else "test"),
-                   "task.test and task.validation together must leave samples to train on (their sum below 1)",
-                   found=f"test {doc.task.test:g} + validation {doc.task.validation:g} = "
-                         f"{doc.task.test + doc.task.validation:g}",
-                   expected="fractions in (0, 1) summing to less than 1, e.g. test: 0.15, validation: 0.15")
-    if dataset == "sat" and doc.task.kind != "classification":
-        errors.add(("task", "kind"), "the sat dataset is a classification task", found=doc.task.kind,
-                   expected="classification")
 
     params: list[Param] = []
     for section in ("space", "train"):
@@ -466,98 +321,13 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
             if param is not None:
                 params.append(param)
     labels = {p.label: p for p in params}
-    lift = labels.get("lift")
-    lift_kinds = lift.values() if lift is not None else (SPACE_DEFAULTS["lift"],)
-    can_lift = any(v != "none" for v in lift_kinds)
-    if can_lift and "lift_width" not in doc.space:
-        errors.add(("space", "lift"), "a lift other than none needs space.lift_width (the width d_z)",
-                   found=list(lift_kinds), expected="a lift_width entry, e.g. {int: [64, 1024], log: true}")
-    width = labels.get("lift_width")
-    if width is not None and "lift" in width.when:
-        uncovered = [v for v in lift_kinds if v != "none" and v not in width.when["lift"]]
-        if uncovered:
-            errors.add(("space", "lift_width", "when", "lift"), f"lift_width has no value when lift is {uncovered[0]!r}",
-                       found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
-    _check_groups_split(labels, lift_kinds, errors)
-    _check_kernel_range(labels, doc.space, errors)
-    _check_activation_scope(labels, errors)
-    _check_weights_with_fpe(labels, errors)
-    _check_exits(labels, doc.task.kind, doc.space, errors)
+    rules.check_document(doc, labels, errors, base_dir)
     errors.raise_if_any()
     name = doc.name or Path(file).stem
     return SearchSpace(name=name, file=file, task=doc.task, objectives=dict(doc.objectives), params=params,
                        search=doc.search, text=text,
                        constraints={m: float(b.max) for m, b in doc.constraints.items()}, lines=lines,
                        pruning=(doc.pruning or None) if "pruning" in doc.model_fields_set else DEFAULT_PRUNING)
-
-
-def _possible(labels: dict[str, Param], label: str) -> tuple | None:
-    """The values ``label`` can take (its default where the file leaves it out), None for a range."""
-    param = labels.get(label)
-    return (SPACE_DEFAULTS[label],) if param is None else param.values()
-
-
-def _high(param: Param) -> int:
-    return int(param.high) if param.values() is None else max(param.values())
-
-
-def _check_weights_with_fpe(labels: dict[str, Param], errors: "_Errors") -> None:
-    """A structured weight form does not compose with FPE: an input error where every candidate would have both
-    (a candidate that can have either alone and gets both is recorded as infeasible)."""
-    weights, alpha = labels.get("weights"), labels.get("fpe_alpha")
-    if weights is None or alpha is None or weights.when or alpha.when:
-        return
-    forms = weights.values()
-    alphas = alpha.values() or (alpha.low,)
-    if "dense" not in forms and min(alphas) > 1:
-        errors.add(("space", "weights"), "a structured weight form does not compose with FPE (FPE expands and "
-                   "prunes a dense W1 and W2), and every candidate of this space would have both",
-                   found={"weights": list(forms), "fpe_alpha": list(alpha.values() or [alpha.low, alpha.high])},
-                   expected="fpe_alpha 1, or dense among the weights (then `when: {weights: [dense]}` on "
-                            "fpe_alpha keeps the two apart)")
-
-
-def _check_groups_split(labels: dict[str, Param], lift_kinds: tuple, errors: "_Errors") -> None:
-    """``fpe_split: groups`` needs W1 to see the raw input features: only under lift none and no mixer."""
-    split = labels.get("fpe_split")
-    if split is None or "groups" not in (split.values() or ()):
-        return
-    for key, kinds in (("lift", lift_kinds), ("mixer", (labels["mixer"].values() or ()) if "mixer" in labels
-                                              else (SPACE_DEFAULTS["mixer"],))):
-        possible = [v for v in kinds if v in split.when.get(key, kinds)]  # where fpe_split can be groups
-        if any(v != "none" for v in possible):
-            errors.add(("space", "fpe_split"), f"the groups split needs W1 to read the input features themselves, "
-                       f"so {key} must be none wherever fpe_split can be groups", found=possible,
-                       expected=f"{key}: none, or `when: {{{key}: [none]}}` on fpe_split")
-
-
-def _check_exits(labels: dict[str, Param], kind: str, space: dict, errors: "_Errors") -> None:
-    """Early exit needs class logits (a head's top softmax probability decides): only a task scored by accuracy."""
-    exits = labels.get("exits")
-    if exits is not None and kind in IMAGE_KINDS and exits.values() != (0,):
-        errors.add(("space", "exits"), f"early exit needs class logits, and a {kind} task predicts pixels",
-                   found=space["exits"], expected="exits: 0 (or no exits key), or task kind classification")
-
-
-def _check_activation_scope(labels: dict[str, Param], errors: "_Errors") -> None:
-    """``activation_scope: neuron`` scopes a learnable activation's parameters: an input error where none of the
-    activations the space can sample has any (relu, gelu, silu, tanh ignore it)."""
-    scope = labels.get("activation_scope")
-    if scope is None or "neuron" not in (scope.values() or ()):
-        return
-    activations = _possible(labels, "activation") or ()
-    if not any(a in SCOPED_ACTIVATIONS for a in activations):
-        errors.add(("space", "activation_scope"), "activation_scope neuron gives each unit its own parameters of a "
-                   "learnable activation, and none of this space's activations has any", found=list(activations),
-                   expected=f"one of {', '.join(SCOPED_ACTIVATIONS)} among the activations, or no activation_scope")
-
-
-def _check_kernel_range(labels: dict[str, Param], space: dict, errors: "_Errors") -> None:
-    """A range of ``mixer_kernel`` must hold odd sizes only: odd bounds (checked with its values) and an even step."""
-    kernel = labels.get("mixer_kernel")
-    if kernel is not None and kernel.kind == "int" and (kernel.step is None or kernel.step % 2):
-        errors.add(("space", "mixer_kernel"), "a range of kernel sizes must hold odd sizes only, so it needs an even "
-                   "step", found=space["mixer_kernel"], expected="e.g. {int: [3, 9], step: 2}, or a choice [3, 5, 7]")
 
 
 def _parse_param(section: str, label: str, raw: Any, errors: "_Errors", earlier: list[Param]) -> Param | None:

@@ -38,10 +38,10 @@ from nas.search.execution import pruning
 from nas.search.execution.samplers import check_options, make_sampler
 from nas.search.execution.history import History
 from nas.search.execution.recorder import InFlight, Recorder
+from nas.search.keys import TaskRef, evaluation_key  # noqa: F401 (evaluation_key: re-exported)
 from nas.search.store.storage import DEFAULT_STORAGE, Store, optuna_storage, redact, weights_root
 from nas.version import __version__
-from nas.search.keys import TaskRef, evaluation_key  # noqa: F401 (evaluation_key: re-exported)
-from nas.spaces import SearchSpace, TrainSpec
+from nas.spaces import SearchSpace
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0

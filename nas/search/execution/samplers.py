@@ -10,15 +10,9 @@ from typing import Any, Mapping
 import optuna
 
 from nas.errors import NasInputError
+from nas.spaces.schema import SAMPLERS
 
-SAMPLER_CLASSES = {  # one per name of nas.spaces.schema.SAMPLERS
-    "nsga2": optuna.samplers.NSGAIISampler,
-    "nsga3": optuna.samplers.NSGAIIISampler,
-    "tpe": optuna.samplers.TPESampler,
-    "random": optuna.samplers.RandomSampler,
-    "gp": optuna.samplers.GPSampler,
-    "qmc": optuna.samplers.QMCSampler,
-}
+SAMPLER_CLASSES = {name: getattr(optuna.samplers, cls) for name, cls in SAMPLERS.items()}  # the names' classes
 # options nas sets itself (the seed comes from search.seed) or that take Python objects, not YAML scalars
 _NOT_OPTIONS = {"seed", "constraints_func", "crossover", "mutation", "gamma", "weights", "independent_sampler",
                 "reference_points", "elite_population_selection_strategy", "child_generation_strategy",
