@@ -255,13 +255,19 @@ class TrainSpec:
 
     @property
     def train_key(self) -> str:
-        """A hash of what shapes the result (a time limit does not: it only stops the training)."""
-        settings = dataclasses.asdict(self)
+        """A hash of what shapes the result: a time limit does not (it only stops the training), nor a field
+        that is off (``Key.off``: a setting added later keeps every earlier key as it was)."""
+        settings = self.to_json()
         del settings["timeout_s"]
         return _digest(settings)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, less those declared ``later`` that are off."""
+        out = dataclasses.asdict(self)
+        for name, k in TRAIN_KEYS.items():
+            if k.later and k.off(self):
+                del out[name]
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TrainSpec":
