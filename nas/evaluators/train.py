@@ -58,12 +58,12 @@ def score_metric(kind: str) -> str:
     return "psnr" if kind in IMAGE_KINDS else "accuracy"
 
 
-def task_loss(kind: str, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of logits (B, C) against labels (B,) (with ``label_smoothing``); for an image kind, the MSE
-    of the predicted pixels sigmoid(out) (B, d_out) against the target pixels y (B, d_out)."""
+def task_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits (B, C) against labels (B,); for an image kind, the MSE of the
+    predicted pixels sigmoid(out) (B, d_out) against the target pixels y (B, d_out)."""
     if kind in IMAGE_KINDS:
         return F.mse_loss(torch.sigmoid(out), y)
-    return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+    return F.cross_entropy(out, y)
 
 
 def has_exits(model: nn.Module) -> bool:
@@ -71,13 +71,13 @@ def has_exits(model: nn.Module) -> bool:
     return len(getattr(model, "exit_heads", ())) > 0
 
 
-def joint_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+def joint_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The training loss of ``model`` on (x, y): ``task_loss`` of its output; with early-exit heads the mean of
     every head's ``task_loss`` (the exit heads' and the final head's, weight 1/(heads) each)."""
     if not has_exits(model):
-        return task_loss(kind, model(x), y, smoothing)
+        return task_loss(kind, model(x), y)
     outs = model.all_logits(x)
-    return sum(task_loss(kind, out, y, smoothing) for out in outs) / len(outs)
+    return sum(task_loss(kind, out, y) for out in outs) / len(outs)
 
 
 @torch.no_grad()
@@ -175,11 +175,11 @@ def penalty(model: nn.Module) -> torch.Tensor | None:
     return sum(values[1:], values[0]) if values else None
 
 
-def train_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+def train_loss(kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """What a training step minimises: the task's loss of ``model(x)`` (``joint_loss``: every head's with early
     exits), plus the auxiliary losses the forward pass left (``aux_loss``) and the parameter penalties
     (``penalty``)."""
-    loss = joint_loss(kind, model, x, y, smoothing)
+    loss = joint_loss(kind, model, x, y)
     for extra in (aux_loss(model), penalty(model)):
         if extra is not None:
             loss = loss + extra
@@ -280,7 +280,7 @@ def evaluate(
         running = 0.0
         for s in range(steps_per_epoch):
             idx = order[s * bs : (s + 1) * bs]
-            loss = train_loss(task.kind, model, x[idx], y[idx], train.label_smoothing)
+            loss = train_loss(task.kind, model, x[idx], y[idx])
             if not torch.isfinite(loss):
                 raise CandidateFailed(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {s + 1}")
             opt.zero_grad(set_to_none=True)

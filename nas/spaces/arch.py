@@ -249,8 +249,6 @@ class TrainSpec:
     weight_decay: float = key(0.01, "AdamW's weight decay", low=0.0, rule=lambda v: None if v >= 0 else
                               "must not be negative", expected="a number ≥ 0")
     seed: int = key(0, "initialisation and batch order (the data split has its own seed)", low=0)
-    label_smoothing: float = key(0.0, "cross-entropy's label smoothing (0: none)", low=0.0, high=1.0, high_open=True,
-                                 needs="a classification task", later=True, off=lambda t: t.label_smoothing == 0)
     timeout_s: float = key(0.0, "seconds after which a candidate still training is stopped and failed (0: no limit)",
                            low=0.0, rule=lambda v: None if v >= 0 else "must not be negative",
                            expected="seconds ≥ 0 (0: no limit)")
