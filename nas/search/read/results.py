@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import optuna
@@ -27,6 +28,22 @@ def format_score(metric: str, value: float) -> str:
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage of ``url``, read-only, made once per database per process (the dashboard reads it every
+    few seconds): a SQLite URL is one database per file, so a relative path read from another folder, or a
+    file made anew at the same path, gets its own storage."""
+    from nas.search.store.storage import sqlite_path
+
+    db = sqlite_path(url)
+    if db is None:
+        return _storage_of(url, None)
+    try:
+        return _storage_of(url, (str(db.resolve()), db.stat().st_ino))
+    except FileNotFoundError:
+        return _storage_of(url, (str(db.resolve()), None))  # optuna_storage says there is no database there
+
+
+@functools.lru_cache(maxsize=8)
+def _storage_of(url: str, file: tuple | None) -> optuna.storages.RDBStorage:
     from nas.search.store.storage import optuna_storage
 
     return optuna_storage(url, read_only=True)
