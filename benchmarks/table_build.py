@@ -14,7 +14,9 @@ with how it was built). Run it until it says the table is whole, committing the 
 call that is stopped loses at most its chunk (the study database in ``--workdir`` resumes it; a lost
 database costs only the candidates not yet in the table).
 
-    python benchmarks/table_build.py [--chunk 300] [--workers 2] [--workdir benchmarks/table/work]
+    python benchmarks/table_build.py [--space benchmarks/table/space.yaml] [--chunk 300] [--workers 2]
+
+``--space benchmarks/table_sat/space.yaml`` records the second table (the FPE paper's sat task).
 
 Last line: ``candidates=<in the table> points=<feasible points> missing=<n> seconds=<this call>``.
 """
@@ -40,8 +42,9 @@ TABLE = ROOT / "benchmarks" / "table" / "table.json.gz"
 def load_space_task(space):
     from nas.evaluators import load_task
 
-    return load_task(space.task.dataset, space.task.kind, SPACE.parent,
-                     space.task.sat.model_dump() if space.task.sat is not None else None)
+    return load_task(space.task.dataset, space.task.kind, Path(space.file).parent,
+                     space.task.sat.model_dump() if space.task.sat is not None else None,
+                     float(space.task.test), float(space.task.validation))
 
 
 def feasible_points(space) -> list[tuple[dict, str]]:
@@ -77,20 +80,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunk", type=int, default=300, help="candidates to train in this call (default 300)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "table" / "work",
-                    help="where the study's database lives between calls (not committed)")
+    ap.add_argument("--space", type=Path, default=SPACE, help=f"the space file (default {SPACE.relative_to(ROOT)})")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where the study's database lives between calls (default: work/ beside the space file; "
+                         "not committed)")
     ap.add_argument("--seed", type=int, default=0, help="the order the points are enqueued in")
-    ap.add_argument("--table", type=Path, default=TABLE, help=f"the table file (default {TABLE.relative_to(ROOT)})")
+    ap.add_argument("--table", type=Path, default=None,
+                    help=f"the table file (default: table.json.gz beside the space file, {TABLE.relative_to(ROOT)})")
     args = ap.parse_args()
+    args.space = args.space.resolve()
+    args.table = args.table or args.space.parent / "table.json.gz"
+    args.workdir = args.workdir or args.space.parent / "work"
 
     import optuna
 
+    from nas.evaluators.names import EVALUATOR_VERSION
     from nas.search.replay import FORMAT, load_table, table_from_study
     from nas.search.store.storage import optuna_storage
     from nas.spaces import load_space
 
     t0 = time.perf_counter()
-    space = load_space(SPACE)
+    space = load_space(args.space)
     points = feasible_points(space)
     table = load_table(args.table) if args.table.is_file() else {"format": FORMAT, "candidates": {}, "built": []}
     missing = [(values, key) for values, key in points if key not in table["candidates"]]
@@ -112,7 +122,7 @@ def main() -> int:
             study = optuna.load_study(study_name=space.name, storage=storage)
             done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
         target = done + min(args.chunk, len(missing))
-        command = [sys.executable, "-m", "nas.cli", "run", str(SPACE), "--storage", url, "--trials", str(target),
+        command = [sys.executable, "-m", "nas.cli", "run", str(args.space), "--storage", url, "--trials", str(target),
                    "--workers", str(args.workers), "--no-weights", "--no-progress"]
         print(" ".join(command[1:]), flush=True)
         started = time.perf_counter()
@@ -130,7 +140,7 @@ def main() -> int:
         table["built"].append({
             "command": "python benchmarks/table_build.py " + " ".join(sys.argv[1:]),
             "nas_run": " ".join(["nas"] + command[3:]), "candidates": len(new),
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(time.perf_counter() - started, 1), "evaluator": EVALUATOR_VERSION,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs"})
         write_table(args.table, table)
