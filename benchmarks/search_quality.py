@@ -1,30 +1,43 @@
-"""Search quality per training second, replayed on the recorded table (``benchmarks/table/table.json.gz``).
+"""Search quality per training second against the peers at their best, replayed on two recorded tables.
 
-Every nas configuration is a real ``nas run`` (``nas.search.execution.driver.run``: its Optuna sampler, dedupe and
-reuse, constraints, multi-objective early stopping) in which only training is replaced: each candidate is
-answered from the table's recorded learning curve (``nas.search.replay.ReplayEvaluator``, epoch by epoch, so
-early stopping acts as it would), on a simulated clock with ``--workers`` workers
-(``nas.search.replay.SimulatedPool``: results reach the driver in the order real training would finish
-them). Syne Tune's multi-objective methods (MOASHA, and its multi-objective random search) run on the same
-table through Syne Tune's own simulated back end (``benchmarks/syne_peers.py``; ``pip install -e .[bench]``).
+Tables: ``benchmarks/table/table.json.gz`` (digits: 1,440 candidates, mixers included) and
+``benchmarks/table_sat/table.json.gz`` (the FPE paper's sat task: 1,260 candidates, FPE with all three
+splits), each every point of its space file trained once, 20 epochs, by a real ``nas run``.
 
-- **Compute** is counted in recorded training seconds: each epoch's CPU seconds of the worker that trained
-  it (``cpu_seconds`` in the table; one thread each; wall seconds were measured on a machine shared with
-  other work), summed over every candidate trained, complete or stopped early; a repeated candidate costs
-  nothing, as in a real run. Epochs are reported beside.
-- **Budget**: every study, of every method, runs until ``--budget-s`` training seconds are spent (the
-  candidates in flight then finish).
-- **Hypervolume**: of the complete candidates' recorded test objectives (accuracy, params, bandwidth; a
-  candidate stopped early is not on the front), on one reference point derived from the whole table
-  (``nas.search.quality.derive_reference``), after each candidate in finishing order.
-- **Ratio**: for each seed, the training seconds a method needed to first reach random search's final
-  hypervolume (random: nas's random sampler without early stopping, same seed), over random's total
-  training seconds. A method that never reaches it within the budget has no ratio for that seed (counted
-  as above every ratio: the median is taken with those seeds at +inf).
+Methods, each on the same table, budget, workers (2) and prior (each parameter's choices exactly as nas samples
+them: the peers read the table's space file, ``syne_peers.TableSpace``):
 
-    python benchmarks/search_quality.py [--seeds 20] [--budget-s 2000] [--configs random,tpe,...]
+- nas: every configuration is a real ``nas run`` (sampler, dedupe and reuse, constraints, multi-objective early
+  stopping) whose training is answered from the table epoch by epoch on a simulated clock
+  (``nas.search.replay``); ``tpe+es2`` is nas's default (tpe, early stopping η = 2).
+- Syne Tune 0.16 through its own simulated back end (``syne_peers.py``; ``pip install -e .[bench]``): its
+  multi-objective random search; MOASHA as shipped and with a rank-correct priority (``moasha_rc``: its
+  shipped priority returns indices where ranks are read, ``benchmarks/moasha_rank_bug.py``), each at η = 2
+  and 3; multi-objective regularized evolution with the rank-correct priority.
+- ``optuna_tpe_hb``: what a user could write with Optuna alone: TPE and Optuna's Hyperband pruner on a
+  scalarised validation objective (``optuna_peer.py``, which states the scalarisation).
 
-The last line: ``compute_ratio=<best nas configuration's median> moasha_ratio=<median> seeds=<n> ...``.
+Every method is driven by validation scores: nas's searches and early stopping read the best checkpoint's
+validation score (a table recorded before evaluator 3 is read so, ``nas.search.replay.selected``), the peers
+the per-epoch validation curve. Accounting, the same for every method: compute is recorded training seconds
+(each epoch's CPU seconds of its worker), and a training of a candidate costs only the epochs beyond those
+already paid for that candidate (a repeat of a complete candidate costs nothing, as nas's reuse makes it;
+Syne Tune and Optuna would train it again, and are not charged for it). The front after each end: the
+complete candidates non-dominated on their validation score, params and bandwidth; its hypervolume is
+computed on their **test** scores (the record), on one reference point per table derived from the whole
+table (``nas.search.quality``).
+
+Target and ratio: the median, over the seeds, of nas's random search's final hypervolume (independent runs,
+not one same-seed run) within the budget; a study's ratio is the training seconds it needed to reach that
+target over the median training seconds random search spent in all. Per method: the median ratio and its
+quartiles over the seeds (a study that never reaches the target counts as +inf), and the curves (median and
+quartiles of the hypervolume against training seconds) drawn in ``--plot``.
+
+    python benchmarks/search_quality.py [--seeds 20] [--cache FILE] [--plot benchmarks/results/search_quality.png]
+    python benchmarks/search_quality.py --model-based --seeds 10     # nas's gp config (refits a GP per ask)
+
+Last line: ``compute_ratio=<nas default's median over both tables> best_peer=<name> best_peer_ratio=<its
+median> seeds=<n> tables=<n>``, then each table's ``<table>_compute_ratio`` and ``<table>_best_peer``.
 """
 
 from __future__ import annotations
@@ -44,72 +57,61 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "benchmarks" / "table" / "table.json.gz"
+TABLES = [ROOT / "benchmarks" / "table" / "table.json.gz", ROOT / "benchmarks" / "table_sat" / "table.json.gz"]
+DEFAULT = "tpe+es2"  # nas's default configuration
 
-# name: (sampler, sampler options, pruning settings or None)
+# nas: name -> (sampler, pruning or None)
 ES3 = {"min_epochs": 1, "reduction_factor": 3}  # rungs at epochs 1, 3, 9 of 20
 ES2 = {"min_epochs": 1, "reduction_factor": 2}  # rungs at epochs 1, 2, 4, 8, 16
 CONFIGS = {
-    "random": ("random", {}, None),
-    "tpe": ("tpe", {}, None),
-    "nsga2": ("nsga2", {}, None),
-    "gp": ("gp", {}, None),
-    "random+es": ("random", {}, ES3),
-    "tpe+es": ("tpe", {}, ES3),
-    "nsga2+es": ("nsga2", {}, ES3),
-    "random+es2": ("random", {}, ES2),
-    "tpe+es2": ("tpe", {}, ES2),
-    "nsga2+es2": ("nsga2", {}, ES2),
+    "random": ("random", None), "tpe": ("tpe", None), "nsga2": ("nsga2", None),
+    "random+es2": ("random", ES2), "tpe+es": ("tpe", ES3), "tpe+es2": ("tpe", ES2), "nsga2+es2": ("nsga2", ES2),
+    "gp": ("gp", None),
 }
-PEERS = ("moasha", "morandom")
-# left out of the default run: Optuna's GP sampler refits its model at every candidate, and a study here (some 150
-# candidates) took about 12 minutes on 2 cores against 10-100 s for the others; --configs gp,... runs it
-SLOW = ("gp",)
+# peers: name -> (runner, method, reduction factor)
+PEERS = {
+    "syne_random": ("syne", "morandom", 3), "moasha_eta2": ("syne", "moasha", 2), "moasha_eta3": ("syne", "moasha", 3),
+    "moasha_rc_eta2": ("syne", "moasha_rc", 2), "moasha_rc_eta3": ("syne", "moasha_rc", 3),
+    "morea_rc": ("syne", "morea_rc", 3), "optuna_tpe_hb": ("optuna", "tpe_hb", 3),
+}
+MODEL_BASED = ("gp",)  # refit a model at every ask: their own command (--model-based)
 
 
 def space_doc(text: str, config: str, seed: int, trials: int, workers: int) -> dict:
     """The space file ``text`` set to search as nas configuration ``config`` does (study name ``CONFIG-sSEED``)."""
-    sampler, options, pruning = CONFIGS[config]
+    sampler, pruning = CONFIGS[config]
     doc = yaml.safe_load(text)
     doc["name"] = f"{config.replace('+', '-')}-s{seed}"
-    doc["search"] = {"sampler": sampler, "options": options, "trials": trials, "workers": workers, "seed": seed}
-    doc["pruning"] = pruning if pruning is not None else False  # off, whatever the default
+    doc["search"] = {"sampler": sampler, "trials": trials, "workers": workers, "seed": seed}
+    doc["pruning"] = pruning if pruning is not None else False
     return doc
 
 
 def replay_nas(table: dict, config: str, seed: int, budget_s: float, workers: int, work: Path,
                max_candidates: int) -> list[dict]:
-    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order (``ends_of``)."""
-    from nas.search.replay import ReplayEvaluator, SimulatedPool
+    """One replayed ``nas run`` of ``config``: its candidates' ends in finishing order, each ``{"key",
+    "epochs", "complete"}`` (a reused candidate: epochs 0)."""
+    import sqlalchemy as sa
+
+    from nas.search.replay import ReplayEvaluator, SimulatedPool, key_of
     from nas.search.execution.driver import RunOptions, run
+    from nas.search.store.models import Candidate, Progress
     from nas.spaces import parse_space
 
     doc = space_doc(table["space"], config, seed, max_candidates, workers)
     name = doc["name"]
     space = parse_space(yaml.safe_dump(doc, sort_keys=False), f"<replay {name}>")
     dims = table["dims"]
-    pools: list[SimulatedPool] = []
+    pools = []
 
     def make_pool(n, evaluator):
         pools.append(SimulatedPool(n, evaluator))
         return pools[-1]
 
-    url = f"sqlite:///{work / (name + '.db')}"
+    url = f"sqlite:///{work / (name + '-' + hashlib.sha1(table['space'].encode()).hexdigest()[:8] + '.db')}"
     run(space, RunOptions(storage=url, progress=False, evaluator=ReplayEvaluator(table, clock="cpu_seconds"),
                           dims=(dims["d_in"], dims["d_out"]), in_shape=tuple(dims["in_shape"]),
                           pool=make_pool, weights=False, stop_when=lambda: pools[0].spent >= budget_s))
-    return ends_of(url, name, "wall_time_s")
-
-
-def ends_of(url: str, name: str, clock: str) -> list[dict]:
-    """A study's candidates' ends in finishing order (the order of its ``nas_progress`` rows), each
-    ``{"seconds", "epochs", "objectives" (of a complete candidate, else None)}``; ``seconds``: the candidate's
-    ``wall_time_s`` (in a replay, the recorded seconds it trained), or with ``cpu_seconds`` the sum of its
-    curve's CPU seconds (a real run); 0 for a reused candidate."""
-    import sqlalchemy as sa
-
-    from nas.search.store.models import Candidate, Progress
-
     engine = sa.create_engine(url)
     try:
         with engine.connect() as c:
@@ -118,173 +120,255 @@ def ends_of(url: str, name: str, clock: str) -> list[dict]:
             rows = {r.trial_number: r for r in c.execute(sa.select(Candidate).where(Candidate.study_name == name))}
     finally:
         engine.dispose()
-    ends = []
-    for number in order:
-        r = rows[number]
-        trained = r.reused_from is None
-        seconds = (float(r.wall_time_s or 0.0) if clock == "wall_time_s"
-                   else sum(float(p.get("cpu_seconds", 0.0)) for p in r.curve or []))
-        ends.append({"seconds": seconds if trained else 0.0, "epochs": int(r.epochs_trained or 0) if trained else 0,
-                     "objectives": r.objectives if r.state == "COMPLETE" else None})
-    return ends
+    return [{"key": key_of(rows[n].arch, rows[n].train), "complete": rows[n].state == "COMPLETE",
+             "epochs": 0 if rows[n].reused_from is not None else int(rows[n].epochs_trained or 0)} for n in order]
 
 
-def replay_peer(table: dict, method: str, seed: int, budget_s: float, workers: int) -> list[dict]:
-    """One Syne Tune study on the table (``benchmarks/syne_peers.py``), as ``replay_nas`` returns its ends."""
+def replay_peer(table: dict, peer: str, seed: int, budget_s: float, workers: int) -> list[dict]:
+    """One peer study on the table, its ends as ``replay_nas`` gives them."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from syne_peers import run_syne
-
+    runner, method, eta = PEERS[peer]
     epochs = len(next(iter(table["candidates"].values()))["curve"])
-    ends = []
-    # Syne Tune's budget is simulated wall time: with every worker busy (asynchronous), budget_s / workers of it
-    # spends budget_s training seconds; 1.2 times that leaves room, and curve() cuts every method at budget_s
-    for t in run_syne(table, method, seed=seed, workers=workers, max_trials=None,
-                      max_seconds=1.2 * budget_s / workers, clock="cpu_seconds"):
-        entry = table["candidates"][t["key"]]
-        ends.append({"seconds": t["seconds"], "epochs": t["epochs_trained"],
-                     "objectives": entry["objectives"] if t["epochs_trained"] == epochs else None})
-    return ends
+    # simulated wall time with every worker busy: budget_s / workers of it spends budget_s training seconds;
+    # repeats cost nothing in the accounting, so give the peers room (3×) and cut every method at budget_s
+    wall = 3.0 * budget_s / workers
+    if runner == "syne":
+        from syne_peers import run_syne
+
+        trials = run_syne(table, method, seed=seed, workers=workers, max_trials=None, max_seconds=wall,
+                          reduction_factor=eta, clock="cpu_seconds")
+    else:
+        from optuna_peer import run_optuna_hb
+
+        trials = run_optuna_hb(table, seed=seed, workers=workers, max_seconds=wall)
+    return [{"key": t["key"], "epochs": t["epochs_trained"], "complete": t["epochs_trained"] == epochs} for t in trials]
 
 
-def curve(ends: list[dict], metrics: list[str], directions: list[str], reference, budget_s: float
-          ) -> list[tuple[float, int, float]]:
-    """(training seconds so far, epochs so far, hypervolume) after each end, up to the one that spends the budget."""
-    from nas.search import quality
+def scored(table: dict) -> dict[str, dict]:
+    """Per candidate: its validation objectives (what selects) and its test ones (the record), and the
+    cumulative recorded CPU seconds of its epochs."""
+    from nas.search.replay import selected
 
-    seconds, epochs, out, points = 0.0, 0, [], []
-    for e in ends:
-        if seconds >= budget_s:
-            break
-        seconds += e["seconds"]
-        epochs += e["epochs"]
-        if e["objectives"] is not None:
-            points.append([e["objectives"][m] for m in metrics])
-        hv = quality.hypervolume(np.array(points), directions, reference) if points else 0.0
-        out.append((seconds, epochs, hv))
+    out = {}
+    metrics = list(table["directions"])
+    for key, entry in table["candidates"].items():
+        epochs = len(entry["curve"])
+        score = next(k for k in entry["curve"][0] if k.startswith("val_"))
+        obj = selected(entry, epochs, score)
+        m = score[len("val_"):]
+        out[key] = {"val": [float(obj[x]) for x in metrics],
+                    "test": [float(obj[f"test_{m}"] if x == m else obj[x]) for x in metrics],
+                    "cum": np.cumsum([float(p["cpu_seconds"]) for p in entry["curve"]]).tolist()}
     return out
 
 
-_TABLES: dict[Path, dict] = {}  # each worker process reads the table once
+def curve(ends: list[dict], cand: dict, directions: list[str], reference, budget_s: float) -> list[tuple[float, float]]:
+    """(training seconds so far, hypervolume of the validation front's test scores) after each end, the same
+    accounting for every method (the module's docstring), up to the end that spends the budget."""
+    import moocore
+
+    from nas.search import quality
+
+    paid: dict[str, int] = {}
+    seconds, front_keys, out = 0.0, [], []
+    maximise = [d == "maximize" for d in directions]
+    for e in ends:
+        if seconds >= budget_s:
+            break
+        k, ep = e["key"], e["epochs"]
+        before = paid.get(k, 0)
+        if ep > before:
+            cum = cand[k]["cum"]
+            seconds += cum[ep - 1] - (cum[before - 1] if before else 0.0)
+            paid[k] = ep
+        if e["complete"] and k not in front_keys:
+            front_keys.append(k)
+            vals = np.array([cand[x]["val"] for x in front_keys])
+            keep = moocore.is_nondominated(vals, maximise=maximise, keep_weakly=True)
+            front_keys = [x for x, kept in zip(front_keys, keep) if kept]
+        hv = (quality.hypervolume(np.array([cand[x]["test"] for x in front_keys]), directions, reference)
+              if front_keys else 0.0)
+        out.append((seconds, hv))
+    return out
 
 
-def study(path: Path, config: str, seed: int, budget: float, workers: int, work: Path, max_candidates: int,
-          metrics: list[str], directions: list[str], reference) -> list[tuple[float, int, float]]:
-    """One study of ``config`` (a nas configuration or a peer) on the table at ``path``: its curve."""
+_TABLES: dict[str, tuple] = {}
+
+
+def study(path: str, method: str, seed: int, budget: float, workers: int, work: str, max_candidates: int
+          ) -> list[tuple[float, float]]:
+    """One study of ``method`` (a nas configuration or a peer) on the table at ``path``: its curve."""
+    from nas.search import quality
     from nas.search.replay import load_table
 
     if path not in _TABLES:
-        _TABLES[path] = load_table(path)
-    table = _TABLES[path]
-    if config in PEERS:
-        ends = replay_peer(table, config, seed, budget, workers)
+        table = load_table(path)
+        cand = scored(table)
+        directions = [table["directions"][m] for m in table["directions"]]
+        reference = quality.derive_reference(np.array([c["test"] for c in cand.values()]), directions)
+        _TABLES[path] = (table, cand, directions, reference)
+    table, cand, directions, reference = _TABLES[path]
+    if method in PEERS:
+        ends = replay_peer(table, method, seed, budget, workers)
     else:
-        ends = replay_nas(table, config, seed, budget, workers, work, max_candidates)
-    return curve(ends, metrics, directions, reference, budget)
+        ends = replay_nas(table, method, seed, budget, workers, Path(work), max_candidates)
+    return curve(ends, cand, directions, reference, budget)
+
+
+def reach(c: list[tuple[float, float]], target: float) -> float:
+    return next((s for s, hv in c if hv >= target - 1e-12), math.inf)
+
+
+def on_grid(c: list[tuple[float, float]], grid: np.ndarray) -> np.ndarray:
+    """The curve's hypervolume at each training second of ``grid`` (a step function; 0 before the first end)."""
+    secs = np.array([s for s, _ in c]) if c else np.zeros(0)
+    hvs = np.array([h for _, h in c]) if c else np.zeros(0)
+    idx = np.searchsorted(secs, grid, side="right") - 1
+    return np.where(idx >= 0, hvs[np.clip(idx, 0, None)] if len(hvs) else 0.0, 0.0)
+
+
+def fmt(x: float) -> str:
+    return "never" if not math.isfinite(x) else f"{x:.3f}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--table", type=Path, default=TABLE)
+    ap.add_argument("--tables", default=",".join(str(t) for t in TABLES))
     ap.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20)")
     ap.add_argument("--budget-s", type=float, default=None,
                     help="training seconds per study (default: what 100 candidates of the table cost on average)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--configs", default=",".join([c for c in CONFIGS if c not in SLOW] + list(PEERS)),
-                    help=f"nas configurations and peers to run (default: all but {', '.join(SLOW)})")
+    ap.add_argument("--methods", default=None, help="nas configurations and peers (default: all but model-based)")
+    ap.add_argument("--model-based", action="store_true", help=f"run {', '.join(MODEL_BASED)} (and random, the "
+                    "target) instead: they refit a model at every ask")
     ap.add_argument("--jobs", type=int, default=2, help="studies replayed at once, in processes (default 2)")
-    ap.add_argument("--max-candidates", type=int, default=2000, help="a study's cap on candidates (repeats included)")
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="a JSON-lines file: each finished study's curve is appended to it, and a rerun with the same "
-                         "table, budget, workers and candidate cap takes the studies it already holds from it")
+    ap.add_argument("--max-candidates", type=int, default=2000, help="a nas study's cap on candidates")
+    ap.add_argument("--cache", type=Path, default=None, help="a JSON-lines file of finished studies' curves: a rerun "
+                    "with the same table, budget, workers and cap takes them from it")
+    ap.add_argument("--plot", type=Path, default=None, help="draw the median and quartile curves to this PNG")
     args = ap.parse_args()
+    if args.methods:
+        methods = args.methods.split(",")
+    elif args.model_based:
+        methods = ["random", *MODEL_BASED]
+    else:
+        methods = [m for m in CONFIGS if m not in MODEL_BASED] + list(PEERS)
+    unknown = [m for m in methods if m not in CONFIGS and m not in PEERS]
+    if unknown or "random" not in methods:
+        sys.exit(f"--methods: unknown {', '.join(unknown)}" if unknown else "--methods must include random (the target)")
 
-    from nas.search import quality
     from nas.search.replay import load_table
 
     t0 = time.perf_counter()
-    table = load_table(args.table)
-    cands = list(table["candidates"].values())
-    metrics = list(table["directions"])
-    directions = [table["directions"][m] for m in metrics]
-    reference = quality.derive_reference(np.array([[c["objectives"][m] for m in metrics] for c in cands]), directions)
-    full = [sum(p["cpu_seconds"] for p in c["curve"]) for c in cands]
-    budget = args.budget_s if args.budget_s is not None else round(100 * statistics.mean(full), -1)
-    configs = args.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS and c not in PEERS]
-    if unknown or "random" not in configs:
-        sys.exit(f"--configs: unknown {', '.join(unknown)}" if unknown else "--configs must include random")
-    print(f"table {args.table.name}: {len(cands)} candidates × {len(cands[0]['curve'])} epochs, "
-          f"{sum(full):.0f} training seconds in all (a candidate: median {statistics.median(full):.1f} s, "
-          f"{min(full):.1f}–{max(full):.1f} s); budget {budget:.0f} training seconds per study, {args.workers} workers, "
-          f"seeds 0–{args.seeds - 1}; reference point "
-          + ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, reference)), flush=True)
-
-    shm = Path("/dev/shm")  # the studies' SQLite files in memory where the OS offers it: commits without fsync
+    tables = [Path(t) for t in args.tables.split(",")]
+    results: dict[tuple[str, str], list] = {}
+    budgets = {}
+    shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(prefix="nas-search-quality-", dir=shm if shm.is_dir() else None) as tmp, \
             ProcessPoolExecutor(args.jobs) as pool:
-        setting = {"table": hashlib.sha256(args.table.read_bytes()).hexdigest()[:16], "budget_s": budget,
-                   "workers": args.workers, "max_candidates": args.max_candidates}
-        done = {}
-        if args.cache is not None and args.cache.exists():
-            for line in args.cache.read_text().splitlines():
-                entry = json.loads(line)
-                if entry["setting"] == setting:
-                    done[(entry["config"], entry["seed"])] = [tuple(p) for p in entry["curve"]]
-        # the cheap studies first, so that an interrupted run (with --cache) has the most configurations whole
-        order = sorted(configs, key=lambda c: c == "gp")
-        tasks = {(config, seed): pool.submit(study, args.table, config, seed, budget, args.workers, Path(tmp),
-                                             args.max_candidates, metrics, directions, reference)
-                 for config in order for seed in range(args.seeds) if (config, seed) not in done}
-        results = {c: [] for c in configs}
-        for config in order:
-            for seed in range(args.seeds):
-                if (config, seed) in done:
-                    results[config].append(done[(config, seed)])
-                    continue
-                results[config].append(tasks[(config, seed)].result())
-                if args.cache is not None:
-                    with args.cache.open("a") as f:
-                        f.write(json.dumps({"setting": setting, "config": config, "seed": seed,
-                                            "curve": results[config][-1]}) + "\n")
-            print(f"  {config}: {args.seeds} studies, {time.perf_counter() - t0:.0f} s so far", flush=True)
-    print(f"  {len(tasks)} studies replayed ({len(done)} taken from --cache) in {time.perf_counter() - t0:.0f} s",
-          flush=True)
+        for path in tables:
+            table = load_table(path)
+            cands = list(table["candidates"].values())
+            full = [sum(p["cpu_seconds"] for p in c["curve"]) for c in cands]
+            budget = args.budget_s if args.budget_s is not None else round(100 * statistics.mean(full), -1)
+            budgets[path.parent.name] = budget
+            print(f"table {path.parent.name}/{path.name}: {len(cands)} candidates × {len(cands[0]['curve'])} epochs, "
+                  f"a candidate {statistics.median(full):.1f} s (median), {min(full):.1f}–{max(full):.1f} s; budget "
+                  f"{budget:.0f} training seconds per study, {args.workers} workers, seeds 0–{args.seeds - 1}",
+                  flush=True)
+            setting = {"table": hashlib.sha256(path.read_bytes()).hexdigest()[:16], "budget_s": budget,
+                       "workers": args.workers, "max_candidates": args.max_candidates, "accounting": 2}
+            done = {}
+            if args.cache is not None and args.cache.exists():
+                for line in args.cache.read_text().splitlines():
+                    entry = json.loads(line)
+                    if entry["setting"] == setting:
+                        done[(entry["method"], entry["seed"])] = [tuple(p) for p in entry["curve"]]
+            futures = {(m, s): pool.submit(study, str(path), m, s, budget, args.workers, tmp, args.max_candidates)
+                       for m in methods for s in range(args.seeds) if (m, s) not in done}
+            for m in methods:
+                curves = []
+                for s in range(args.seeds):
+                    if (m, s) in done:
+                        curves.append(done[(m, s)])
+                        continue
+                    curves.append(futures[(m, s)].result())
+                    if args.cache is not None:
+                        with args.cache.open("a") as f:
+                            f.write(json.dumps({"setting": setting, "method": m, "seed": s, "curve": curves[-1]}) + "\n")
+                results[(path.parent.name, m)] = curves
+                print(f"  {m}: {args.seeds} studies, {time.perf_counter() - t0:.0f} s so far", flush=True)
 
-    def reach(c: list[tuple[float, int, float]], target: float) -> float:
-        return next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)
+    summary = {}
+    for path in tables:
+        name = path.parent.name
+        base = results[(name, "random")]
+        target = statistics.median(c[-1][1] for c in base)
+        total = statistics.median(c[-1][0] for c in base)
+        print(f"\n## table {name}: target = random search's median final hypervolume {target:.4f} (test scores of the "
+              f"validation front), its median training seconds {total:.0f}")
+        print(f"{'method':<16} {'ratio median':>12} {'[25%, 75%]':>18} {'reached':>8} {'final hv median':>16} "
+              f"{'ends':>6}")
+        for m in methods:
+            curves = results[(name, m)]
+            ratios = [reach(c, target) / total for c in curves]
+            q1, med, q3 = np.percentile(ratios, [25, 50, 75]) if all(map(math.isfinite, ratios)) else (
+                np.percentile(ratios, 25), statistics.median(ratios), np.percentile(ratios, 75))
+            summary[(name, m)] = (med, q1, q3, ratios)
+            print(f"{m:<16} {fmt(med):>12} {'[' + fmt(q1) + ', ' + fmt(q3) + ']':>18} "
+                  f"{sum(map(math.isfinite, ratios)):>4}/{args.seeds:<3} {statistics.median(c[-1][1] for c in curves):>16.4f} "
+                  f"{statistics.median(len(c) for c in curves):>6.0f}")
+    if args.plot is not None:
+        plot(args.plot, tables, methods, results, summary, budgets)
+        print(f"\ncurves drawn to {args.plot}")
 
-    rows, medians = [], {}
-    for config in configs:
-        ratios, finals, seconds, epochs, ends = [], [], [], [], []
-        for seed, c in enumerate(results[config]):
-            base = results["random"][seed]
-            target, total = base[-1][2], base[-1][0]
-            ratios.append(reach(c, target) / total)
-            finals.append(c[-1][2])
-            seconds.append(c[-1][0])
-            epochs.append(c[-1][1])
-            ends.append(len(c))
-        medians[config] = statistics.median(ratios)
-        q1, q3 = np.percentile(ratios, [25, 75]) if all(map(math.isfinite, ratios)) else (
-            np.percentile(ratios, 25), np.percentile(ratios, 75))
-        rows.append((config, medians[config], q1, q3, sum(map(math.isfinite, ratios)), statistics.median(finals),
-                     statistics.median(seconds), statistics.median(epochs), statistics.median(ends)))
+    def pooled(m):  # the median over every (table, seed)
+        return statistics.median(r for name in budgets for r in summary[(name, m)][3])
 
-    def fmt(x: float) -> str:
-        return "never" if not math.isfinite(x) else f"{x:.3f}"
-
-    print(f"\n{'method':<12} {'ratio median':>12} {'[25%, 75%]':>16} {'reached':>8} {'final hv':>9} "
-          f"{'seconds':>8} {'epochs':>7} {'candidates':>10}")
-    for config, med, q1, q3, n, hv, s, e, k in rows:
-        print(f"{config:<12} {fmt(med):>12} {'[' + fmt(q1) + ', ' + fmt(q3) + ']':>16} {n:>4}/{args.seeds:<3} "
-              f"{hv:>9.4f} {s:>8.0f} {e:>7.0f} {k:>10.0f}")
-    nas_configs = {c: m for c, m in medians.items() if c in CONFIGS and c != "random"}
-    best = min(nas_configs, key=nas_configs.get) if nas_configs else "random"
     print(f"\n{time.perf_counter() - t0:.0f} s in all")
-    print(f"compute_ratio={fmt(medians[best])} moasha_ratio={fmt(medians.get('moasha', math.nan))} "
-          f"seeds={args.seeds} best={best} budget_s={budget:.0f} "
-          + " ".join(f"{c.replace('+', '_')}={fmt(m)}" for c, m in medians.items()))
+    peers = [m for m in methods if m in PEERS]
+    focus = DEFAULT if DEFAULT in methods else next(m for m in methods if m != "random")
+    fields = [f"compute_ratio={fmt(pooled(focus))}"]
+    if peers:
+        best = min(peers, key=pooled)
+        fields += [f"best_peer={best}", f"best_peer_ratio={fmt(pooled(best))}"]
+    fields += [f"seeds={args.seeds}", f"tables={len(tables)}"]
+    for name in budgets:
+        fields.append(f"{name}_compute_ratio={fmt(summary[(name, focus)][0])}")
+        if peers:
+            best = min(peers, key=lambda m: summary[(name, m)][0])
+            fields.append(f"{name}_best_peer={best}:{fmt(summary[(name, best)][0])}")
+    if args.model_based:
+        fields.insert(0, f"method={focus}")
+    print(" ".join(fields))
     return 0
+
+
+def plot(path: Path, tables: list[Path], methods: list[str], results: dict, summary: dict, budgets: dict) -> None:
+    """The median hypervolume against training seconds per method, its quartiles shaded, one panel per table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(7 * len(tables), 5), squeeze=False)
+    for ax, t in zip(axes[0], tables):
+        name = t.parent.name
+        grid = np.linspace(0, budgets[name], 200)
+        for m in methods:
+            hv = np.array([on_grid(c, grid) for c in results[(name, m)]])
+            q1, med, q3 = np.percentile(hv, [25, 50, 75], axis=0)
+            style = dict(lw=2.5, color="black") if m == DEFAULT else dict(lw=1.2)
+            line, = ax.plot(grid, med, label=f"{m} ({fmt(summary[(name, m)][0])})", **style)
+            ax.fill_between(grid, q1, q3, alpha=0.12, color=line.get_color())
+        target = statistics.median(c[-1][1] for c in results[(name, "random")])
+        ax.axhline(target, ls=":", color="gray", lw=1)
+        ax.set(title=f"{name}: hypervolume of the validation front, test scores", xlabel="training seconds (CPU)",
+               ylabel="hypervolume")
+        ax.legend(fontsize=7, loc="lower right", title="method (median ratio)", title_fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

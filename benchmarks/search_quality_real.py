@@ -7,9 +7,9 @@ about 0.1 s of the driver's time each).
 
 Training is real (Ray workers, the candidates trained from scratch: nothing comes from the table), so the
 seconds are measured, as in the table, as each epoch's CPU seconds of its worker, summed over candidates.
-Printed per study: candidates, training seconds, epochs, final hypervolume (on the table's reference
-point, as ``search_quality.py``), and for the default the training seconds it needed to reach random
-search's final hypervolume, as a ratio of random's (the replayed benchmark's ``compute_ratio``).
+Printed per study: candidates, training seconds, final hypervolume (of the validation front's test scores,
+on the table's reference point, as ``search_quality.py``), and for the default the training seconds it
+needed to reach random search's final hypervolume, as a ratio of random's.
 
     python benchmarks/search_quality_real.py [--budget-s 350] [--seed 100] [--default tpe+es2] [--max-candidates 2000] [--keep DIR]
 
@@ -29,12 +29,58 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_quality import CONFIGS, TABLE, curve, ends_of, space_doc  # noqa: E402
+from search_quality import CONFIGS, TABLES, space_doc  # noqa: E402
+
+TABLE = TABLES[0]  # the digits table's space and reference point
+
+
+def ends_of(url: str, name: str) -> list[dict]:
+    """A real study's candidates' ends in finishing order (its ``nas_progress`` rows): each its training seconds
+    (its curve's CPU seconds; 0 for a reused one) and, for a complete one, its validation and test objectives."""
+    import sqlalchemy as sa
+
+    from nas.search.store.models import Candidate, Progress
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as c:
+            order = [r.trial_number for r in c.execute(
+                sa.select(Progress.trial_number).where(Progress.study_name == name).order_by(Progress.id))]
+            rows = {r.trial_number: r for r in c.execute(sa.select(Candidate).where(Candidate.study_name == name))}
+    finally:
+        engine.dispose()
+    return [{"seconds": 0.0 if rows[n].reused_from is not None else sum(float(p.get("cpu_seconds", 0.0))
+                                                                         for p in rows[n].curve or []),
+             "objectives": rows[n].objectives if rows[n].state == "COMPLETE" else None} for n in order]
 
 
 def spent_seconds(url: str, name: str) -> float:
     """Training seconds (CPU) of every candidate of ``name`` trained so far."""
-    return sum(e["seconds"] for e in ends_of(url, name, "cpu_seconds"))
+    return sum(e["seconds"] for e in ends_of(url, name))
+
+
+def curve(ends: list[dict], metrics: list[str], directions: list[str], reference, budget_s: float) -> list[tuple]:
+    """(training seconds, candidates, hypervolume) after each end: the validation front's test scores, as
+    ``search_quality.curve`` counts them."""
+    import moocore
+
+    from nas.search import quality
+
+    seconds, front, out = 0.0, [], []
+    maximise = [d == "maximize" for d in directions]
+    for n, e in enumerate(ends, start=1):
+        if seconds >= budget_s:
+            break
+        seconds += e["seconds"]
+        if e["objectives"] is not None:
+            o = e["objectives"]
+            front.append(([float(o[m]) for m in metrics],
+                          [float(o.get(f"test_{m}", o[m])) for m in metrics]))
+            keep = moocore.is_nondominated(np.array([v for v, _ in front]), maximise=maximise, keep_weakly=True)
+            front = [f for f, k in zip(front, keep) if k]
+        hv = quality.hypervolume(np.array([t for _, t in front]), directions, reference) if front else 0.0
+        out.append((seconds, n, hv))
+    return out
 
 
 def main() -> int:
@@ -56,8 +102,9 @@ def main() -> int:
     table = load_table(TABLE)
     metrics = list(table["directions"])
     directions = [table["directions"][m] for m in metrics]
-    cands = list(table["candidates"].values())
-    reference = quality.derive_reference(np.array([[c["objectives"][m] for m in metrics] for c in cands]), directions)
+    from search_quality import scored
+
+    reference = quality.derive_reference(np.array([c["test"] for c in scored(table).values()]), directions)
     work = args.keep or Path(tempfile.mkdtemp(prefix="nas-search-real-"))
     work.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{work / 'real.db'}"
@@ -76,20 +123,20 @@ def main() -> int:
 
         t = time.perf_counter()
         run(space, RunOptions(storage=url, progress=False, weights=False, stop_when=budget_spent))
-        curves[config] = curve(ends_of(url, name, "cpu_seconds"), metrics, directions, reference, args.budget_s)
+        curves[config] = curve(ends_of(url, name), metrics, directions, reference, args.budget_s)
         print(f"{config}: {len(curves[config])} candidates, {time.perf_counter() - t:.0f} s wall", flush=True)
     base = curves["random"]
     target, total = base[-1][2], base[-1][0]
     print(f"\nspace {space_file.relative_to(space_file.parents[2])}, seed {args.seed}, budget {args.budget_s:.0f} "
           f"training seconds, {args.workers} workers; reference point "
           + ", ".join(f"{m} {v:.4g}" for m, v in zip(metrics, reference)))
-    print(f"{'method':<12} {'candidates':>10} {'seconds':>8} {'epochs':>7} {'final hv':>9} {'ratio':>7}")
+    print(f"{'method':<12} {'candidates':>10} {'seconds':>8} {'final hv':>9} {'ratio':>7}")
     ratio = math.nan
     for config, c in curves.items():
         reached = next((s for s, _, hv in c if hv >= target - 1e-12), math.inf)
         r = reached / total
         ratio = r if config != "random" else ratio
-        print(f"{config:<12} {len(c):>10} {c[-1][0]:>8.0f} {c[-1][1]:>7} {c[-1][2]:>9.4f} "
+        print(f"{config:<12} {len(c):>10} {c[-1][0]:>8.0f} {c[-1][2]:>9.4f} "
               f"{'never' if not math.isfinite(r) else f'{r:.3f}':>7}")
     print(f"real_ratio={'never' if not math.isfinite(ratio) else f'{ratio:.3f}'} default={args.default} "
           f"budget_s={args.budget_s:.0f} seed={args.seed} max_candidates={args.max_candidates}")

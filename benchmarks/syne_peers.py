@@ -6,14 +6,13 @@ Syne Tune 0.16, the ``bench`` extra, never a runtime dependency of nas):
 Syne Tune decides which candidate to start and when to stop it, its simulator advances the clock by
 the recorded seconds of every epoch, and we record what each trial did.
 
-Configuration space (``TableSpace``): one categorical parameter per arch/train field that varies across
-the table's candidates (values are JSON strings). Conditional parameters are handled with rules learnt
-from the table: a field ``p`` that takes a single value among all candidates with ``q == v`` (``q``
-earlier in field order) is inactive there, and a sampled configuration with ``q == v`` gets that value
-for ``p``. A field's categories are the values it takes where it is active; a field with fewer than two
-such values is not a Syne Tune parameter (it is implied). When these rules do not map every point of
-the product space to a candidate (a table that is not the full grid of its space), the space falls
-back to a single categorical ``candidate`` parameter over the table's keys.
+Configuration space (``TableSpace``): nas's own prior, read from the table's space file: one categorical per
+choice parameter, exactly its choices, frozen into a candidate as ``nas run`` freezes it.
+
+The peers at their best (issue of 2026-12-07): Syne Tune 0.16's ``NonDominatedPriority`` returns the items'
+indices in sorted order where its callers read one priority per item (``benchmarks/moasha_rank_bug.py``
+reproduces it), so MOASHA and multi-objective regularized evolution run here with ``RankCorrectPriority`` as
+well as as shipped.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import os
 import tempfile
 from typing import Any
@@ -36,6 +34,10 @@ from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackbox
 from syne_tune.config_space import choice, randint
 from syne_tune.constants import ST_TUNER_TIME
 from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+from syne_tune.optimizer.schedulers.multiobjective.multi_objective_regularized_evolution import (
+    MultiObjectiveRegularizedEvolution)
+from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+from syne_tune.optimizer.schedulers.multiobjective.non_dominated_priority import nondominated_sort
 from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
 from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
 from syne_tune.tuner_callback import TunerCallback
@@ -77,107 +79,62 @@ def _compute_epsilon_net(X: np.ndarray, dim: int | None = None) -> np.ndarray:
     return ranks
 
 
+class RankCorrectPriority(NonDominatedPriority):
+    """``NonDominatedPriority`` returning what its callers read: each item's place in the non-dominated sort (0:
+    first), the inverse of the order ``nondominated_sort`` returns (``benchmarks/moasha_rank_bug.py``)."""
+
+    def priority_unsafe(self, objectives: np.ndarray) -> np.ndarray:
+        order = np.asarray(nondominated_sort(X=objectives, dim=self.dim, max_items=self.max_num_samples), dtype=int)
+        ranks = np.empty(len(objectives), dtype=int)
+        ranks[order] = np.arange(len(order))
+        return ranks
+
+
 def _faster_nondominated_sort() -> None:
     from syne_tune.optimizer.schedulers.multiobjective import non_dominated_priority as ndp
 
     ndp.pareto_efficient, ndp.compute_epsilon_net = _pareto_efficient, _compute_epsilon_net
-CHECK_ALL_UP_TO = 200_000  # product spaces up to this size are checked point by point; larger ones by sampling
+class _Given:
+    """nas's ``Suggest`` protocol answered from a configuration Syne Tune sampled."""
 
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
 
-def _order(value: str):
-    """Sort key of a JSON-encoded category: numbers by value, then the rest as text."""
-    v = json.loads(value)
-    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, value)
+    def categorical(self, label, choices):
+        return self.config[label]
 
+    def int(self, label, low, high, log, step):
+        raise ValueError(f"{label}: a range; a table's space has choices and fixed values only")
 
-def _fields(entry: dict) -> dict[str, str]:
-    """A candidate's arch and train fields, values as JSON strings (hashable, one type per category)."""
-    out = {k: json.dumps(v, sort_keys=True) for k, v in entry["arch"].items()}
-    for k, v in entry["train"].items():
-        out[f"train.{k}" if k in out else k] = json.dumps(v, sort_keys=True)
-    return out
+    float = int
 
 
 class TableSpace:
-    """The Syne Tune configuration space of a table and ``lookup(config) -> key``."""
+    """The Syne Tune configuration space of a table: nas's own prior, read from the space file the table was
+    recorded from (``table["space"]``). Each choice parameter is a categorical of exactly its choices, sampled
+    uniformly as nas's random sampler samples it; a fixed one is not a parameter; a parameter whose ``when`` is
+    not met is sampled too but never read (nas leaves it out of the candidate), so it does not change the
+    distribution of the candidates. ``lookup`` freezes a configuration as ``nas run`` does and returns its
+    table key (KeyError for a point the table does not hold)."""
 
-    def __init__(self, table: dict, encoding: str = "auto"):
+    def __init__(self, table: dict):
+        from nas.spaces import parse_space
+
+        self.space = parse_space(table["space"], "<the table's space>")
+        dims = table["dims"]
+        self.dims = (int(dims["d_in"]), int(dims["d_out"]), tuple(dims.get("in_shape") or ()))
+        bad = [p.label for p in self.space.params if p.kind in ("int", "float")]
+        if bad:
+            raise ValueError(f"the table's space has ranges ({', '.join(bad)}): a table is a finite grid")
+        self.config_space = {p.label: choice(list(p.choices)) for p in self.space.params if p.kind == "choice"}
         self.keys = list(table["candidates"])
-        rows = [_fields(table["candidates"][k]) for k in self.keys]
-        self.params = [p for p in rows[0] if len({r[p] for r in rows}) > 1]
-        self.rows = [tuple(r[p] for p in self.params) for r in rows]
-        self.key_of_row = dict(zip(self.rows, self.keys))
-        self.encoding, self.why = "index", "asked for"
-        if encoding != "index":
-            self.encoding, self.why = "params", ""
-            self._learn_rules()
-            self.why = self._check()
-            if self.why and encoding == "params":
-                raise ValueError(f"the table is not closed under its learnt rules: {self.why}")
-            if self.why:
-                self.encoding = "index"
-        if self.encoding == "index":
-            self.config_space = {"candidate": choice(self.keys)}
-        else:
-            self.config_space = {p: choice(sorted(self.domain[p], key=_order)) for p in self.sampled}
-
-    # -- rules: (q, v) -> {p: value p takes whenever q == v}, p after q in field order
-    def _learn_rules(self) -> None:
-        n = len(self.params)
-        self.rules: dict[tuple[int, str], dict[int, str]] = {}
-        for i in range(n):
-            for v in {r[i] for r in self.rows}:
-                sub = [r for r in self.rows if r[i] == v]
-                fixed = {j: sub[0][j] for j in range(i + 1, n) if len({r[j] for r in sub}) == 1}
-                if fixed:
-                    self.rules[(i, v)] = fixed
-        self.domain = {p: set() for p in self.params}
-        for row in self.rows:
-            for j in self._active(row):
-                self.domain[self.params[j]].add(row[j])
-        self.sampled = [p for p in self.params if len(self.domain[p]) > 1]
-        self.implied = {p: next(iter(d)) for p, d in self.domain.items() if len(d) == 1}
-
-    def _active(self, values) -> list[int]:
-        """Indices of the fields that are active (no rule of an earlier active field fixes them)."""
-        active = []
-        for j in range(len(self.params)):
-            if not any(j in self.rules.get((i, values[i]), {}) for i in active):
-                active.append(j)
-        return active
-
-    def canonical(self, config: dict[str, str]) -> tuple:
-        """The table row of a sampled configuration: inactive fields set by the rules, implied ones filled."""
-        row: list[str] = []
-        active: list[int] = []
-        for j, p in enumerate(self.params):
-            fixed = next((self.rules[(i, row[i])][j] for i in active if j in self.rules.get((i, row[i]), {})), None)
-            if fixed is None:
-                active.append(j)
-                row.append(config[p] if p in config else self.implied.get(p, ""))
-            else:
-                row.append(fixed)
-        return tuple(row)
-
-    def _check(self) -> str:
-        """'' when every point of the product space maps to a candidate, else why not."""
-        if any(self.canonical(dict(zip(self.params, r))) != r for r in self.rows):
-            return "a candidate is not the canonical form of its own values"
-        doms = [sorted(self.domain[p]) for p in self.sampled]
-        size = int(np.prod([len(d) for d in doms])) if doms else 1
-        if size <= CHECK_ALL_UP_TO:
-            points = itertools.product(*doms)
-        else:
-            rng = np.random.default_rng(0)
-            points = (tuple(d[rng.integers(len(d))] for d in doms) for _ in range(20_000))
-        missing = sum(self.canonical(dict(zip(self.sampled, pt))) not in self.key_of_row for pt in points)
-        return f"{missing} sampled configurations of the product space have no candidate" if missing else ""
 
     def lookup(self, config: dict[str, Any]) -> str:
-        """The table key of a configuration Syne Tune sampled (KeyError if it has none)."""
-        if self.encoding == "index":
-            return config["candidate"]
-        return self.key_of_row[self.canonical({p: config[p] for p in self.sampled})]
+        from nas.search.replay import key_of
+
+        arch, train = self.space.freeze(self.space.sample(_Given(config)), *self.dims)
+        key = key_of(arch.to_json(), train.to_json())
+        return key
 
 
 class TableBlackbox(Blackbox):
@@ -205,7 +162,7 @@ class TableBlackbox(Blackbox):
             per_epoch.append(np.cumsum([float(p[clock]) for p in curve]).tolist())
             rows.append(np.array(per_epoch).T)  # (epochs, objectives + 1)
         self.values = np.stack(rows)
-        self.index = {k: i for i, k in enumerate(space.keys)}
+        self.index = {k: i for i, k in enumerate(space.keys)}  # a key the table lacks: KeyError
         super().__init__(
             configuration_space=space.config_space,
             fidelity_space={EPOCH: randint(1, self.epochs)},
@@ -280,22 +237,39 @@ def _cap(scheduler, max_trials: int | None):
     return scheduler
 
 
+METHODS = ("morandom", "moasha", "moasha_rc", "morea", "morea_rc")  # Syne Tune's, as shipped and rank-corrected
+
+
 def make_scheduler(method: str, space: TableSpace, metrics: list[str], epochs: int, seed: int,
                    rung_min: int, reduction_factor: int):
-    if method == "moasha":
+    """``method``: morandom (multi-objective random search), moasha / moasha_rc (MOASHA with the shipped /
+    rank-correct priority), morea / morea_rc (multi-objective regularized evolution, every trial trained in
+    full, likewise; population 20, samples of 5)."""
+    if method in ("moasha", "moasha_rc"):
+        priority = RankCorrectPriority() if method == "moasha_rc" else NonDominatedPriority()
         return MOASHA(config_space=space.config_space, metrics=metrics, do_minimize=True, time_attr=EPOCH,
-                      max_t=epochs, grace_period=rung_min, reduction_factor=reduction_factor, random_seed=seed)
+                      max_t=epochs, grace_period=rung_min, reduction_factor=reduction_factor, random_seed=seed,
+                      multiobjective_priority=priority)
+    if method in ("morea", "morea_rc"):
+        priority = RankCorrectPriority() if method == "morea_rc" else NonDominatedPriority()
+        # Syne Tune's default population (100, sample 10) is the whole budget of these studies (about 100
+        # candidates): it would never evolve. A population of 20 and samples of 5 let it (the same for both)
+        searcher = MultiObjectiveRegularizedEvolution(config_space=space.config_space, random_seed=seed,
+                                                      population_size=20, sample_size=5,
+                                                      multiobjective_priority=priority)
+        return SingleFidelityScheduler(config_space=space.config_space, metrics=metrics, do_minimize=True,
+                                       searcher=searcher, random_seed=seed)
     if method == "morandom":
         searcher = MultiObjectiveRandomSearcher(config_space=space.config_space, random_seed=seed)
         return SingleFidelityScheduler(config_space=space.config_space, metrics=metrics, do_minimize=True,
                                        searcher=searcher, random_seed=seed)
-    raise ValueError(f"method {method!r}: moasha or morandom")
+    raise ValueError(f"method {method!r}: one of {', '.join(METHODS)}")
 
 
 def run_syne(table: dict, method: str, seed: int, workers: int, max_trials: int | None,
              max_seconds: float | None, rung_min: int = 1, reduction_factor: int = 3,
-             encoding: str = "auto", tick: float | None = None, clock: str = "seconds") -> list[dict]:
-    """Replay ``method`` ("moasha" or "morandom") on ``table`` with Syne Tune's simulator.
+             tick: float | None = None, clock: str = "seconds") -> list[dict]:
+    """Replay ``method`` (one of ``METHODS``) on ``table`` with Syne Tune's simulator.
 
     Returns the trials whose results became final (completed, or stopped by the scheduler) within the
     budget, in the order they did on the simulated clock, each ``{"key", "epochs_trained", "seconds"
@@ -310,7 +284,7 @@ def run_syne(table: dict, method: str, seed: int, workers: int, max_trials: int 
     if max_trials is None and max_seconds is None:
         raise ValueError("give max_trials or max_seconds")
     _faster_nondominated_sort()
-    space = TableSpace(table, encoding)
+    space = TableSpace(table)
     blackbox = TableBlackbox(table, space, clock)
     scheduler = _cap(make_scheduler(method, space, blackbox.metrics, blackbox.epochs, seed, rung_min,
                                     reduction_factor), max_trials)

@@ -15,27 +15,46 @@ from syne_peers import TableSpace, run_syne  # noqa: E402
 EPOCHS = 9
 
 
+SPACE = """\
+name: synthetic
+task: {dataset: digits}
+space:
+  lift: [none, hadamard, learned]
+  lift_width: {choice: [256, 512], when: {lift: [hadamard, learned]}}
+  hidden_width: [16, 32, 64, 128, 256, 512]
+  depth: 2
+train:
+  epochs: %d
+  lr: [0.001, 0.01]
+""" % EPOCHS
+
+
 def synthetic_table(seed: int = 0, epochs: int = EPOCHS, d_in: int = 20) -> dict:
-    """60 candidates: the full grid of lift x lift_width (inactive when lift is none, where it is d_in, as
-    ArchSpec normalises it) x hidden_width x lr; random but seeded curves and epoch seconds."""
+    """60 candidates: every point of SPACE (lift x lift_width, inactive when lift is none, x hidden_width x lr),
+    keyed as nas keys them; random but seeded curves and epoch seconds."""
+    from nas.search.replay import key_of
+    from nas.spaces import parse_space
+
     rng = random.Random(seed)
+    space = parse_space(SPACE, "synthetic.yaml")
     cands = {}
-    for lift, hw, lr in itertools.product(("none", "hadamard", "learned"), (16, 32, 64, 128, 256, 512),
-                                          (0.001, 0.01)):
-        for lw in [d_in] if lift == "none" else [256, 512]:
-            quality, acc, curve = rng.uniform(0.6, 0.95), 0.1, []
-            for e in range(1, epochs + 1):
-                acc += (quality - acc) * rng.uniform(0.2, 0.6)
-                curve.append({"epoch": e, "train_loss": 1 - acc, "val_accuracy": round(acc, 4),
-                              "seconds": round(rng.uniform(0.2, 0.6) * (1 + hw / 256), 4)})
-            params = float(2 * hw * lw + lw * d_in)
-            cands[f"{lift}-{lw}-{hw}|{lr}"] = {
-                "arch": {"d_in": d_in, "d_out": 10, "lift": lift, "lift_width": lw, "hidden_width": hw, "depth": 2},
-                "train": {"epochs": epochs, "lr": lr, "seed": 0},
-                "objectives": {"accuracy": round(acc + rng.uniform(-0.02, 0.02), 4), "params": params,
-                               "bandwidth": 4 * params, "latency_ms": 0.1},
-                "curve": curve}
-    return {"format": "nas-table/1", "task_key": "synthetic",
+    for values in space.grid():
+        arch, train = space.freeze(values, d_in, 10)
+        quality, acc, curve = rng.uniform(0.6, 0.95), 0.1, []
+        for e in range(1, epochs + 1):
+            acc += (quality - acc) * rng.uniform(0.2, 0.6)
+            curve.append({"epoch": e, "train_loss": 1 - acc, "val_accuracy": round(acc, 4),
+                          "seconds": round(rng.uniform(0.2, 0.6) * (1 + arch.hidden_width / 256), 4)})
+        for p in curve:
+            p["cpu_seconds"] = p["seconds"]
+        params = float(2 * arch.hidden_width * arch.lift_width + arch.lift_width * d_in)
+        cands[key_of(arch.to_json(), train.to_json())] = {
+            "arch": arch.to_json(), "train": train.to_json(),
+            "objectives": {"accuracy": round(acc, 4), "test_accuracy": round(acc + rng.uniform(-0.02, 0.02), 4),
+                           "params": params, "bandwidth": 4 * params, "latency_ms": 0.1},
+            "curve": curve}
+    return {"format": "nas-table/1", "task_key": "synthetic", "space": SPACE,
+            "dims": {"d_in": d_in, "d_out": 10, "in_shape": []},
             "directions": {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"},
             "candidates": cands}
 
@@ -50,36 +69,70 @@ def full_seconds(key: str, epochs: int = EPOCHS) -> float:
 @pytest.fixture(scope="module")
 def studies():
     out = {}
-    for method in ("morandom", "moasha"):
+    for method in ("morandom", "moasha", "moasha_rc", "morea_rc"):
         out[method] = run_syne(TABLE, method, seed=3, workers=2, max_trials=40, max_seconds=None)
     return out
 
 
-def test_space_is_the_conditional_grid():
+def test_the_peers_sample_nass_prior():
+    """Each parameter is a categorical of exactly its choices in the space file (no derived field, such as a
+    lift width that only a lift has), and the candidates come out as nas's random sampler draws them."""
+    import collections
+
+    import numpy as np
+    from syne_tune.config_space import Categorical
+
     space = TableSpace(TABLE)
     assert len(TABLE["candidates"]) == 60
-    assert space.encoding == "params", space.why
-    assert {p: sorted(d.categories) for p, d in space.config_space.items()} == {
-        "lift": ['"hadamard"', '"learned"', '"none"'], "lift_width": ["256", "512"],  # d_in is no choice
-        "hidden_width": sorted(["16", "32", "64", "128", "256", "512"]), "lr": ["0.001", "0.01"]}
-    # lift_width is ignored when lift is none: both widths map to the one candidate
-    none = {"lift": '"none"', "hidden_width": "64", "lr": "0.01"}
-    assert space.lookup({**none, "lift_width": "256"}) == space.lookup({**none, "lift_width": "512"}) \
-        == "none-20-64|0.01"
-    assert space.lookup({"lift": '"learned"', "lift_width": "512", "hidden_width": "16", "lr": "0.001"}) \
-        == "learned-512-16|0.001"
+    assert {p: list(d.categories) for p, d in space.config_space.items()} == {
+        "lift": ["none", "hadamard", "learned"], "lift_width": [256, 512],
+        "hidden_width": [16, 32, 64, 128, 256, 512], "lr": [0.001, 0.01]}
+    assert all(isinstance(d, Categorical) for d in space.config_space.values())
+    rng = np.random.RandomState(0)
+    drawn = [space.lookup({p: d.sample(random_state=rng) for p, d in space.config_space.items()}) for _ in range(6000)]
+    assert set(drawn) <= set(TABLE["candidates"])
+    lifts = collections.Counter(TABLE["candidates"][k]["arch"]["lift"] for k in drawn)
+    assert all(abs(n / len(drawn) - 1 / 3) < 0.03 for n in lifts.values()), lifts  # uniform, as nas's random sampler
+    # lift_width is ignored when lift is none: both widths give the one candidate
+    none = {"lift": "none", "hidden_width": 64, "lr": 0.01}
+    assert space.lookup({**none, "lift_width": 256}) == space.lookup({**none, "lift_width": 512})
 
 
-def test_table_that_is_not_a_grid_falls_back_to_one_candidate_parameter():
-    sparse = {**TABLE, "candidates": dict(list(TABLE["candidates"].items())[::3])}
-    space = TableSpace(sparse)
-    assert space.encoding == "index" and "no candidate" in space.why
-    assert list(space.config_space) == ["candidate"]
-    trials = run_syne(sparse, "moasha", seed=0, workers=2, max_trials=10, max_seconds=None)
-    assert len(trials) == 10 and all(t["key"] in sparse["candidates"] for t in trials)
+def test_the_corrected_priority_ranks_a_dominating_trial_first():
+    """Syne Tune 0.16's NonDominatedPriority returns indices in sorted order where MOASHA reads one priority per
+    trial: a trial dominating every other at its rung is stopped (benchmarks/moasha_rank_bug.py). The
+    rank-correct priority puts it first, and MOASHA's own rung then lets it go on."""
+    import numpy as np
+    from syne_tune.optimizer.schedulers.asha import Bracket
+    from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+
+    from syne_peers import RankCorrectPriority
+
+    earlier = [{"loss": 0.6, "size": 0.4}, {"loss": 0.2, "size": 0.2}, {"loss": 0.8, "size": 0.8}]
+    dominating = {"loss": 0.1, "size": 0.1}
+    x = np.array([list(m.values()) for m in earlier + [dominating]])
+    assert RankCorrectPriority(dim=0)(x).tolist() == [2, 1, 3, 0]  # trial 3 first; 1 dominates 0, 0 dominates 2
+    for priority, want in ((NonDominatedPriority(dim=0), "STOP"), (RankCorrectPriority(dim=0), "CONTINUE")):
+        bracket = Bracket(min_t=1, max_t=9, reduction_factor=3, s=0, priority=priority)
+        for trial_id, metrics in enumerate(earlier):
+            bracket.on_result(trial_id=trial_id, cur_iter=1, metrics=metrics)
+        assert bracket.on_result(trial_id=3, cur_iter=1, metrics=dominating) == want
 
 
-@pytest.mark.parametrize("method", ["morandom", "moasha"])
+def test_the_optuna_peer_prunes_and_replays_repeatably():
+    from optuna_peer import run_optuna_hb
+
+    ends = run_optuna_hb(TABLE, seed=1, workers=2, max_seconds=40.0)
+    again = run_optuna_hb(TABLE, seed=1, workers=2, max_seconds=40.0)
+    assert ends == again and ends
+    assert all(t["key"] in TABLE["candidates"] for t in ends)
+    assert [t["finished_at"] for t in ends] == sorted(t["finished_at"] for t in ends)
+    assert any(t["stopped_early"] for t in ends) and any(not t["stopped_early"] for t in ends)
+    for t in ends:
+        assert t["seconds"] == pytest.approx(full_seconds(t["key"], t["epochs_trained"]))
+
+
+@pytest.mark.parametrize("method", ["morandom", "moasha", "moasha_rc", "morea_rc"])
 def test_trials_are_table_entries_in_finishing_order(studies, method):
     trials = studies[method]
     assert len(trials) == 40  # max_trials started, each run to its end
@@ -97,8 +150,9 @@ def test_random_search_trains_every_trial_in_full(studies):
     assert sum(t["seconds"] for t in trials) == pytest.approx(sum(full_seconds(t["key"]) for t in trials))
 
 
-def test_moasha_stops_trials_early_at_its_rungs(studies):
-    trials = studies["moasha"]
+@pytest.mark.parametrize("method", ["moasha", "moasha_rc"])
+def test_moasha_stops_trials_early_at_its_rungs(studies, method):
+    trials = studies[method]
     stopped = [t for t in trials if t["stopped_early"]]
     assert stopped and len(stopped) < len(trials)
     assert {t["epochs_trained"] for t in trials} <= {1, 3, 9}  # rungs 1, 3 (rung_min 1, factor 3), max 9
