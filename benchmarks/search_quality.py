@@ -16,6 +16,8 @@ them: the peers read the table's space file, ``syne_peers.TableSpace``):
   and 3; multi-objective regularized evolution with the rank-correct priority.
 - ``optuna_tpe_hb``: what a user could write with Optuna alone: TPE and Optuna's Hyperband pruner on a
   scalarised validation objective (``optuna_peer.py``, which states the scalarisation).
+- The model-based, in their own command (``--model-based``: a model fit per suggestion, minutes per study):
+  nas's ``gp`` configuration (Optuna's GP sampler, noisy objective) and Syne Tune's ``EHVI``.
 
 Every method is driven by validation scores: nas's searches and early stopping read the best checkpoint's
 validation score (a table recorded before evaluator 3 is read so, ``nas.search.replay.selected``), the peers
@@ -34,7 +36,7 @@ quartiles over the seeds (a study that never reaches the target counts as +inf),
 quartiles of the hypervolume against training seconds) drawn in ``--plot``.
 
     python benchmarks/search_quality.py [--seeds 20] [--cache FILE] [--plot benchmarks/results/search_quality.png]
-    python benchmarks/search_quality.py --model-based --seeds 10     # nas's gp config (refits a GP per ask)
+    python benchmarks/search_quality.py --model-based --seeds 10     # nas's gp and Syne Tune's EHVI (a model per ask)
 
 Last line: ``compute_ratio=<nas default's median over both tables> best_peer=<name> best_peer_ratio=<its
 median> seeds=<n> tables=<n>``, then each table's ``<table>_compute_ratio`` and ``<table>_best_peer``.
@@ -73,8 +75,9 @@ PEERS = {
     "syne_random": ("syne", "morandom", 3), "moasha_eta2": ("syne", "moasha", 2), "moasha_eta3": ("syne", "moasha", 3),
     "moasha_rc_eta2": ("syne", "moasha_rc", 2), "moasha_rc_eta3": ("syne", "moasha_rc", 3),
     "morea_rc": ("syne", "morea_rc", 3), "optuna_tpe_hb": ("optuna", "tpe_hb", 3),
+    "syne_ehvi": ("syne", "ehvi", 3),
 }
-MODEL_BASED = ("gp",)  # refit a model at every ask: their own command (--model-based)
+MODEL_BASED = ("gp", "syne_ehvi")  # refit a model at every ask: their own command (--model-based)
 
 
 def space_doc(text: str, config: str, seed: int, trials: int, workers: int) -> dict:
@@ -252,7 +255,7 @@ def main() -> int:
     elif args.model_based:
         methods = ["random", *MODEL_BASED]
     else:
-        methods = [m for m in CONFIGS if m not in MODEL_BASED] + list(PEERS)
+        methods = [m for m in (*CONFIGS, *PEERS) if m not in MODEL_BASED]
     unknown = [m for m in methods if m not in CONFIGS and m not in PEERS]
     if unknown or "random" not in methods:
         sys.exit(f"--methods: unknown {', '.join(unknown)}" if unknown else "--methods must include random (the target)")

@@ -237,14 +237,15 @@ def _cap(scheduler, max_trials: int | None):
     return scheduler
 
 
-METHODS = ("morandom", "moasha", "moasha_rc", "morea", "morea_rc")  # Syne Tune's, as shipped and rank-corrected
+METHODS = ("morandom", "moasha", "moasha_rc", "morea", "morea_rc", "ehvi")  # Syne Tune's (as shipped, rank-corrected)
 
 
 def make_scheduler(method: str, space: TableSpace, metrics: list[str], epochs: int, seed: int,
                    rung_min: int, reduction_factor: int):
     """``method``: morandom (multi-objective random search), moasha / moasha_rc (MOASHA with the shipped /
     rank-correct priority), morea / morea_rc (multi-objective regularized evolution, every trial trained in
-    full, likewise; population 20, samples of 5)."""
+    full, likewise; population 20, samples of 5), ehvi (Syne Tune's multi-objective Bayesian optimisation,
+    ``baselines.EHVI``, on BoTorch; every trial trained in full)."""
     if method in ("moasha", "moasha_rc"):
         priority = RankCorrectPriority() if method == "moasha_rc" else NonDominatedPriority()
         return MOASHA(config_space=space.config_space, metrics=metrics, do_minimize=True, time_attr=EPOCH,
@@ -259,6 +260,10 @@ def make_scheduler(method: str, space: TableSpace, metrics: list[str], epochs: i
                                                       multiobjective_priority=priority)
         return SingleFidelityScheduler(config_space=space.config_space, metrics=metrics, do_minimize=True,
                                        searcher=searcher, random_seed=seed)
+    if method == "ehvi":  # multi-objective Bayesian optimisation (BoTorch's expected hypervolume improvement)
+        from syne_tune.optimizer.baselines import EHVI
+
+        return EHVI(config_space=space.config_space, metrics=metrics, do_minimize=True, random_seed=seed)
     if method == "morandom":
         searcher = MultiObjectiveRandomSearcher(config_space=space.config_space, random_seed=seed)
         return SingleFidelityScheduler(config_space=space.config_space, metrics=metrics, do_minimize=True,
@@ -295,6 +300,13 @@ def run_syne(table: dict, method: str, seed: int, workers: int, max_trials: int 
     stop = StoppingCriterion(max_wallclock_time=max_seconds)  # None: never (the trial cap ends the study)
     rng_state = np.random.get_state()
     np.random.seed(seed)  # Syne Tune's random samplers and MOASHA's brackets draw from numpy's global RNG
+    dtype = None
+    if method == "ehvi":  # Syne Tune 0.16 hands BoTorch float32 tensors; BoTorch 0.18's fused qLogEHVI needs float64
+        import torch
+
+        dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        torch.manual_seed(seed)
     old_folder = os.environ.get("SYNETUNE_FOLDER")
     try:
         with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
@@ -305,6 +317,10 @@ def run_syne(table: dict, method: str, seed: int, workers: int, max_trials: int 
             tuner.run()
     finally:
         np.random.set_state(rng_state)
+        if dtype is not None:
+            import torch
+
+            torch.set_default_dtype(dtype)
         if old_folder is None:
             os.environ.pop("SYNETUNE_FOLDER", None)
         else:
