@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, study: str | None = None,
         trials: int | None = None, workers: int | None = None, address: str | None = None,
-        resume: bool = False, progress: bool = False, weights: bool = True) -> "RunSummary":
+        resume: bool = False, progress: bool = False, weights: bool = True,
+        timeout: float | str | None = None) -> "RunSummary":
     """``nas run`` from Python: search ``space`` (a space file's path, or its document as a dict) and return
     the run's summary (complete, failed, reused, the Pareto front's size, wall time).
 
@@ -54,8 +55,16 @@ def run(space: str | Path | dict[str, Any], *, storage: str = DEFAULT_STORAGE, s
                              base_dir=Path.cwd())
     else:
         parsed = load_space(space)
+    from nas.spaces.rules import seconds_of
+
+    budget = timeout if timeout is not None else parsed.search.timeout
+    try:
+        timeout_s = seconds_of(budget) if budget is not None else None
+    except ValueError as exc:
+        raise NasInputError(f"timeout: {exc}") from None
     return run_study(parsed, RunOptions(storage=storage, study=study, trials=trials, workers=workers,
-                                        address=address, resume=resume, progress=progress, weights=weights))
+                                        address=address, resume=resume, progress=progress, weights=weights,
+                                        timeout_s=timeout_s))
 
 
 def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":

@@ -49,6 +49,8 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
     weights: bool = typer.Option(True, "--weights/--no-weights",
                                  help="Keep each candidate's trained weights (--no-weights: nothing to export)."),
+    timeout: Optional[str] = typer.Option(None, help="A wall-clock budget (default: search.timeout): seconds or "
+                                          "e.g. 30m, 2h; no candidate starts after it, those running finish."),
 ) -> None:
     """Search the space in SPACE_FILE; results go to the database."""
     from nas.errors import NasRunFailed
@@ -57,9 +59,16 @@ def run(
     from nas.search.store.storage import redact
     from nas.spaces import load_space
 
+    from nas.spaces.rules import seconds_of
+
     space = load_space(space_file)
+    budget = timeout if timeout is not None else space.search.timeout
+    try:
+        timeout_s = seconds_of(budget) if budget is not None else None
+    except ValueError as exc:
+        raise NasInputError(f"--timeout: {exc}") from None
     opts = RunOptions(storage=storage, study=study, trials=trials, workers=workers, address=address,
-                      resume=resume, progress=progress, weights=weights)
+                      resume=resume, progress=progress, weights=weights, timeout_s=timeout_s)
     try:
         summary = run_study(space, opts)
     except NasRunFailed as exc:
@@ -68,11 +77,14 @@ def run(
     except KeyboardInterrupt:
         err.print("nas: interrupted; completed candidates are kept. Run the same command again to resume.")
         raise typer.Exit(130)
+    ended = {"timeout": "; the time budget ended the run", "converged": "; the sampler converged (it only "
+             "proposed architectures already trained)"}.get(summary.ended_by, "")
     print(
-        f"nas: study {summary.study}: {summary.complete}/{summary.trials_target} complete"
-        f" ({summary.reused} reused), {summary.failed} failed,"
+        f"nas: study {summary.study}: {summary.complete + summary.stopped}/{summary.trials_target} candidates:"
+        f" {summary.complete} complete ({summary.reused} reused), {summary.stopped} stopped early,"
+        f" {summary.failed} failed,"
         + (f" {summary.infeasible} infeasible (untrained)," if summary.infeasible else "")
-        + f" Pareto front of {summary.pareto},"
+        + f" Pareto front of {summary.pareto}{ended},"
         f" {summary.wall_time_s:.0f} s, in {redact(storage)}\n"
         + (f"nas: confirmed the front's {len(summary.confirmed.trials)} candidate(s) with "
            f"{summary.confirmed.seeds} seeds each ({summary.confirmed.trained} trainings, "
@@ -94,12 +106,14 @@ def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "-
     if not rows:
         err.print("no studies yet: run `nas run SPACE.yaml`")
         return
-    table = Table("study", "state", "complete", "failed", "pruned", "running", "best (val)", "objectives", "started")
+    table = Table("study", "state", "complete", "failed", "pruned", "running", "queued", "best (val)", "objectives",
+                  "started")
     for r in rows:
         c = r["counts"]
         best = format_score(r["score"], r["best"]) if r["best"] is not None else "-"
         table.add_row(
             r["study"], r["state"], str(c["COMPLETE"]), str(c["FAIL"]), str(c["PRUNED"]), str(c["RUNNING"]),
+            str(c.get("QUEUED", 0)),
             best + (" (test: before 2026-12-07)" if r["selection"] == "test" and r["best"] is not None else ""),
             ", ".join(f"{m} ({'max' if d == 'maximize' else 'min'})" for m, d in r["objectives"].items()),
             r["started"] or "-",

@@ -82,9 +82,10 @@ GOOD = "task: {dataset: digits}\nspace: {hidden_width: 8}\nsearch: {trials: 1, w
         (["--resume"], r"--resume: no study 'good' in sqlite:///nas.db to resume"),
         (["--address", "127.0.0.1:1"], r"--address 127.0.0.1:1: no Ray head answers there"),
         (["--address", "somewhere"], r"--address 'somewhere': expected HOST:PORT"),
+        (["--timeout", "soon"], r"--timeout: not a duration: 'soon'; expected seconds or e.g. 90s, 30m, 2h"),
     ],
     ids=["trials0", "workers0", "storage-garbage", "storage-scheme", "storage-unreachable", "resume-missing",
-         "ray-unreachable", "ray-garbage"],
+         "ray-unreachable", "ray-garbage", "timeout-garbage"],
 )
 def test_bad_run_options(args, expect, in_tmp, capsys):
     (in_tmp / "good.yaml").write_text(GOOD)

@@ -44,7 +44,7 @@ def finished(tmp_path_factory):
 
 def test_run_writes_every_trial_to_sql(finished):
     root, proc = finished
-    assert "8/8 complete" in proc.stderr
+    assert "8/8 candidates: 8 complete (0 reused), 0 stopped early, 0 failed" in proc.stderr
     engine = sa.create_engine(f"sqlite:///{root / 'nas.db'}")
     with engine.connect() as c:
         assert c.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
@@ -119,7 +119,7 @@ def test_same_command_again_resumes_and_more_trials_extend(finished):
     root, _ = finished
     again = nas_cli("run", "tiny.yaml", "--trials", "10", "--no-progress", cwd=root)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "10/10 complete" in again.stderr
+    assert "10/10 candidates: 10 complete" in again.stderr
     changed = (root / "tiny.yaml").read_text().replace("epochs: 3", "epochs: 4")
     (root / "other.yaml").write_text(changed)
     proc = nas_cli("run", "other.yaml", cwd=root)

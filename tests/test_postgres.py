@@ -30,7 +30,7 @@ def test_run_ls_show_on_postgresql(pg_url, tmp_path):
 
     proc = nas("run", "pg.yaml", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "4/4 complete" in proc.stderr
+    assert "4/4 candidates: 4 complete" in proc.stderr
     report = json.loads(nas("show", "pg", "--format", "json").stdout)
     assert [t["state"] for t in report["trials"]] == ["COMPLETE"] * 4
     assert any(t["pareto"] for t in report["trials"])

@@ -25,7 +25,12 @@ def table(tmp_path):
     return t
 
 
-def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None, clock="seconds", budget_s=None):
+def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None, clock="seconds", budget_s=None,
+           timeout_s=None, delay_s=0.0):
+    """A replayed run of the fixture's space (``enqueue``: values to enqueue first, if the study is new;
+    ``delay_s``: wall seconds every poll of the workers takes)."""
+    import time
+
     space = load_space(FIXTURE / "space.yaml")
     space.pruning = pruning
     url = f"sqlite:///{tmp_path / 'replay.db'}"
@@ -33,16 +38,19 @@ def replay(tmp_path, table, enqueue=(), trials=10, workers=2, pruning=None, cloc
 
     def pool(n, evaluator):
         pools.append(SimulatedPool(n, evaluator))
+        if delay_s:
+            poll = pools[-1].poll
+            pools[-1].poll = lambda timeout: (time.sleep(delay_s), poll(timeout))[1]
         return pools[-1]
 
     study = optuna.create_study(study_name="release", storage=optuna_storage(url),
-                                directions=list(space.objectives.values()))
+                                directions=list(space.objectives.values()), load_if_exists=True)
     for params in enqueue:
         study.enqueue_trial(params)
     stop = None if budget_s is None else (lambda: pools[0].spent >= budget_s)
     summary = run(space, RunOptions(storage=url, trials=trials, workers=workers, progress=False,
                                     evaluator=ReplayEvaluator(table, clock=clock), dims=(64, 10), in_shape=(8, 8),
-                                    pool=pool, stop_when=stop))
+                                    pool=pool, stop_when=stop, timeout_s=timeout_s))
     return summary, pools[0], sa.create_engine(url)
 
 
@@ -150,18 +158,62 @@ def test_a_budget_of_training_seconds_ends_the_study(tmp_path, table):
     assert all(any(w == pytest.approx(v) for v in cpu.values()) for w in walls)  # timed by the CPU seconds
 
 
-def test_a_run_says_once_when_the_sampler_only_proposes_trained_architectures(tmp_path, table, capfd,
-                                                                                  monkeypatch):
+def test_a_run_ends_when_the_sampler_only_proposes_trained_architectures(tmp_path, table, capfd, monkeypatch):
     """A sampler that keeps proposing architectures the study trained already (a converged TPE on a small finite
-    space) gets them reused at no training, but they count in trials and cost driver time: after REPEATS_NOTE
-    such proposals in a row the run warns, once."""
+    space) would get them reused at no training, counting in trials and costing driver time: after
+    REPEATS_STOP such proposals in a row the run ends, saying why, with what it has."""
     from nas.search.execution import driver as runner
 
-    monkeypatch.setattr(runner, "REPEATS_NOTE", 5)
+    monkeypatch.setattr(runner, "REPEATS_STOP", 5)
     first = recorded_values()[0]
     summary, pool, engine = replay(tmp_path, table, enqueue=[first] * 13, trials=13, workers=1)
     engine.dispose()
-    assert summary.complete == 13 and summary.reused == 12
+    assert summary.ended_by == "converged"
+    assert summary.complete == 6 and summary.reused == 5  # the first trained, then 5 repeats: no 6th
     err = capfd.readouterr().err
-    assert err.count("proposals were all architectures this study had trained or was training") == 1
-    assert "last 5 proposals" in err
+    assert err.count("proposals were all architectures this study had trained or was training") <= 1  # progress off
+
+
+def test_a_time_budget_stops_starting_candidates_and_the_study_resumes(tmp_path, table):
+    """``--timeout`` (``RunOptions.timeout_s``): no candidate starts once the budget is spent; those running
+    finish; the summary says so; the same study resumes to its trials."""
+    first, _, engine = replay(tmp_path, table, enqueue=recorded_values(), trials=10, timeout_s=0.4, delay_s=0.05)
+    engine.dispose()
+    assert first.ended_by == "timeout" and 0 < first.complete + first.stopped < 10
+    again, _, engine = replay(tmp_path, table, trials=10)  # the enqueued candidates not yet asked for remain
+    with engine.connect() as c:
+        states = [r[0] for r in c.execute(sa.text("SELECT state FROM nas_candidates"))]
+    engine.dispose()
+    assert again.ended_by == "trials" and again.complete + again.stopped == 10
+    assert states.count("COMPLETE") == 10 and "QUEUED" not in states and "RUNNING" not in states
+
+
+def test_candidates_waiting_for_a_worker_are_queued_not_running(tmp_path, table):
+    """The driver keeps two candidates per worker in flight: those no worker has taken are QUEUED (nas ls's
+    queued column), so running never counts more than the workers."""
+    from nas.search.read.results import list_studies
+
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    seen = []
+
+    def look():  # called by the driver between polls (stop_when): what nas ls says then
+        if (tmp_path / "replay.db").exists():
+            counts = next((s["counts"] for s in list_studies(url) if s["study"] == "release"), None)
+            if counts:
+                seen.append((counts["RUNNING"], counts["QUEUED"]))
+        return False
+
+    import nas.search.execution.driver as driver
+    from nas.search.replay import ReplayEvaluator, SimulatedPool
+
+    space = load_space(FIXTURE / "space.yaml")
+    study = optuna.create_study(study_name="release", storage=optuna_storage(url),
+                                directions=list(space.objectives.values()))
+    for params in recorded_values():
+        study.enqueue_trial(params)
+    summary = driver.run(space, driver.RunOptions(
+        storage=url, trials=10, workers=2, progress=False, evaluator=ReplayEvaluator(table), dims=(64, 10),
+        in_shape=(8, 8), pool=lambda n, ev: SimulatedPool(n, ev), stop_when=look))
+    assert summary.complete + summary.stopped == 10
+    assert seen and all(running <= 2 for running, _ in seen)
+    assert any(queued > 0 for _, queued in seen) and max(r + q for r, q in seen) <= 4

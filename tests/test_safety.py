@@ -46,7 +46,7 @@ def test_a_database_password_never_appears(tmp_path):
             p = subprocess.run([sys.executable, "-m", "nas.cli", *args, "--storage", with_password], cwd=tmp_path,
                                capture_output=True, text=True, timeout=300)
             outputs.append(p.stdout + p.stderr)
-        assert "2/2 complete" in outputs[0]
+        assert "2/2 candidates: 2 complete" in outputs[0]
         assert "postgres:***@" in outputs[0]  # the URL is shown, its password hidden
         for out in outputs:
             assert secret not in out

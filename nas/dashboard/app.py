@@ -172,13 +172,13 @@ def page() -> None:
 
 def show_study(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str], names: list[str]) -> None:
     counts = df["state"].value_counts() if not df.empty else pd.Series(dtype=int)
-    cols = st.columns(5)
+    cols = st.columns(len(data.STATE_ORDER) + 1)
     for col, state in zip(cols, data.STATE_ORDER):
         col.metric(state.lower(), int(counts.get(state, 0)))
     acc = score_objective(dirs)
     done = df[df["state"] == "COMPLETE"] if not df.empty else df
     on_test = data.selected_on_test(df)
-    cols[4].metric(f"best {acc} ({'test' if on_test else 'val'})" if acc else "objectives",
+    cols[-1].metric(f"best {acc} ({'test' if on_test else 'val'})" if acc else "objectives",
                    format_score(acc, done[acc].max()) if acc and len(done) else "-")
     if on_test:
         st.warning(f"Scored by nas before 2026-12-07: this study's {acc} is the test split's, and its search selected "

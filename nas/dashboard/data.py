@@ -21,7 +21,7 @@ from nas.search.read.format import human_count
 from nas.spaces.stages import (BlockStage, HeadStage, LiftStage, PoolStage, TokenStage, activation_words, stage,
                                stages, summary, weights_words)
 
-STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING"]
+STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING", "QUEUED"]  # QUEUED: handed to the workers, not yet taken
 LISTS = ("exit_counts", "exit_bytes", "test_exit_counts")  # per-head lists among the objectives, not columns
 
 

@@ -18,9 +18,34 @@ IMAGE_KINDS = ("denoise", "superres", "generative_classification")  # the task k
 DATASETS = ("digits", "mnist5k", "sat")  # the bundled datasets (besides npz:PATH)
 
 
+def seconds_of(value) -> float:
+    """A duration in seconds: a number (seconds), or text such as ``90``, ``90s``, ``30m``, ``2h``, ``1h30m``,
+    ``1d``; ValueError saying what is expected."""
+    import re
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"a duration must be positive, found {value!r}")
+        return float(value)
+    text = str(value).strip().lower().replace(" ", "")
+    if not text or re.fullmatch(r"(\d+(\.\d+)?[dhms]?)+", text) is None:
+        raise ValueError(f"not a duration: {value!r}; expected seconds or e.g. 90s, 30m, 2h, 1h30m")
+    total = sum(float(n) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[u]
+                for n, u in re.findall(r"(\d+(?:\.\d+)?)([dhms]?)", text))
+    if total <= 0:
+        raise ValueError(f"a duration must be positive, found {value!r}")
+    return total
+
+
 def check_document(doc, labels: dict, errors, base_dir: Path | None = None) -> None:
     """The rules between the keys of a parsed space file ``doc`` (its parameters by label: ``labels``; an npz
     path relative to ``base_dir``); each broken one is added to ``errors``."""
+    if doc.search.timeout is not None:
+        try:
+            seconds_of(doc.search.timeout)
+        except ValueError as exc:
+            errors.add(("search", "timeout"), str(exc).split(";")[0], found=doc.search.timeout,
+                       expected="seconds, or a duration such as 90s, 30m, 2h, 1h30m")
     dataset = doc.task.dataset
     if dataset.startswith("npz:"):
         npz = Path(dataset[4:]).expanduser()

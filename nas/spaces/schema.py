@@ -75,7 +75,9 @@ class SearchConfig(_Strict):
     seed: StrictInt | None = None
     # the hypervolume's reference point, one value per objective; derived from the first candidates if absent
     reference: dict[StrictStr, Number] | None = None
-    confirm: ConfirmConfig | None = None  # nas run ends with `nas confirm --front --seeds K` (nas.search.execution.confirm)
+    confirm: ConfirmConfig | None = None  # nas run ends with `nas confirm --front --seeds K` (execution.confirm)
+    # a wall-clock budget: seconds, or a duration such as 90s, 30m, 2h, 1h30m (nas.spaces.rules.seconds_of)
+    timeout: Union[Number, StrictStr] | None = None
 
 
 class PruningConfig(_Strict):

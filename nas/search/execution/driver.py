@@ -45,7 +45,7 @@ from nas.spaces import SearchSpace
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
-REPEATS_NOTE = 100  # proposals in a row of trained architectures after which the run says so (once)
+REPEATS_STOP = 100  # proposals in a row of architectures already trained after which the run ends (converged)
 SPACE_ATTR = "nas:space_sha"
 
 
@@ -68,6 +68,7 @@ class RunOptions:
     # a budget besides ``trials``: once it returns True no new candidate is asked for, and the run ends when
     # those in flight have finished (benchmarks: a replay's training seconds, nas.search.replay.SimulatedPool)
     stop_when: Callable[[], bool] | None = None
+    timeout_s: float | None = None  # a wall-clock budget (--timeout, search.timeout): no candidate starts after it
 
 
 @dataclass
@@ -82,6 +83,8 @@ class RunSummary:
     run_id: int
     errors: list[str] = field(default_factory=list)
     infeasible: int = 0  # sampled candidates over a constraint, recorded untrained
+    stopped: int = 0  # candidates stopped early by the rung rule (they count in trials, as complete ones do)
+    ended_by: str = "trials"  # trials (the study reached them) | timeout | converged | budget (stop_when)
     confirmed: Any = None  # with search.confirm: the front's confirmation (nas.search.execution.confirm.ConfirmSummary)
 
 
@@ -345,7 +348,7 @@ class _Driver:
                             weights_root(opts.storage) / study_name, space.constraints)
         self.complete_at_start = self.rec.complete
         self.repeats = 0  # candidates proposed in a row that were trained or training already (no training)
-        self.noted_repeats = False
+        self.ended_by = "trials"  # why no more candidates are asked for: see RunSummary.ended_by
         self.rung_table.load(store, study_name)  # a resumed study: its trained candidates' rung scores
 
     def record_recovered(self, numbers: list[int]) -> None:
@@ -354,14 +357,21 @@ class _Driver:
 
     # ------------------------------------------------------------ main loop
     def loop(self) -> RunSummary:
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
+        deadline = t0 + self.opts.timeout_s if self.opts.timeout_s else None
         progress = RunProgress(self.study_name, self.trials, enabled=self.opts.progress, metrics=self.metrics)
         state, message = "FINISHED", None
         try:
             with progress:
                 progress.update(self._snapshot(t0))
                 while self.rec.complete + self.rec.stopped < self.trials:
-                    spent = self.opts.stop_when is not None and self.opts.stop_when()
+                    if self.ended_by == "trials":  # no reason yet to stop asking
+                        if deadline is not None and time.monotonic() >= deadline:
+                            self._end("timeout", f"the run's time budget ({self.opts.timeout_s:g} s) is spent: no "
+                                      "new candidate starts; those running finish")
+                        elif self.opts.stop_when is not None and self.opts.stop_when():
+                            self.ended_by = "budget"
+                    spent = self.ended_by != "trials"
                     if not spent:
                         self._fill()
                     if not self.inflight and not self.waiting and (
@@ -391,7 +401,14 @@ class _Driver:
         rec = self.rec
         pareto = len(self.study.best_trials) if rec.complete else 0
         return RunSummary(self.study_name, rec.complete, rec.failed, rec.reused, pareto,
-                          time.monotonic() - t0, self.trials, self.run_id, rec.errors, rec.infeasible)
+                          time.monotonic() - t0, self.trials, self.run_id, rec.errors, rec.infeasible,
+                          stopped=rec.stopped, ended_by=self.ended_by)
+
+    def _end(self, reason: str, words: str) -> None:
+        """Stop asking for candidates (those in flight finish): the run ends by ``reason``."""
+        self.ended_by = reason
+        if self.opts.progress:
+            print(f"nas: {words}", file=sys.stderr, flush=True)
 
     def _snapshot(self, t0: float) -> dict[str, Any]:
         return {
@@ -444,25 +461,28 @@ class _Driver:
             reused = self.rec.reuse(item)
             twin = not reused and any(f.key == item.key for f in self.inflight.values())
             self.repeats = self.repeats + 1 if reused or twin else 0
-            if self.repeats == REPEATS_NOTE and not self.noted_repeats:
-                self._note_repeats()
             if reused:
+                if self.repeats >= REPEATS_STOP:
+                    self._converged()
+                    return
                 continue
             if twin:  # the same candidate is training: this one takes its result
                 self.waiting.setdefault(item.key, []).append(item)
                 n_waiting += 1
+                if self.repeats >= REPEATS_STOP:
+                    self._converged()
+                    return
                 continue
             self.inflight[trial.number] = item
             self.pool.submit(self._job(trial.number, arch.to_json(), train.to_json(), static))
 
-    def _note_repeats(self) -> None:
-        """Say once that the sampler keeps proposing trained architectures: each is reused at no training
-        cost (or waits for its twin in training) but still counts in ``trials`` and costs the driver time."""
-        print(f"nas: warning: the sampler's last {REPEATS_NOTE} proposals were all architectures this study "
-              f"had trained or was training (each reused, no training; they count in trials); it has likely converged "
-              f"or exhausted the space ({self.rec.complete} complete so far): lower trials, or widen the space",
-              file=sys.stderr, flush=True)
-        self.noted_repeats = True
+    def _converged(self) -> None:
+        """The sampler proposed only architectures this study had trained (or was training) for REPEATS_STOP
+        candidates in a row (a converged TPE on a small finite space): each would be reused at no training
+        cost but count in trials and cost the driver time, so the run ends, saying why."""
+        self._end("converged", f"the sampler's last {REPEATS_STOP} proposals were all architectures this study had "
+                  f"trained or was training: it has converged or exhausted the space ({self.rec.complete} complete); "
+                  "the run ends here (widen the space, or change the sampler or its seed, to search further)")
 
     # ------------------------------------------------------------ results
     def _handle(self, msg: Message, progress: "RunProgress") -> None:
@@ -470,6 +490,7 @@ class _Driver:
             self.by_worker[msg.worker] = msg.trial_number
             if msg.trial_number in self.inflight:
                 self.inflight[msg.trial_number].worker = msg.worker
+                self.rec.running(self.inflight[msg.trial_number], msg.worker)
         elif msg.kind == "result":
             self.by_worker.pop(msg.worker, None)
             item = self.inflight.pop(msg.trial_number, None)
@@ -481,7 +502,7 @@ class _Driver:
             elif msg.payload.get("ok"):
                 self.rec.finish_ok(item, msg.payload, msg.worker)
                 progress.candidate_done(item.trial.number, self.rec.values_of(msg.payload["objectives"]),
-                                        msg.payload.get("wall_time_s"))
+                                        msg.payload.get("wall_time_s"), self._snapshot(self.t0))
             else:
                 self.rec.finish_failed(item, msg.payload.get("error") or "unknown error", msg.worker)
                 progress.candidate_failed(item.trial.number, msg.payload.get("error"))

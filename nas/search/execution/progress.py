@@ -74,6 +74,7 @@ class RunProgress:
         rate = snap["done_this_run"] / snap["elapsed"] if snap["elapsed"] > 0 else 0
         eta = _clock(remaining / rate) if rate > 0 else "?"
         status = (f"done {snap['complete']} · failed {snap['failed']} · running {snap['running']}"
+                  + (f" · queued {snap['queued']}" if snap.get("queued") else "")
                   + (f" · best val {self.score} {format_score(self.score, self.best_score)}"
                      if self.best_score is not None else "")
                   + f" · front {self.front}")
@@ -81,10 +82,15 @@ class RunProgress:
             self._progress.update(self._task, completed=min(snap["complete"], self.total), status=status, eta=eta)
         self._last = (status, eta, snap["elapsed"])
 
-    def candidate_done(self, number: int, values: list[float], wall: float | None) -> None:
+    def candidate_done(self, number: int, values: list[float], wall: float | None,
+                       snap: dict[str, Any] | None = None) -> None:
+        """A line for a complete candidate; ``snap`` (the driver's counts after it): the line counts it."""
         if self._score_index is not None:
             value = values[self._score_index]
             self.best_score = value if self.best_score is None else max(self.best_score, value)
+        if snap is not None and self.enabled:
+            self._front_at = 0.0  # the front may have changed: count it again
+            self.update(snap)
         if self.enabled and not self.live:
             status, eta, elapsed = getattr(self, "_last", ("", "?", 0))
             print(f"nas: trial {number} complete in {wall or 0:.1f} s: {_fmt(values)}  [{status}; eta {eta}]",

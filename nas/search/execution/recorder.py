@@ -65,13 +65,20 @@ class Recorder:
                          task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values, **columns)
 
     def started(self, trial, arch, train_key: str, train, values: dict, static: dict[str, float]) -> InFlight:
-        """The row of a candidate about to be trained (RUNNING, its static objectives known)."""
+        """The row of a candidate about to be handed to the workers (QUEUED until one takes it; its static
+        objectives known)."""
         # Short sessions only, and never one open across an Optuna call: on SQLite an open
         # write transaction here would lock Optuna's own connection out.
         with self.store.session() as s:
-            cand = self._row(trial, arch, train_key, train, values, state="RUNNING", objectives=dict(static))
+            cand = self._row(trial, arch, train_key, train, values, state="QUEUED", objectives=dict(static))
             s.add(cand)
         return InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), cand.id, static)
+
+    def running(self, item: InFlight, worker: str) -> None:
+        """A worker took the candidate: QUEUED -> RUNNING."""
+        with self.store.session() as s:
+            s.execute(sa.update(Candidate).where(Candidate.id == item.candidate_id, Candidate.state == "QUEUED")
+                      .values(state="RUNNING", worker=worker))
 
     def finish_ok(self, item: InFlight, payload: dict[str, Any], worker: str) -> None:
         path = write_weights(self.weights_dir, item.trial.number, payload["weights"]) if payload.get("weights") \

@@ -67,4 +67,6 @@ def make_sampler(name: str, seed: int | None, trials: int, workers: int,
     if name not in SAMPLER_CLASSES:
         raise ValueError(f"unknown sampler {name!r}")  # the schema only lets known names through
     kwargs = {**defaults[name], **dict(options or {})}
-    return SAMPLER_CLASSES[name](seed=seed, **kwargs)
+    with warnings.catch_warnings():  # Optuna warns that `group` and `constant_liar` are experimental: nas's own
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # choice, nothing a user can do
+        return SAMPLER_CLASSES[name](seed=seed, **kwargs)

@@ -67,6 +67,8 @@ def list_studies(url: str) -> list[dict[str, Any]]:
             for t in trials:
                 if t.state.name in counts:
                     counts[t.state.name] += 1
+            counts["QUEUED"] = _queued(store, summary.study_name)  # running in Optuna, waiting in Ray's queue
+            counts["RUNNING"] -= counts["QUEUED"]
             metrics = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
             score, best = score_objective(metrics), None
             if score is not None:
@@ -86,6 +88,15 @@ def list_studies(url: str) -> list[dict[str, Any]]:
         return out
     finally:
         store.close()
+
+
+def _queued(store: Store, study: str) -> int:
+    """Candidates handed to the workers that no worker has taken yet."""
+    if not store.has_nas_tables():
+        return 0
+    with store.session() as s:
+        return int(s.scalar(sa.select(sa.func.count()).select_from(Candidate).where(
+            Candidate.study_name == study, Candidate.state == "QUEUED")) or 0)
 
 
 def _selection(store: Store, study: str) -> str:
@@ -175,6 +186,7 @@ def study_report(url: str, name: str) -> dict[str, Any]:
                 "measured": dict(c.objectives) if c is not None and c.objectives else {},
                 "wall_time_s": c.wall_time_s if c is not None else None,
                 "reused": bool(c is not None and c.reused_from is not None),
+                "queued": bool(c is not None and c.state == "QUEUED"),  # RUNNING in Optuna, no worker has it yet
                 "evaluator": version,
             }
             seeds = confirmations.get(t.number)
