@@ -96,8 +96,9 @@ def trials(study: str, storage: str = DEFAULT_STORAGE) -> "pandas.DataFrame":
     return pd.DataFrame(rows, columns=None if rows else columns)
 
 
-def export(study: str, out: str | Path, *args: Any, storage: str = DEFAULT_STORAGE, trial: int | None = None,
-           pick: str | None = None, store_lift: bool = False) -> Path:
+def export(study: str, out: str | Path | None = None, *args: Any, storage: str = DEFAULT_STORAGE,
+           trial: int | None = None, pick: str | None = None, store_lift: bool = False,
+           out_dir: str | Path | None = None) -> Path:
     """``nas export`` from Python: one candidate of ``study`` (``trial=N``, or ``pick=`` an objective or
     ``"knee"``) written as a standalone PyTorch module to the folder ``out``; returns the folder.
 
@@ -109,15 +110,20 @@ def export(study: str, out: str | Path, *args: Any, storage: str = DEFAULT_STORA
 
     from nas.exporter import export_candidate
 
-    if "://" in str(study):  # the old order: (storage, study, out[, trial, pick, store_lift])
+    if "://" in str(study):  # the old order: (storage, study, out_dir[, trial, pick, store_lift])
         warnings.warn("nas.export(storage, study, out, ...) is deprecated: use nas.export(study, out, "
                       "storage=...)", DeprecationWarning, stacklevel=2)
-        storage, study, out = study, out, args[0] if args else None
-        if out is None:
-            raise TypeError("nas.export(storage, study, out): out is missing")
+        storage, study, out = study, out, args[0] if args else out_dir
+        if out is None or study is None:
+            raise TypeError("nas.export(storage, study, out_dir): the study or out_dir is missing")
+        args = args[1:] if args else ()
         names = ("trial", "pick", "store_lift")
-        given = dict(zip(names, args[1:]))
+        given = dict(zip(names, args))
         trial, pick, store_lift = given.get("trial", trial), given.get("pick", pick), given.get("store_lift", store_lift)
     elif args:
         raise TypeError(f"nas.export() takes 2 positional arguments (study, out) but {2 + len(args)} were given")
+    else:
+        out = out if out is not None else out_dir  # out_dir=: the old keyword, still read
+        if out is None:
+            raise TypeError("nas.export(study, out): out is missing")
     return export_candidate(storage, study, out, trial=trial, pick=pick, store_lift=store_lift)

@@ -106,8 +106,10 @@ def ls(storage: str = StorageOpt, format: Format = typer.Option(Format.table, "-
     if not rows:
         err.print("no studies yet: run `nas run SPACE.yaml`")
         return
-    table = Table("study", "state", "complete", "failed", "pruned", "running", "queued", "best (val)", "objectives",
-                  "started")
+    table = Table()
+    for col in ("study", "state", "complete", "failed", "pruned", "running", "queued", "best (val)", "objectives",
+                "started"):
+        table.add_column(col, no_wrap=col in ("best (val)", "started"))
     for r in rows:
         c = r["counts"]
         best = format_score(r["score"], r["best"]) if r["best"] is not None else "-"
@@ -187,7 +189,7 @@ def show(
                             f"{sum(t['state'] == 'COMPLETE' for t in report['trials'])} complete")
     if old:
         title += " (scored by nas before 2026-12-07: the search selected on the test split)"
-    confirmed = any("confirmed" in t for t in rows)
+    confirmed = not old and any("confirmed" in t for t in rows)  # nas confirm refuses a study scored on test
     table = Table(title=title)
     # the bytes column: the study's own bandwidth objective (the exits' expected or the kept connections' bytes)
     moved = next((m for m in ("bandwidth_expected", "bandwidth_kept") if m in metrics), "bandwidth")
@@ -199,7 +201,7 @@ def show(
     for t in rows:
         m = t["measured"] or t["values"]
         arch = summary(t["params"])
-        conf = t.get("confirmed")
+        conf = t.get("confirmed") if confirmed else None
         value = t["values"].get(score, m.get(score))
         cells = [str(t["number"]), t["state"].lower() + (" (reused)" if t.get("reused") else ""), arch.strip()]
         if conf:

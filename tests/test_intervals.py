@@ -117,3 +117,48 @@ def test_the_card_says_which_split_each_score_is():
     assert "test accuracy" in said("accuracy", 2) and "selected on it" in said("accuracy", 2)
     assert "per validation sample" in said("bandwidth_expected", 3) and "per test sample" in said(
         "bandwidth_expected", 2)
+
+
+def test_a_reused_twin_is_not_its_originals_rival():
+    """A reused candidate beside its original on the front is the same training: confirmed once
+    (``distinct``), both read its seeds, and the marking does not compare one with the other."""
+    from types import SimpleNamespace
+
+    from nas.search.execution.confirm import distinct
+    from nas.search.read.results import by_candidate, identity
+
+    a = SimpleNamespace(trial_number=4, arch_id="a", train_key="t.e3", task_key="k")
+    twin = SimpleNamespace(trial_number=9, arch_id="a", train_key="t.e3", task_key="k")
+    b = SimpleNamespace(trial_number=2, arch_id="b", train_key="t.e3", task_key="k")
+    assert [c.trial_number for c in distinct([twin, a, b])] == [2, 4]
+    seeds = by_candidate({4: [(1, {"accuracy": 0.9})]}, {4: a, 9: twin})
+    assert seeds[identity(twin)] == seeds[identity(a)]
+    entries = {4: {**_entry(0.90, 0.01, 200), "id": identity(a)}, 9: {**_entry(0.90, 0.01, 200), "id": identity(twin)},
+               2: {**_entry(0.80, 0.01, 100), "id": identity(b)}}
+    marks = significance(entries, "accuracy", DIRS)
+    assert marks[4] == marks[9] == {"status": "distinct", "by": None}  # not "≈ its twin"
+
+
+def test_picks_read_the_seeds_only_once_the_whole_front_is_confirmed():
+    from nas.exporter.pick import best_by, confirmed_pool
+
+    def row(n, acc, params, pareto, mean=None):
+        r = {"number": n, "values": {"accuracy": acc, "params": params}, "pareto": pareto}
+        if mean is not None:
+            r["confirmed"] = {"metric": "accuracy", "val": {"n": 3, "mean": mean, "sd": 0.01}, "objectives": {}}
+        return r
+
+    dirs = {"accuracy": "maximize", "params": "minimize"}
+    part = [row(0, 0.95, 100, True), row(1, 0.90, 50, True, mean=0.97), row(2, 0.80, 500, False, mean=0.99)]
+    assert confirmed_pool(part, dirs) == []  # trial 0 of the front unconfirmed: single seeds decide
+    assert best_by(part, "accuracy", dirs)["number"] == 0
+    whole = [row(0, 0.95, 100, True, mean=0.93), row(1, 0.90, 50, True, mean=0.94), row(2, 0.80, 500, False)]
+    pool = confirmed_pool(whole, dirs)
+    assert [r["number"] for r in pool] == [0, 1] and best_by(pool, "accuracy", dirs)["number"] == 1  # by the means
+
+
+def test_a_task_key_keeps_its_split_fractions_exactly():
+    from nas.search.keys import TaskRef
+
+    ref = TaskRef("classification", "digits", test=0.1234567, validation=0.2000001)
+    assert TaskRef.from_key(ref.key()) == ref

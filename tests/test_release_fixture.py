@@ -106,9 +106,47 @@ def test_its_study_reads_as_selected_on_test_and_cannot_be_resumed(copy, capsys)
     out = capsys.readouterr().out
     assert "the search selected on the test split" in out and "(test: before 2026-12-07)" in out
     space = copy / "release.yaml"
-    with sa.create_engine(url).connect() as c:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
         space.write_text(c.execute(sa.text("SELECT space_text FROM nas_runs LIMIT 1")).scalar())
+    engine.dispose()
+    import hashlib
+
+    before = hashlib.sha256((copy / "nas.db").read_bytes()).hexdigest()
     with pytest.raises(SystemExit) as exc:
         main(["run", str(space), "--storage", url, "--no-progress"])
     assert exc.value.code == 2
     assert re.search(r"scored by another version of nas's evaluator \(this nas scores with version 3", capsys.readouterr().err)
+    # nor are its candidates confirmed: seeds would be weighed against test scores
+    with pytest.raises(SystemExit) as exc:
+        main(["confirm", "release", "--storage", url, "--no-progress"])
+    assert exc.value.code == 2 and "scored by nas before 2026-12-07" in capsys.readouterr().err
+    # both refusals wrote nothing: the file an older nas reads is the file it wrote
+    assert hashlib.sha256((copy / "nas.db").read_bytes()).hexdigest() == before
+    assert not (copy / "nas.db-wal").exists() or (copy / "nas.db-wal").stat().st_size == 0
+
+
+def test_compare_refuses_to_mix_test_scored_and_validation_scored_studies(copy):
+    import warnings
+
+    import optuna
+
+    from nas.errors import NasInputError
+    from nas.search.read.results import compare
+
+    url = f"sqlite:///{copy / 'nas.db'}"
+    new = optuna.create_study(study_name="new", storage=url, directions=["maximize", "minimize", "minimize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        new.set_metric_names(["accuracy", "params", "bandwidth"])
+    with pytest.raises(NasInputError, match=r"'release' scored by nas before 2026-12-07 .* different splits"):
+        compare(url, ["release", "new"])
+
+
+def test_the_old_export_call_with_its_out_dir_keyword_still_works(copy, tmp_path):
+    import nas
+
+    url = f"sqlite:///{copy / 'nas.db'}"
+    with pytest.warns(DeprecationWarning):
+        out = nas.export(url, "release", out_dir=tmp_path / "kw", trial=0)
+    assert (out / "model.py").is_file()

@@ -153,8 +153,9 @@ def test_a_budget_of_training_seconds_ends_the_study(tmp_path, table):
                                                  "ORDER BY trial_number"))]
     assert 0 < summary.complete < 10
     assert pool.spent == pytest.approx(sum(walls)) and pool.spent >= budget
-    # one worker with two candidates in flight (the driver keeps 2 per worker): none asked after the budget
-    assert sum(walls[:-2]) < budget
+    # one worker, one candidate in flight (the next is asked once the last is recorded): none asked after the
+    # budget, so every candidate but the last started below it
+    assert sum(walls[:-1]) < budget
     assert all(any(w == pytest.approx(v) for v in cpu.values()) for w in walls)  # timed by the CPU seconds
 
 
@@ -170,8 +171,6 @@ def test_a_run_ends_when_the_sampler_only_proposes_trained_architectures(tmp_pat
     engine.dispose()
     assert summary.ended_by == "converged"
     assert summary.complete == 6 and summary.reused == 5  # the first trained, then 5 repeats: no 6th
-    err = capfd.readouterr().err
-    assert err.count("proposals were all architectures this study had trained or was training") <= 1  # progress off
 
 
 def test_a_time_budget_stops_starting_candidates_and_the_study_resumes(tmp_path, table):

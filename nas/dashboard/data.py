@@ -207,19 +207,28 @@ def confirmed(engine: Engine, study: str, df: pd.DataFrame, dirs: dict[str, str]
     mean, sd and 95 % interval, the test score's mean and sd, and what the intervals say against the other
     confirmed candidates (``nas.search.read.intervals.significance``: distinct, indistinguishable, dominated, with
     the trial it is compared with), as ``nas show`` marks them."""
-    from nas.search.read.results import read_confirmations as read
-    from nas.search.read.results import confirmed_costs, score_objective
+    from types import SimpleNamespace
+
+    from nas.search.read.results import by_candidate, confirmed_costs, identity, read_confirmations, score_objective
 
     score = score_objective(dirs)
-    seeds = read(engine, study) if score else {}
+    seeds = read_confirmations(engine, study) if score else {}
     done = df[df["state"] == "COMPLETE"].set_index("trial") if not df.empty else df
+    if not seeds or done.empty:
+        return pd.DataFrame(columns=CONFIRMED_COLUMNS)
+    with engine.connect() as c:  # each trial's training, so a reused candidate reads its original's seeds
+        ids = {r[0]: SimpleNamespace(arch_id=r[1], train_key=r[2], task_key=r[3]) for r in c.execute(sa.text(
+            "SELECT trial_number, arch_id, train_key, task_key FROM nas_candidates WHERE study_name = :s"),
+            {"s": study})}
+    by_id = by_candidate(seeds, ids)
     rows, entries = [], {}
-    for number, got in seeds.items():
-        if number not in done.index:
+    for number in done.index:
+        got = by_id.get(identity(ids[number])) if number in ids else None
+        if not got:
             continue
         conf = intervals.confirmed([o for _, o in got], [s for s, _ in got], score)
         values = {m: float(done.at[number, m]) for m in dirs if m in done.columns and pd.notna(done.at[number, m])}
-        entries[number] = {"interval": conf["val"],
+        entries[number] = {"interval": conf["val"], "id": identity(ids[number]),
                            "costs": confirmed_costs({"confirmed": conf, "values": values}, dirs, score)}
         ci = conf["val"]["ci95"] or [None, None]
         rows.append({"trial": number, "seeds": conf["seeds"], "val_mean": conf["val"]["mean"],

@@ -321,8 +321,11 @@ def evaluate(
     if len(counts) > 1:
         objectives[TEST_PREFIX + "bandwidth_expected"] = expected_bytes(test_counts, head_bytes)
     objectives["latency_ms"] = latency_ms(model, spec.d_in)
-    if not all(math.isfinite(v) for v in objectives.values()):
-        raise CandidateFailed(f"non-finite objectives {objectives}")
+    selected = {k: v for k, v in objectives.items() if not k.startswith(TEST_PREFIX)}
+    if not all(math.isfinite(v) for v in selected.values()):  # what the search reads must be finite
+        raise CandidateFailed(f"non-finite objectives {selected}")
+    for k in [k for k, v in objectives.items() if k.startswith(TEST_PREFIX) and not math.isfinite(v)]:
+        objectives[k] = None  # the record, unmeasurable (JSON has no NaN): never a reason to fail a candidate
     if len(counts) > 1:  # the exit histograms and each head's bytes (lists: not objectives), stored with the rest
         objectives["exit_counts"], objectives["exit_bytes"] = counts, head_bytes
         objectives[TEST_PREFIX + "exit_counts"] = test_counts

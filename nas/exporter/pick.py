@@ -48,16 +48,24 @@ def knee(rows: list[dict[str, Any]], directions: Mapping[str, str]) -> dict[str,
 
 
 def confirmed_pool(complete: list[dict[str, Any]], directions: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The complete rows that ``nas confirm`` trained with several seeds, their ``values`` replaced by what the
-    seeds say: the score by its validation mean, a measured cost (``latency_ms``, a measured bandwidth) by its
-    mean, the exact costs as they are. Empty when no candidate is confirmed: picks then read the search's
-    single-seed validation scores."""
+    """Once every member of the study's front has been trained with several seeds (``nas confirm``, 2 or more
+    complete), the confirmed rows, their ``values`` replaced by what the seeds say: the score by its
+    validation mean, a measured cost (``latency_ms``, a measured bandwidth) by its mean, the exact costs as
+    they are. Empty otherwise (no confirmation, or only some candidates confirmed, which the search's
+    single-seed scores of the others could not be weighed against): picks then read those scores."""
     from nas.search.read.results import confirmed_costs
 
+    def usable(t):
+        conf = t.get("confirmed")
+        return bool(conf) and conf["val"].get("sd") is not None and conf["metric"] in directions
+
+    front = [t for t in complete if t.get("pareto")]
+    if not front or not all(usable(t) for t in front):
+        return []
     out = []
     for t in complete:
         conf = t.get("confirmed")
-        if not conf or conf["val"].get("mean") is None or conf["metric"] not in directions:
+        if not usable(t):
             continue
         values = {**t["values"], **confirmed_costs(t, dict(directions), conf["metric"]),
                   conf["metric"]: conf["val"]["mean"]}

@@ -54,7 +54,7 @@ class TaskRef:
         if self.options is not None:
             key += "|" + json.dumps(dict(self.options), sort_keys=True, separators=(",", ":"))
         if self.splits != (TEST_FRACTION, VAL_FRACTION):
-            key += f"{_SPLITS}{self.test:g},validation={self.validation:g}"
+            key += f"{_SPLITS}{self.test!r},validation={self.validation!r}"  # exact: the key reproduces the split
         return key
 
     @classmethod

@@ -156,6 +156,9 @@ def selected(entry: dict[str, Any], epochs: int, score: str) -> dict[str, Any]:
     metric = score[len("val_"):]
     if TEST_PREFIX + metric in objectives or metric not in objectives:
         return objectives
+    if objectives.get("exit_counts"):  # its bandwidth_expected weighs the test split's exits: not selectable
+        raise NotInTable("a table recorded before evaluator 3 with early exits holds bandwidth_expected from the "
+                         "test split's exits, which a search must not read; record the table again")
     first = max(1, dense_until(entry["arch"], epochs))
     objectives[TEST_PREFIX + metric] = objectives[metric]
     objectives[metric] = max(float(p[score]) for p in entry["curve"][:epochs] if int(p["epoch"]) >= first)

@@ -97,9 +97,23 @@ def confirm(storage: str, study: str, *, seeds: int = DEFAULT_SEEDS, trials: lis
     if workers is not None and workers < 1:
         raise NasInputError(f"--workers: must be at least 1, found {workers}")
     report = study_report(storage, study)  # an unknown study: an error listing the studies
+    if report["selection"] == "test":
+        raise NasInputError(f"study {study!r} was scored by nas before 2026-12-07: its scores are the test split's, "
+                            "and its search selected on them, so seeds would be compared with test scores; run its "
+                            "space file again under a new --study name, then confirm that study")
     numbers = choose(report, trials, seeds)
     check_address(address)
     cands = _candidates(storage, study, numbers)
+    reader = Store(storage, create=False)
+    try:
+        todo = plan(reader, study, cands, seeds)[1]
+    finally:
+        reader.close()
+    if not todo:  # every seed trained already: nothing to start, nothing to write
+        n = len(jobs_for(distinct(cands), seeds))
+        if progress:
+            print(f"nas: every seed of the {len(distinct(cands))} candidate(s) was trained earlier", file=sys.stderr)
+        return ConfirmSummary(study, [c.trial_number for c in distinct(cands)], seeds, found=n)
     evaluator = _evaluator(study, cands)
     store = Store(storage)  # a writer: brings an older database's tables up to date
     pool = WorkerPool(workers, evaluator, address)
@@ -149,6 +163,33 @@ def _evaluator(study: str, cands: list[Candidate]):
     return ref.evaluator()
 
 
+def distinct(cands: list[Candidate]) -> list[Candidate]:
+    """One candidate per architecture, training and task (the lowest trial number): a reused candidate on the
+    front beside its original is confirmed once, and both read the same seeds (``nas.search.read``)."""
+    seen, out = set(), []
+    for c in sorted(cands, key=lambda c: c.trial_number):
+        key = (c.arch_id, c.train_key, c.task_key)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def plan(store: Store, study: str, cands: list[Candidate], k: int) -> tuple[list["_Job"], list["_Job"]]:
+    """(every training that confirms ``cands`` with ``k`` seeds, those not done yet): a seed with a complete
+    row of the same training settings and evaluator version is done."""
+    jobs = jobs_for(distinct(cands), k)
+    wanted = {(j.trial_number, j.seed): j.train_key for j in jobs}
+    rows = []
+    if sa.inspect(store.engine).has_table("nas_confirmations"):
+        with store.session() as s:
+            rows = s.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.train_key).where(
+                Confirmation.study_name == study, Confirmation.state == "COMPLETE",
+                Confirmation.trial_number.in_([c.trial_number for c in cands]))).all()
+    done = {(n, seed) for n, seed, key in rows if wanted.get((n, seed)) == key}
+    return jobs, [j for j in jobs if (j.trial_number, j.seed) not in done]
+
+
 def jobs_for(cands: list[Candidate], k: int) -> list[_Job]:
     """Every (candidate, seed) training to confirm ``cands`` with ``k`` seeds."""
     from nas.search.keys import evaluation_key
@@ -169,18 +210,11 @@ def run_confirmations(store: Store, pool, study: str, cands: list[Candidate], k:
     ``nas_confirmations``. A seed with a complete row of the same training settings and evaluator version is
     not trained again."""
     t0 = time.monotonic()
-    summary = ConfirmSummary(study, [c.trial_number for c in cands], k)
-    jobs = jobs_for(cands, k)
-    wanted = {(j.trial_number, j.seed): j.train_key for j in jobs}
-    with store.session() as s:
-        rows = s.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.train_key).where(
-            Confirmation.study_name == study, Confirmation.state == "COMPLETE",
-            Confirmation.trial_number.in_(summary.trials))).all()
-    done = {(n, seed) for n, seed, key in rows if wanted.get((n, seed)) == key}
-    todo = [j for j in jobs if (j.trial_number, j.seed) not in done]
+    jobs, todo = plan(store, study, cands, k)
+    summary = ConfirmSummary(study, [c.trial_number for c in distinct(cands)], k)
     summary.found = len(jobs) - len(todo)
     if progress:
-        print(f"nas: confirming {len(cands)} candidate(s) of study {study} with {k} seeds each: {len(todo)} "
+        print(f"nas: confirming {len(summary.trials)} candidate(s) of study {study} with {k} seeds each: {len(todo)} "
               f"training(s) to run" + (f", {summary.found} done earlier" if summary.found else ""),
               file=sys.stderr, flush=True)
     pending: dict[int, _Job] = dict(enumerate(todo))

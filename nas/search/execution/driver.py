@@ -139,22 +139,13 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
 
     check_options(space)
     check_address(opts.address)
-    store = Store(opts.storage)
-    storage = optuna_storage(opts.storage)
-    summaries = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
-    exists = study_name in summaries
     sha = space_sha(space)
-    if opts.resume and not exists:
-        raise NasInputError(f"--resume: no study {study_name!r} in {redact(opts.storage)} to resume")
+    n_trials = _check_study(opts, study_name, sha)  # read-only: a refused run writes nothing
+    exists = n_trials is not None
+    store = Store(opts.storage)  # the writer: creates the tables, or brings an older database's up to date
+    storage = optuna_storage(opts.storage)
     if exists:
-        old = optuna.load_study(study_name=study_name, storage=storage)
-        if old.user_attrs.get(SPACE_ATTR) not in (None, sha):
-            raise NasInputError(
-                f"study {study_name!r} in {redact(opts.storage)} was run from a different space file; "
-                f"pass --study NEW_NAME to start another study (or restore the original file to resume)"
-            )
         _check_no_live_run(store, study_name)
-        _check_evaluator_version(store, study_name, redact(opts.storage))
 
     pool = opts.pool(workers or 1, evaluator) if opts.pool is not None else WorkerPool(workers, evaluator, opts.address)
     try:
@@ -171,7 +162,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         metrics = list(space.objectives)
         seed = space.search.seed
         if seed is not None and exists:  # a resumed study must not replay the sampler's first proposals
-            seed += summaries[study_name].n_trials
+            seed += n_trials
         sampler = make_sampler(space.search.sampler, seed, trials, workers, space.search.options)
         study = optuna.create_study(
             study_name=study_name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True
@@ -200,7 +191,11 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         driver = _Driver(space, study, store, pool, run_row.id, plan, opts)
         driver.record_recovered(told)
         summary = driver.loop()
-        if space.search.confirm is not None and summary.complete:  # search.confirm: the front gets its seeds
+        if space.search.confirm is not None and summary.ended_by == "timeout":
+            if opts.progress:
+                print(f"nas: the time budget ended the run: the front is not confirmed (nas confirm {study_name} "
+                      f"--seeds {space.search.confirm.seeds} does it)", file=sys.stderr)
+        elif space.search.confirm is not None and summary.complete:  # search.confirm: the front gets its seeds
             from nas.search.execution.confirm import run_confirmations
 
             front = sorted(t.number for t in study.best_trials)
@@ -229,6 +224,42 @@ def check_splits(space: SearchSpace, task) -> None:
         raise NasInputError(f"{space.place('task', key)}: the validation split has {len(task.y_val)} samples, fewer "
                             f"than the task's {task.d_out} classes; it cannot tell the candidates apart: raise "
                             "task.validation (or give more samples)")
+
+
+def _check_study(opts: RunOptions, study_name: str, sha: str) -> int | None:
+    """The checks of an existing study, made read-only before anything is written (a refused run leaves the
+    database as it was): ``--resume`` needs the study; a study run from another space file, or holding
+    results of another evaluator version, is refused. Returns the study's trial count, or None if it is new."""
+    from nas.search.store.storage import sqlite_path
+
+    db = sqlite_path(opts.storage)
+    where = redact(opts.storage)
+    if db is not None and not db.exists():
+        if opts.resume:
+            raise NasInputError(f"--resume: no study {study_name!r} in {where} to resume (no database there)")
+        return None
+    reader = Store(opts.storage, create=False)
+    try:
+        summaries = {}
+        if reader.optuna_ready():
+            storage = optuna_storage(opts.storage, read_only=True)
+            summaries = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage,
+                                                                                      include_best_trial=False)}
+        if study_name not in summaries:
+            if opts.resume:
+                raise NasInputError(f"--resume: no study {study_name!r} in {where} to resume")
+            return None
+        old = optuna.load_study(study_name=study_name, storage=storage)
+        if old.user_attrs.get(SPACE_ATTR) not in (None, sha):
+            raise NasInputError(
+                f"study {study_name!r} in {where} was run from a different space file; "
+                f"pass --study NEW_NAME to start another study (or restore the original file to resume)"
+            )
+        if reader.has_nas_tables():
+            _check_evaluator_version(reader, study_name, where)
+        return summaries[study_name].n_trials
+    finally:
+        reader.close()
 
 
 def _check_no_live_run(store: Store, study_name: str) -> None:
@@ -460,7 +491,8 @@ class _Driver:
             item = self.rec.started(trial, arch, train_key, train, values, static)
             reused = self.rec.reuse(item)
             twin = not reused and any(f.key == item.key for f in self.inflight.values())
-            self.repeats = self.repeats + 1 if reused or twin else 0
+            # a repeat: the sampler proposed what this study trained (or is training); another study's reuse is new
+            self.repeats = self.repeats + 1 if reused == "own" or twin else 0
             if reused:
                 if self.repeats >= REPEATS_STOP:
                     self._converged()

@@ -146,8 +146,9 @@ class Recorder:
         self.failed += 1
         self.errors.append(f"trial {item.trial.number}: {error}")
 
-    def reuse(self, item: InFlight) -> bool:
-        """Complete ``item`` with an earlier result for the same architecture, training and task, if any."""
+    def reuse(self, item: InFlight) -> str:
+        """Complete ``item`` with an earlier result for the same architecture, training and task, if any:
+        ``"own"`` (this study trained it), ``"other"`` (another study of the database did), or ``""``."""
         arch_id, train_key, task_key = item.key
         with self.store.session() as s:
             prior = s.scalars(
@@ -157,7 +158,7 @@ class Recorder:
                 ).limit(1)
             ).first()
         if prior is None:
-            return False
+            return ""
         # the measured objectives are the earlier training's; params and bandwidth are this cost model's
         # (an older database may hold figures of an earlier model)
         objectives = {**prior.objectives, **item.values_static}
@@ -189,4 +190,4 @@ class Recorder:
         self.complete += 1
         self.reused += 1
         self.history.record(item.trial.number, self.complete, self.values_of(objectives), 0)
-        return True
+        return "own" if prior.study_name == self.study_name else "other"

@@ -66,8 +66,9 @@ def significance(entries: Mapping[int, Mapping[str, Any]], score: str,
                  directions: Mapping[str, str]) -> dict[int, dict[str, Any]]:
     """What the intervals let each confirmed candidate claim against the others.
 
-    ``entries``: trial number -> ``{"interval": the score's summary (``val``), "costs": {metric: value}}`` for
-    the study's other objectives (exact costs as the search measured them; a measured one, such as
+    ``entries``: trial number -> ``{"interval": the score's summary (``val``), "costs": {metric: value}, "id":
+    optional, the same for two trials of one training (a reused candidate), which are not each other's rivals}``
+    for the study's other objectives (exact costs as the search measured them; a measured one, such as
     ``latency_ms``, as its mean over the seeds). a **significantly dominates** b when a's costs are no worse
     than b's in every objective and a's interval lies wholly above b's (below for a minimised score).
     Returns, per trial, ``{"status", "by"}``:
@@ -78,7 +79,11 @@ def significance(entries: Mapping[int, Mapping[str, Any]], score: str,
     - ``distinct``: its interval lies above that of every other candidate at most as costly (or none is):
       a front member the noise cannot move.
 
-    Only confirmed candidates with an interval (2 seeds or more) take part.
+    Only confirmed candidates with an interval (2 seeds or more) take part. What this says, and what not: two
+    95 % intervals that do not overlap is a conservative test of a difference (about the 0.5 % level for equal
+    spreads), and overlapping intervals do not prove two candidates equal; the intervals cover the training
+    seed's variance only (the validation split is fixed, so its sampling error is not in them); and no
+    correction is made for the many comparisons of a front.
     """
     maximize = directions.get(score, "maximize") == "maximize"
     costs = [m for m in directions if m != score]
@@ -95,7 +100,9 @@ def significance(entries: Mapping[int, Mapping[str, Any]], score: str,
               if e["interval"].get("ci95") is not None and all(m in e["costs"] for m in costs)}
     out: dict[int, dict[str, Any]] = {}
     for b, eb in usable.items():
-        rivals = sorted((a for a in usable if a != b and no_worse(usable[a], eb)), key=cheapness)
+        twin = eb.get("id")  # the same training under another trial number (a reused candidate): not a rival
+        rivals = sorted((a for a in usable if a != b and no_worse(usable[a], eb)
+                         and (twin is None or usable[a].get("id") != twin)), key=cheapness)
         dominating = [a for a in rivals if _better_interval(usable[a]["interval"], eb["interval"], maximize)]
         if dominating:
             out[b] = {"status": "dominated", "by": dominating[0]}

@@ -9,7 +9,7 @@ import optuna
 import sqlalchemy as sa
 
 from nas.errors import NasInputError
-from nas.evaluators.names import FIRST_VALIDATION_VERSION, SCORES, evaluator_version, scores_on_test
+from nas.evaluators.names import EVALUATOR_VERSION, FIRST_VALIDATION_VERSION, SCORES, evaluator_version, scores_on_test
 from nas.search.read import intervals
 from nas.search.store.models import Candidate, Confirmation, Run
 from nas.search.store.storage import Store, redact
@@ -162,7 +162,7 @@ def study_report(url: str, name: str) -> dict[str, Any]:
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         pareto = {t.number for t in study.best_trials} if complete else set()
-        confirmations = read_confirmations(store, name) if store.has_nas_tables() else {}
+        confirmations = by_candidate(read_confirmations(store, name) if store.has_nas_tables() else {}, cands)
         directions = dict(zip(metrics, (d.name.lower() for d in study.directions)))
         score = score_objective(metrics)
         rows, versions = [], set()
@@ -189,13 +189,14 @@ def study_report(url: str, name: str) -> dict[str, Any]:
                 "queued": bool(c is not None and c.state == "QUEUED"),  # RUNNING in Optuna, no worker has it yet
                 "evaluator": version,
             }
-            seeds = confirmations.get(t.number)
+            seeds = confirmations.get(identity(c)) if c is not None else None
             if seeds and score is not None and t.state.name == "COMPLETE":
                 row["confirmed"] = intervals.confirmed([o for _, o in seeds], [s for s, _ in seeds], score)
             rows.append(row)
         if score is not None:
             marks = intervals.significance(
-                {r["number"]: {"interval": r["confirmed"]["val"], "costs": confirmed_costs(r, directions, score)}
+                {r["number"]: {"interval": r["confirmed"]["val"], "costs": confirmed_costs(r, directions, score),
+                               "id": identity(cands[r["number"]])}
                  for r in rows if "confirmed" in r}, score, directions)
             for r in rows:
                 if r["number"] in marks:
@@ -244,6 +245,12 @@ def compare(url: str, names: list[str], reference: dict[str, float] | None = Non
     if len(set(names)) != len(names) or not names:
         raise NasInputError("nas compare: name each study once (at least one)")
     reports = [study_report(url, n) for n in names]  # NasInputError for an unknown study
+    kinds = {r["selection"] for r in reports}
+    if len(kinds) > 1:
+        old = [r["study"] for r in reports if r["selection"] == "test"]
+        raise NasInputError(f"nas compare: {', '.join(map(repr, old))} scored by nas before 2026-12-07 (test scores, "
+                            "the search selected on them), the others on validation: their hypervolumes measure "
+                            "different splits; compare studies scored the same way")
     dirs = reports[0]["directions"]
     for r in reports[1:]:
         if r["directions"] != dirs:
@@ -328,16 +335,30 @@ def compare_rows(series: dict[str, tuple[list, str | None]], dirs: dict[str, str
 
 
 def read_confirmations(store_or_engine, study: str) -> dict[int, list[tuple[int, dict]]]:
-    """The complete confirmations of ``study``: trial number -> [(seed, objectives)], seeds in order. An
-    engine or a Store; a database without the table (written before ``nas confirm`` existed) has none."""
+    """The complete confirmations of ``study`` scored by this nas's evaluator: trial number -> [(seed,
+    objectives)], seeds in order (a row of another evaluator version is outdated: ``nas confirm`` trains it
+    again). An engine or a Store; a database without the table (written before ``nas confirm``) has none."""
     engine = getattr(store_or_engine, "engine", store_or_engine)
     if not sa.inspect(engine).has_table("nas_confirmations"):
         return {}
     with engine.connect() as c:
-        rows = c.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.objectives)
+        rows = c.execute(sa.select(Confirmation.trial_number, Confirmation.seed, Confirmation.objectives,
+                                   Confirmation.train_key)
                          .where(Confirmation.study_name == study, Confirmation.state == "COMPLETE")
                          .order_by(Confirmation.trial_number, Confirmation.seed)).all()
     out: dict[int, list[tuple[int, dict]]] = {}
-    for number, seed, objectives in rows:  # the JSON column type decodes the objectives
-        out.setdefault(number, []).append((seed, objectives or {}))
+    for number, seed, objectives, key in rows:  # the JSON column type decodes the objectives
+        if evaluator_version(key) == EVALUATOR_VERSION:
+            out.setdefault(number, []).append((seed, objectives or {}))
     return out
+
+
+def identity(cand) -> tuple:
+    """What makes two candidates the same training: their architecture, training settings and task."""
+    return (cand.arch_id, cand.train_key, cand.task_key)
+
+
+def by_candidate(confirmations: dict[int, list], cands: dict[int, Any]) -> dict[tuple, list]:
+    """The confirmations by ``identity``: a reused candidate reads the seeds ``nas confirm`` trained for its
+    original (``nas.search.execution.confirm.distinct`` confirms one of them)."""
+    return {identity(cands[n]): rows for n, rows in confirmations.items() if n in cands}
