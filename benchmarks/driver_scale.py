@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import statistics
 import sys
 import tempfile
 import time

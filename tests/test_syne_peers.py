@@ -1,7 +1,6 @@
 """benchmarks/syne_peers.py: Syne Tune's MOASHA and multi-objective random search replayed on a table through
 Syne Tune's own simulator, on a small synthetic nas-table/1. Needs Syne Tune (``pip install -e .[bench]``);
 skipped without it."""
-import itertools
 import random
 import sys
 from pathlib import Path
