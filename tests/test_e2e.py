@@ -111,7 +111,7 @@ def test_show_table_and_ls(finished):
     listing = nas_cli("ls", "--format", "json", cwd=root)
     rows = json.loads(listing.stdout)
     assert [r["study"] for r in rows] == ["tiny"]
-    assert rows[0]["counts"] == {"COMPLETE": 8, "FAIL": 0, "PRUNED": 0, "RUNNING": 0}
+    assert rows[0]["counts"] == {"COMPLETE": 8, "FAIL": 0, "PRUNED": 0, "RUNNING": 0, "QUEUED": 0}
     assert rows[0]["state"] == "finished"
 
 
