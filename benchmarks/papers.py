@@ -92,7 +92,11 @@ def study(root: Path, url: str, name: str, doc: dict, enqueue: list[dict]) -> li
     text = yaml.safe_dump({"name": name, **doc}, sort_keys=False)
     storage = optuna_storage(url)
     done = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    if done.get(name, 0) >= len(enqueue) and path.is_file() and path.read_text() == text:
+    complete = 0
+    if name in done:  # finished candidates (complete or stopped): an interrupted study has enqueued ones left
+        complete = sum(t.state.is_finished() and t.state.name != "FAIL"
+                       for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+    if complete >= len(enqueue) and path.is_file() and path.read_text() == text:
         print(f"# study {name}: already run in {root} from the same space file; read, not run again", flush=True)
     else:
         path.write_text(text)
