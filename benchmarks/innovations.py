@@ -152,7 +152,7 @@ def main() -> None:
     mixers = run_study(root, url, "innovations-mixers", MIXER_SPACE, MIXER_BASE,
                        [c for cs in MIXERS.values() for c in cs], args.mixer_epochs, args.seeds, 3.0e-3)
     gaps: dict[str, list[float]] = {}
-    print(f"\n## Each choice against the dense front (gap: accuracy − the front's at the same params)")
+    print("\n## Each choice against the dense front (gap: accuracy − the front's at the same params)")
     print(f"{'choice':<16} {'candidate':<58} {'params':>8} {'bandwidth':>10} {'expected':>10} {'accuracy':>8} "
           f"{'± sd':>6} {'front':>6} {'gap':>7}")
     rows = [(name, c, flat.get(key(FLAT_BASE, c))) for name, cs in CHOICES.items() for c in cs]

@@ -118,7 +118,6 @@ def test_a_candidate_outside_the_table_is_a_clear_error(tmp_path, table):
 
 
 def test_early_stopping_is_replayed_from_the_recorded_curves(tmp_path, table):
-    from nas.search.execution.pruning import dense_until
     from nas.search.replay import key_of
     from nas.spaces.schema import PruningConfig
 

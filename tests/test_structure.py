@@ -7,6 +7,7 @@ imports only the parts below it (kernels <- spaces <- evaluators <- search <- ex
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,19 @@ def test_the_dashboard_reads_optunas_tables_only_through_its_api():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert not query.search(node.value), f"{path.name}: SQL on Optuna's tables: {node.value!r}"
+
+
+def test_the_dashboard_reads_only_through_the_read_side():
+    """One read side: the dashboard queries no table itself (nas's nor Optuna's); nas.search.read does."""
+    for path in (NAS / "dashboard").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sqlalchemy"):
+                assert [a.name for a in node.names] == ["Engine"], f"{path.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("sqlalchemy") for a in node.names), f"{path.name} imports sqlalchemy"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not re.search(r"\bSELECT\b.+\bFROM\b", node.value, re.I | re.S), f"{path.name}: {node.value!r}"
 
 
 def test_no_module_grows_past_what_one_reads_at_once():

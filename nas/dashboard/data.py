@@ -1,7 +1,7 @@
 """What the dashboard reads: short read-only queries, turned into pandas frames.
 
-Reads nas's own table (one query per study) and Optuna's study tables for
-directions and metric names; never opens Optuna's storage for writing.
+Reads through ``nas.search.read.results`` (nas's tables with short read-only
+queries, Optuna's through its public API on a read-only storage); never writes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 import moocore
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nas.evaluators.names import FIRST_VALIDATION_VERSION, evaluator_version
@@ -25,34 +24,22 @@ STATE_ORDER = ["COMPLETE", "FAIL", "PRUNED", "RUNNING", "QUEUED"]  # QUEUED: han
 LISTS = ("exit_counts", "exit_bytes", "test_exit_counts")  # per-head lists among the objectives, not columns
 
 
-def _json(v: Any) -> Any:
-    return json.loads(v) if isinstance(v, str) else v
-
-
 def studies(engine: Engine, url: str) -> pd.DataFrame:
     """Every study: state of its last run, counts per candidate state, objectives, start time. The studies and
-    their objectives are Optuna's (its public API, read-only: ``nas.search.read.results``); the rest nas's tables."""
-    from nas.search.read.results import study_names
+    their objectives are Optuna's (its public API, read-only), the rest nas's tables: both through
+    ``nas.search.read.results``."""
+    from nas.search.read.results import state_counts, study_names
 
-    names = study_names(url)
-    if not sa.inspect(engine).has_table("nas_candidates"):
-        names = []
-    rows = {n: {"study": n, "state": "-", **{s: 0 for s in STATE_ORDER}, "started": None} for n in names}
-    if names:
-        with engine.connect() as c:
-            counts = c.execute(sa.text(
-                "SELECT study_name, state, COUNT(*) FROM nas_candidates GROUP BY study_name, state")).all()
-            runs = c.execute(sa.text("SELECT study_name, state, started_at FROM nas_runs ORDER BY id")).all()
-        for name, state, n in counts:
-            if name in rows and state in STATE_ORDER:
-                rows[name][state] = n
-        for name, state, started in runs:
-            if name in rows:
-                rows[name]["state"] = state.lower()
-                rows[name]["started"] = rows[name]["started"] or started
-    for name in rows:
-        rows[name]["objectives"] = ", ".join(f"{m} ({d[:3]})" for m, d in directions(url, name).items())
-    return pd.DataFrame(list(rows.values()), columns=["study", "state", *STATE_ORDER, "objectives", "started"])
+    counts, runs = state_counts(engine)
+    names = study_names(url) if counts or runs else []
+    rows = []
+    for name in names:
+        state, started = runs.get(name, ("-", None))
+        rows.append({"study": name, "state": state.lower(),
+                     **{s: counts.get(name, {}).get(s, 0) for s in STATE_ORDER},
+                     "objectives": ", ".join(f"{m} ({d[:3]})" for m, d in directions(url, name).items()),
+                     "started": started})
+    return pd.DataFrame(rows, columns=["study", "state", *STATE_ORDER, "objectives", "started"])
 
 
 def directions(url: str, study: str) -> dict[str, str]:
@@ -65,11 +52,9 @@ def directions(url: str, study: str) -> dict[str, str]:
 
 def candidates(engine: Engine, study: str) -> pd.DataFrame:
     """One row per candidate: number, state, every parameter, every measured objective, and more."""
-    with engine.connect() as c:
-        rows = c.execute(sa.text(
-            "SELECT trial_number, state, \"values\", objectives, arch, wall_time_s, error, reused_from, worker, "
-            "created_at, finished_at, train_key FROM nas_candidates WHERE study_name = :s ORDER BY trial_number"),
-            {"s": study}).all()
+    from nas.search.read.results import candidate_rows
+
+    rows = candidate_rows(engine, study)
     if not rows:
         return pd.DataFrame(columns=["trial", "state"])
     base = pd.DataFrame({
@@ -83,10 +68,10 @@ def candidates(engine: Engine, study: str) -> pd.DataFrame:
         "finished_at": pd.to_datetime([r[10] for r in rows], utc=True),
         "evaluator": [evaluator_version(r[11]) for r in rows],  # < 3: its score is a test score (names.py)
     })
-    params = pd.DataFrame.from_records([_json(r[2]) or {} for r in rows]).add_prefix("p:")
-    objs = pd.DataFrame.from_records([{k: v for k, v in (_json(r[3]) or {}).items() if k not in LISTS}
+    params = pd.DataFrame.from_records([r[2] or {} for r in rows]).add_prefix("p:")
+    objs = pd.DataFrame.from_records([{k: v for k, v in (r[3] or {}).items() if k not in LISTS}
                                       for r in rows])  # the exit histograms are the drill-down's (exit_table)
-    archs = [_json(r[4]) or {} for r in rows]
+    archs = [r[4] or {} for r in rows]
     keys = [json.dumps(a, sort_keys=True) for a in archs]
     words = {k: (describe(a), families(a)) for k, a in dict(zip(keys, archs)).items()}  # each distinct one once
     said = [words[k] for k in keys]
@@ -151,21 +136,9 @@ def log_ticks(lo: float, hi: float, fmt=human_count, most: int = 7) -> tuple[lis
 def search_quality(engine: Engine, names: list[str], dirs: dict[str, str]) -> dict[str, Any] | None:
     """``nas compare``'s figures for ``names`` (hypervolume against epochs trained, on one reference point
     derived from all of them), read with the dashboard's read-only engine; None without complete candidates."""
-    from types import SimpleNamespace
+    from nas.search.read.results import compare_rows, finished
 
-    from nas.search.read.results import compare_rows
-
-    series = {}
-    with engine.connect() as c:
-        for name in names:
-            rows = c.execute(sa.text(
-                "SELECT state, objectives, epochs_trained, reused_from, error, trial_number FROM nas_candidates "
-                "WHERE study_name = :s AND state IN ('COMPLETE', 'PRUNED') ORDER BY finished_at, id"),
-                {"s": name}).all()
-            sampler = c.execute(sa.text("SELECT sampler FROM nas_runs WHERE study_name = :s ORDER BY id DESC"),
-                                {"s": name}).scalar()
-            series[name] = ([SimpleNamespace(state=r[0], objectives=_json(r[1]), epochs_trained=r[2],
-                                             reused_from=r[3], error=r[4], trial_number=r[5]) for r in rows], sampler)
+    series = {name: finished(engine, name) for name in names}
     if not any(r.state == "COMPLETE" for rows, _ in series.values() for r in rows):
         return None
     return compare_rows(series, dirs)
@@ -207,19 +180,15 @@ def confirmed(engine: Engine, study: str, df: pd.DataFrame, dirs: dict[str, str]
     mean, sd and 95 % interval, the test score's mean and sd, and what the intervals say against the other
     confirmed candidates (``nas.search.read.intervals.significance``: distinct, indistinguishable, dominated, with
     the trial it is compared with), as ``nas show`` marks them."""
-    from types import SimpleNamespace
-
-    from nas.search.read.results import by_candidate, confirmed_costs, identity, read_confirmations, score_objective
+    from nas.search.read.results import (by_candidate, confirmed_costs, identities, identity, read_confirmations,
+                                         score_objective)
 
     score = score_objective(dirs)
     seeds = read_confirmations(engine, study) if score else {}
     done = df[df["state"] == "COMPLETE"].set_index("trial") if not df.empty else df
     if not seeds or done.empty:
         return pd.DataFrame(columns=CONFIRMED_COLUMNS)
-    with engine.connect() as c:  # each trial's training, so a reused candidate reads its original's seeds
-        ids = {r[0]: SimpleNamespace(arch_id=r[1], train_key=r[2], task_key=r[3]) for r in c.execute(sa.text(
-            "SELECT trial_number, arch_id, train_key, task_key FROM nas_candidates WHERE study_name = :s"),
-            {"s": study})}
+    ids = identities(engine, study)  # each trial's training, so a reused candidate reads its original's seeds
     by_id = by_candidate(seeds, ids)
     rows, entries = [], {}
     for number in done.index:
@@ -245,12 +214,11 @@ def progress(engine: Engine, study: str) -> pd.DataFrame:
     """The history ``nas run`` stored (``nas_progress``): after each finished candidate, the hypervolume of
     the front on the study's own reference point (``nas.search.quality``; None until it was fixed) and the
     epochs trained so far. Columns: trial, complete, epochs, hypervolume, at."""
-    with engine.connect() as c:
-        if not sa.inspect(c).has_table("nas_progress"):
-            return pd.DataFrame(columns=["trial", "complete", "epochs", "hypervolume", "at"])
-        rows = c.execute(sa.text(
-            "SELECT trial_number, n_complete, epochs_total, hypervolume, created_at FROM nas_progress "
-            "WHERE study_name = :s ORDER BY id"), {"s": study}).all()
+    from nas.search.read.results import progress_rows
+
+    rows = progress_rows(engine, study)
+    if not rows:
+        return pd.DataFrame(columns=["trial", "complete", "epochs", "hypervolume", "at"])
     return pd.DataFrame({"trial": [r[0] for r in rows], "complete": [r[1] for r in rows],
                          "epochs": [r[2] for r in rows], "hypervolume": [r[3] for r in rows],
                          "at": pd.to_datetime([r[4] for r in rows], utc=True)})
@@ -268,15 +236,9 @@ def best_so_far(df: pd.DataFrame, dirs: dict[str, str]) -> pd.DataFrame:
 
 def detail(engine: Engine, study: str, trial: int) -> dict[str, Any] | None:
     """Everything about one candidate: ArchSpec, training settings, curve, objectives, error, weights."""
-    with engine.connect() as c:
-        r = c.execute(sa.text(
-            "SELECT arch, train, curve, objectives, wall_time_s, error, state, weights_path, arch_id, \"values\" "
-            "FROM nas_candidates WHERE study_name = :s AND trial_number = :n"), {"s": study, "n": trial}).first()
-    if r is None:
-        return None
-    return {"arch": _json(r[0]), "train": _json(r[1]), "curve": _json(r[2]) or [], "objectives": _json(r[3]) or {},
-            "wall_time_s": r[4], "error": r[5], "state": r[6], "weights_path": r[7], "arch_id": r[8],
-            "params": _json(r[9])}
+    from nas.search.read.results import candidate_detail
+
+    return candidate_detail(engine, study, trial)
 
 
 def exit_table(d: dict[str, Any]) -> pd.DataFrame | None:

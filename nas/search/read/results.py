@@ -260,21 +260,93 @@ def compare(url: str, names: list[str], reference: dict[str, float] | None = Non
             )
     store = Store(url, create=False)
     try:
-        series = {}
-        for name in names:
-            with store.session() as s:
-                rows = s.execute(
-                    sa.select(Candidate.state, Candidate.objectives, Candidate.epochs_trained,
-                              Candidate.reused_from, Candidate.error, Candidate.trial_number)
-                    .where(Candidate.study_name == name, Candidate.state.in_(("COMPLETE", "PRUNED")))
-                    .order_by(Candidate.finished_at, Candidate.id)
-                ).all()
-                sampler = s.scalars(sa.select(Run.sampler).where(Run.study_name == name)
-                                    .order_by(Run.id.desc()).limit(1)).first()
-            series[name] = (rows, sampler)
+        series = {name: finished(store.engine, name) for name in names}
     finally:
         store.close()
     return compare_rows(series, dirs, reference)
+
+
+def finished(engine: sa.Engine, study: str) -> tuple[list, str | None]:
+    """``study``'s finished candidates (complete or stopped early) in finishing order, with the columns
+    ``compare_rows`` reads, and the sampler of its last run: what ``nas compare`` and the dashboard's Compare tab
+    draw. Read with any engine (the dashboard's is read-only)."""
+    with engine.connect() as c:
+        rows = c.execute(
+            sa.select(Candidate.state, Candidate.objectives, Candidate.epochs_trained,
+                      Candidate.reused_from, Candidate.error, Candidate.trial_number)
+            .where(Candidate.study_name == study, Candidate.state.in_(("COMPLETE", "PRUNED")))
+            .order_by(Candidate.finished_at, Candidate.id)
+        ).all()
+        sampler = c.scalar(sa.select(Run.sampler).where(Run.study_name == study).order_by(Run.id.desc()).limit(1))
+    return rows, sampler
+
+
+def candidate_rows(engine: sa.Engine, study: str) -> list:
+    """Every candidate of ``study`` in trial order, with what a table of candidates shows (not its curve nor its
+    weights): trial_number, state, values, objectives, arch, wall_time_s, error, reused_from, worker,
+    created_at, finished_at, train_key. The dashboard's table and fronts."""
+    with engine.connect() as c:
+        return c.execute(
+            sa.select(Candidate.trial_number, Candidate.state, Candidate.values, Candidate.objectives,
+                      Candidate.arch, Candidate.wall_time_s, Candidate.error, Candidate.reused_from,
+                      Candidate.worker, Candidate.created_at, Candidate.finished_at, Candidate.train_key)
+            .where(Candidate.study_name == study).order_by(Candidate.trial_number)
+        ).all()
+
+
+def state_counts(engine: sa.Engine) -> tuple[dict[str, dict[str, int]], dict[str, tuple[str, Any]]]:
+    """Per study: candidates per state; and the state of its last run with the start of its first (the
+    dashboard's list of studies). Empty where nas's tables do not exist yet."""
+    if not sa.inspect(engine).has_table("nas_candidates"):
+        return {}, {}
+    counts: dict[str, dict[str, int]] = {}
+    runs: dict[str, tuple[str, Any]] = {}
+    with engine.connect() as c:
+        for name, state, n in c.execute(sa.select(Candidate.study_name, Candidate.state, sa.func.count())
+                                        .group_by(Candidate.study_name, Candidate.state)):
+            counts.setdefault(name, {})[state] = n
+        for name, state, started in c.execute(sa.select(Run.study_name, Run.state, Run.started_at)
+                                              .order_by(Run.id)):
+            runs[name] = (state, runs[name][1] if name in runs else started)
+    return counts, runs
+
+
+def identities(engine: sa.Engine, study: str) -> dict[int, Any]:
+    """trial number -> its training's identity fields (``arch_id``, ``train_key``, ``task_key``; ``identity``),
+    so a reused candidate finds its original's confirmations."""
+    from types import SimpleNamespace
+
+    with engine.connect() as c:
+        return {r[0]: SimpleNamespace(arch_id=r[1], train_key=r[2], task_key=r[3]) for r in c.execute(
+            sa.select(Candidate.trial_number, Candidate.arch_id, Candidate.train_key, Candidate.task_key)
+            .where(Candidate.study_name == study))}
+
+
+def progress_rows(engine: sa.Engine, study: str) -> list:
+    """The history ``nas run`` stored after each finished candidate (``nas_progress``): trial_number,
+    n_complete, epochs_total, hypervolume, created_at; none in a database written before the table."""
+    from nas.search.store.models import Progress
+
+    with engine.connect() as c:
+        if not sa.inspect(c).has_table("nas_progress"):
+            return []
+        return c.execute(sa.select(Progress.trial_number, Progress.n_complete, Progress.epochs_total,
+                                   Progress.hypervolume, Progress.created_at)
+                         .where(Progress.study_name == study).order_by(Progress.id)).all()
+
+
+def candidate_detail(engine: sa.Engine, study: str, trial: int) -> dict[str, Any] | None:
+    """Everything stored about one candidate (not its weights, only where they are): arch, train, curve,
+    objectives, wall_time_s, error, state, weights_path, arch_id and its parameter values (``params``)."""
+    with engine.connect() as c:
+        r = c.execute(sa.select(Candidate.arch, Candidate.train, Candidate.curve, Candidate.objectives,
+                                Candidate.wall_time_s, Candidate.error, Candidate.state, Candidate.weights_path,
+                                Candidate.arch_id, Candidate.values)
+                      .where(Candidate.study_name == study, Candidate.trial_number == trial)).first()
+    if r is None:
+        return None
+    return {"arch": r[0], "train": r[1], "curve": r[2] or [], "objectives": r[3] or {}, "wall_time_s": r[4],
+            "error": r[5], "state": r[6], "weights_path": r[7], "arch_id": r[8], "params": r[9]}
 
 
 def compare_rows(series: dict[str, tuple[list, str | None]], dirs: dict[str, str],
