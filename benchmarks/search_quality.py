@@ -9,7 +9,8 @@ them: the peers read the table's space file, ``syne_peers.TableSpace``):
 
 - nas: every configuration is a real ``nas run`` (sampler, dedupe and reuse, constraints, multi-objective early
   stopping) whose training is answered from the table epoch by epoch on a simulated clock
-  (``nas.search.replay``); ``tpe+es2`` is nas's default (tpe, early stopping η = 2).
+  (``nas.search.replay``); ``tpe+es2`` is nas's default (tpe, early stopping η = 2), beside ``tpe`` (no early
+  stopping) and ``random``. The other configurations (``ABLATIONS``) run when named in ``--methods``.
 - Syne Tune 0.16 through its own simulated back end (``syne_peers.py``; ``pip install -e .[bench]``): its
   multi-objective random search; MOASHA as shipped and with a rank-correct priority (``moasha_rc``: its
   shipped priority returns indices where ranks are read, ``benchmarks/moasha_rank_bug.py``), each at η = 2
@@ -78,6 +79,9 @@ PEERS = {
     "syne_ehvi": ("syne", "ehvi", 3),
 }
 MODEL_BASED = ("gp", "syne_ehvi")  # refit a model at every ask: their own command (--model-based)
+# nas configurations outside the default command (each a replay of nas's full driver, the slow part): the old
+# default nsga2, η = 3 and random with early stopping; run them with --methods
+ABLATIONS = ("nsga2", "nsga2+es2", "tpe+es", "random+es2")
 
 
 def space_doc(text: str, config: str, seed: int, trials: int, workers: int) -> dict:
@@ -241,7 +245,8 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=None,
                     help="training seconds per study (default: what 100 candidates of the table cost on average)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--methods", default=None, help="nas configurations and peers (default: all but model-based)")
+    ap.add_argument("--methods", default=None, help="nas configurations and peers, comma-separated (default: random, tpe, tpe+es2 and every peer but the "
+                    f"model-based ones; also {', '.join(ABLATIONS)})")
     ap.add_argument("--model-based", action="store_true", help=f"run {', '.join(MODEL_BASED)} (and random, the "
                     "target) instead: they refit a model at every ask")
     ap.add_argument("--jobs", type=int, default=2, help="studies replayed at once, in processes (default 2)")
@@ -255,7 +260,7 @@ def main() -> int:
     elif args.model_based:
         methods = ["random", *MODEL_BASED]
     else:
-        methods = [m for m in (*CONFIGS, *PEERS) if m not in MODEL_BASED]
+        methods = [m for m in (*CONFIGS, *PEERS) if m not in MODEL_BASED and m not in ABLATIONS]
     unknown = [m for m in methods if m not in CONFIGS and m not in PEERS]
     if unknown or "random" not in methods:
         sys.exit(f"--methods: unknown {', '.join(unknown)}" if unknown else "--methods must include random (the target)")
