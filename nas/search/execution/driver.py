@@ -39,6 +39,7 @@ from nas.search.execution.samplers import check_options, make_sampler
 from nas.search.execution.history import History
 from nas.search.execution.recorder import InFlight, Recorder
 from nas.search.keys import TaskRef, evaluation_key  # noqa: F401 (evaluation_key: re-exported)
+from nas.search.store.sole_writer import SoleWriterStorage
 from nas.search.store.storage import DEFAULT_STORAGE, Store, optuna_storage, redact, weights_root
 from nas.version import __version__
 from nas.spaces import SearchSpace
@@ -143,7 +144,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     n_trials = _check_study(opts, study_name, sha)  # read-only: a refused run writes nothing
     exists = n_trials is not None
     store = Store(opts.storage)  # the writer: creates the tables, or brings an older database's up to date
-    storage = optuna_storage(opts.storage)
+    storage = SoleWriterStorage(optuna_storage(opts.storage))  # this run is the study's only writer
     if exists:
         _check_no_live_run(store, study_name)
 

@@ -200,9 +200,19 @@ def optuna_storage(url: str, read_only: bool = False):
     elif read_only and not sqlite:
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
     except (OperationalError, sa.exc.DBAPIError) as exc:
         raise NasInputError(f"--storage {redact(url)}: cannot open: {_first_line(exc)}") from None
+    if sqlite and not read_only:  # as nas's own engine: WAL, and no fsync per commit (a killed process loses
+        @sa.event.listens_for(storage.engine, "connect")  # nothing committed; a power cut, at most the last few)
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
+            cur = dbapi_conn.cursor()
+            _wal(cur)
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        storage.engine.dispose()  # the connections opened to create the tables: without the pragmas
+    return storage
 
 
 def read_engine(url: str) -> Engine:

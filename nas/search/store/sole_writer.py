@@ -1,0 +1,194 @@
+"""Optuna's storage for the one process that writes a study: every write goes to the database at once, every
+read of the study's trials is answered from memory.
+
+A ``nas run`` is the only writer of its study while it runs (a second run is refused while the first is alive:
+``driver._check_no_live_run``), so the trials it wrote are exactly the trials there are. Optuna's own cache
+(``optuna.storages._CachedStorage``, what ``create_study`` puts around an ``RDBStorage``) cannot assume that:
+each time a sampler reads the study it reads every unfinished trial back from the database, with its
+parameters and attributes. With 2 × workers candidates in flight that read grows with the workers and is paid
+several times per candidate (measured in ``benchmarks/driver_scale.py``: most of the driver's time at 64
+workers). Here the trials are read from the database once, when the study is opened, and afterwards kept up
+to date by the writes themselves.
+
+Nothing is deferred: each write reaches the database before the call returns, in the order Optuna makes it,
+so a run killed at any point leaves what the plain storage would have left, and readers in other processes
+(``nas show``, the dashboard) see the same tables. Only readers of this process are served from memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Container, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.study._frozen import FrozenStudy
+from optuna.trial import FrozenTrial, TrialState
+
+
+class SoleWriterStorage(BaseStorage):
+    """An ``RDBStorage`` for the study's only writer: writes through, trials read from memory."""
+
+    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+        self.backend = backend
+        self._trials: dict[int, list[FrozenTrial]] = {}  # study id -> its trials, by number
+        self._where: dict[int, tuple[int, int]] = {}  # trial id -> (study id, number)
+        self._directions: dict[int, list[StudyDirection]] = {}
+        self._lock = threading.RLock()
+
+    # -------------------------------------------------------------- the study's trials in memory
+    def _study(self, study_id: int) -> list[FrozenTrial]:
+        """The study's trials, read from the database the first time."""
+        trials = self._trials.get(study_id)
+        if trials is None:
+            trials = sorted(self.backend.get_all_trials(study_id, deepcopy=False), key=lambda t: t.number)
+            if [t.number for t in trials] != list(range(len(trials))):
+                raise RuntimeError(f"study {study_id}: trial numbers are not 0..n-1")
+            self._trials[study_id] = trials
+            for t in trials:
+                self._where[t._trial_id] = (study_id, t.number)
+        return trials
+
+    def _known(self, trial_id: int) -> tuple[int, int] | None:
+        return self._where.get(trial_id)
+
+    def _replace(self, trial_id: int, change) -> None:
+        """Apply ``change`` to a copy of the cached trial (a trial handed out earlier is never mutated)."""
+        where = self._known(trial_id)
+        if where is None:
+            return
+        study_id, number = where
+        t = copy.copy(self._trials[study_id][number])
+        change(t)
+        self._trials[study_id][number] = t
+
+    def _refresh(self, trial_id: int) -> None:
+        """Read one trial back (its timestamps are the database's)."""
+        where = self._known(trial_id)
+        if where is not None:
+            study_id, number = where
+            self._trials[study_id][number] = self.backend.get_trial(trial_id)
+
+    # -------------------------------------------------------------- studies: the database's
+    def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
+        study_id = self.backend.create_new_study(directions, study_name)
+        with self._lock:
+            self._trials[study_id] = []
+            self._directions[study_id] = list(directions)
+        return study_id
+
+    def delete_study(self, study_id: int) -> None:
+        with self._lock:
+            for t in self._trials.pop(study_id, []):
+                self._where.pop(t._trial_id, None)
+            self._directions.pop(study_id, None)
+        self.backend.delete_study(study_id)
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        self.backend.set_study_user_attr(study_id, key, value)
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        self.backend.set_study_system_attr(study_id, key, value)
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self.backend.get_study_id_from_name(study_name)
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self.backend.get_study_name_from_id(study_id)
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        with self._lock:
+            if study_id not in self._directions:
+                self._directions[study_id] = self.backend.get_study_directions(study_id)
+            return self._directions[study_id]
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self.backend.get_study_user_attrs(study_id)
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        return self.backend.get_study_system_attrs(study_id)
+
+    def get_all_studies(self) -> list[FrozenStudy]:
+        return self.backend.get_all_studies()
+
+    # -------------------------------------------------------------- trials: written through, read here
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        with self._lock:
+            trials = self._study(study_id)
+            trial_id = self.backend.create_new_trial(study_id, template_trial)
+            t = self.backend.get_trial(trial_id)
+            if t.number != len(trials):  # another process wrote this study: the sole-writer premise is broken
+                raise RuntimeError(f"trial number {t.number} where {len(trials)} was expected: another process "
+                                   "is writing this study")
+            trials.append(t)
+            self._where[trial_id] = (study_id, t.number)
+            return trial_id
+
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                        distribution: BaseDistribution) -> None:
+        with self._lock:
+            self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
+
+            def change(t: FrozenTrial) -> None:
+                t.params = {**t.params, param_name: distribution.to_external_repr(param_value_internal)}
+                t.distributions = {**t.distributions, param_name: distribution}
+
+            self._replace(trial_id, change)
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        with self._lock:
+            trials = self._study(study_id)
+            if 0 <= trial_number < len(trials):
+                return trials[trial_number]._trial_id
+        return self.backend.get_trial_id_from_study_id_trial_number(study_id, trial_number)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        with self._lock:
+            done = self.backend.set_trial_state_values(trial_id, state, values)
+            self._refresh(trial_id)  # the state, values and timestamps as stored
+            return done
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        with self._lock:
+            self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+            def change(t: FrozenTrial) -> None:
+                t.intermediate_values = {**t.intermediate_values, step: intermediate_value}
+
+            self._replace(trial_id, change)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        with self._lock:
+            self.backend.set_trial_user_attr(trial_id, key, value)
+
+            def change(t: FrozenTrial) -> None:
+                t.user_attrs = {**t.user_attrs, key: value}
+
+            self._replace(trial_id, change)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        with self._lock:
+            self.backend.set_trial_system_attr(trial_id, key, value)
+
+            def change(t: FrozenTrial) -> None:
+                t.system_attrs = {**t.system_attrs, key: value}
+
+            self._replace(trial_id, change)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        with self._lock:
+            where = self._known(trial_id)
+            if where is not None:
+                return self._trials[where[0]][where[1]]
+        return self.backend.get_trial(trial_id)
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        with self._lock:
+            trials = self._study(study_id)
+            out = list(trials) if states is None else [t for t in trials if t.state in states]
+        return copy.deepcopy(out) if deepcopy else out

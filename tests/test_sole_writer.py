@@ -1,0 +1,106 @@
+"""The driver's Optuna storage (``nas.search.store.sole_writer``): the study's trials read from memory, every
+write in the database at once. What a user relies on: the same proposals as Optuna's own storage, and the
+database (what ``nas show``, the dashboard and a resumed run read) holding exactly what the run saw."""
+
+import hashlib
+import json
+
+import optuna
+import pytest
+
+from nas.search.replay import SimulatedPool
+from nas.search.store.sole_writer import SoleWriterStorage
+from nas.search.store.storage import optuna_storage
+from nas.spaces import parse_space
+
+SPACE = """\
+name: sole
+task: {dataset: digits}
+objectives: {accuracy: maximize, params: minimize, bandwidth: minimize}
+space:
+  lift: [fixed_random, none]
+  lift_width: {int: [64, 1024], log: true, when: {lift: [fixed_random]}}
+  hidden_width: {int: [8, 512], log: true}
+  depth: {int: [1, 4]}
+  activation: [relu, gelu, silu]
+train: {epochs: 10, lr: {float: [1.0e-4, 1.0e-2], log: true}}
+search: {sampler: tpe, trials: 60, workers: 4, seed: 3}
+pruning: false
+"""
+
+
+class HashScore:
+    """Objectives from a hash of the architecture, at once; simulated seconds from it too, so results arrive
+    out of order and several trials are running whenever the sampler asks."""
+
+    def setup(self, threads, device):
+        pass
+
+    def __call__(self, job):
+        h = int(hashlib.sha256(json.dumps(job["arch"], sort_keys=True).encode()).hexdigest()[:8], 16)
+        width = job["arch"]["hidden_width"]
+        return {"ok": True, "objectives": {"accuracy": (h % 10_000) / 10_000, "test_accuracy": 0.5,
+                                           "params": float(width * 100 + h % 97),
+                                           "bandwidth": float(width * 400 + h % 89), "latency_ms": 0.0},
+                "curve": [], "wall_time_s": 1.0 + h % 7, "epochs_trained": 10}
+
+
+def _run(url, monkeypatch, sole: bool):
+    import nas.search.execution.driver as driver
+
+    if not sole:  # Optuna's own storage, as create_study wraps an RDBStorage
+        monkeypatch.setattr(driver, "SoleWriterStorage", lambda backend: backend)
+    space = parse_space(SPACE, "<sole>")
+    driver.run(space, driver.RunOptions(storage=url, progress=False, evaluator=HashScore(), dims=(64, 10),
+                                        pool=lambda n, ev: SimulatedPool(n, ev), weights=False))
+    monkeypatch.undo()
+    return optuna.load_study(study_name="sole", storage=optuna_storage(url, read_only=True)).get_trials()
+
+
+def _view(trials):
+    return [(t.number, t.state, t.params, t.values, t.user_attrs, t.system_attrs) for t in trials]
+
+
+def test_the_same_seeded_study_proposes_the_same_candidates_as_with_optunas_storage(tmp_path, monkeypatch):
+    ours = _run(f"sqlite:///{tmp_path / 'a.db'}", monkeypatch, sole=True)
+    theirs = _run(f"sqlite:///{tmp_path / 'b.db'}", monkeypatch, sole=False)
+    assert len(ours) >= 60
+    assert _view(ours) == _view(theirs)
+
+
+def test_what_the_run_read_from_memory_is_what_the_database_holds(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    storage = SoleWriterStorage(optuna_storage(url))
+    study = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.TPESampler(seed=0, multivariate=True, constant_liar=True))
+    study.enqueue_trial({"x": 0.5})
+    running = []
+    for i in range(30):
+        t = study.ask()
+        x = t.suggest_float("x", 0.0, 1.0)
+        t.suggest_categorical("c", ["a", "b"])
+        t.set_user_attr("i", i)
+        running.append((t, x))
+        if i % 3 == 2:  # a few stay running while the next ones are asked
+            done, x = running.pop(0)
+            study.tell(done, [x, 1 - x])
+    study.tell(running.pop(0)[0], state=optuna.trial.TrialState.FAIL)
+    fresh = optuna.load_study(study_name="s", storage=optuna_storage(url, read_only=True))
+    mine = study.get_trials()
+    assert _view(mine) == _view(fresh.get_trials())
+    assert [t.datetime_complete for t in mine] == [t.datetime_complete for t in fresh.get_trials()]
+    assert mine[0].params["x"] == 0.5  # the enqueued trial
+    # opened again (a resumed run): the trials are read back once, the same
+    again = optuna.load_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)))
+    assert _view(again.get_trials()) == _view(mine)
+
+
+def test_a_second_writer_of_the_study_is_an_error_not_a_silent_divergence(tmp_path):
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    study = optuna.create_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)))
+    study.ask()
+    other = optuna.load_study(study_name="s", storage=optuna_storage(url))
+    other.ask()  # trial 1, written behind the first writer's back
+    with pytest.raises(RuntimeError, match="another process is writing this study"):
+        study.ask()
+
