@@ -238,6 +238,13 @@ def fmt(x: float) -> str:
     return "never" if not math.isfinite(x) else f"{x:.3f}"
 
 
+def _open(path: Path, mode: str):
+    """The cache file: gzip-compressed when its name ends in .gz (appending adds a gzip member)."""
+    import gzip
+
+    return gzip.open(path, mode) if path.suffix == ".gz" else path.open(mode)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(str(t) for t in TABLES))
@@ -251,7 +258,7 @@ def main() -> int:
                     "target) instead: they refit a model at every ask")
     ap.add_argument("--jobs", type=int, default=2, help="studies replayed at once, in processes (default 2)")
     ap.add_argument("--max-candidates", type=int, default=2000, help="a nas study's cap on candidates")
-    ap.add_argument("--cache", type=Path, default=None, help="a JSON-lines file of finished studies' curves: a rerun "
+    ap.add_argument("--cache", type=Path, default=None, help="a JSON-lines file (.gz: compressed) of finished studies' curves: a rerun "
                     "with the same table, budget, workers and cap takes them from it")
     ap.add_argument("--plot", type=Path, default=None, help="draw the median and quartile curves to this PNG")
     args = ap.parse_args()
@@ -288,7 +295,7 @@ def main() -> int:
                        "workers": args.workers, "max_candidates": args.max_candidates, "accounting": 2}
             done = {}
             if args.cache is not None and args.cache.exists():
-                for line in args.cache.read_text().splitlines():
+                for line in _open(args.cache, "rt").read().splitlines():
                     entry = json.loads(line)
                     if entry["setting"] == setting:
                         done[(entry["method"], entry["seed"])] = [tuple(p) for p in entry["curve"]]
@@ -302,7 +309,7 @@ def main() -> int:
                         continue
                     curves.append(futures[(m, s)].result())
                     if args.cache is not None:
-                        with args.cache.open("a") as f:
+                        with _open(args.cache, "at") as f:
                             f.write(json.dumps({"setting": setting, "method": m, "seed": s, "curve": curves[-1]}) + "\n")
                 results[(path.parent.name, m)] = curves
                 print(f"  {m}: {args.seeds} studies, {time.perf_counter() - t0:.0f} s so far", flush=True)

@@ -8,12 +8,13 @@ import warnings
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from nas.errors import NasInputError
 from nas.evaluators import static_objectives
 from nas.search.execution.driver import _Suggest
 from nas.search.execution.samplers import SAMPLER_CLASSES, check_options, make_sampler
-from nas.spaces import parse_space
+from nas.spaces import load_space, parse_space
 
 SPACE = """\
 name: samplers
@@ -97,4 +98,47 @@ def test_every_sampler_name_a_space_file_may_use_is_an_optuna_sampler():
 
     assert set(SAMPLERS) == {"nsga2", "nsga3", "tpe", "random", "gp", "qmc"}  # what a space file may name
     assert all(issubclass(c, optuna.samplers.BaseSampler) for c in SAMPLER_CLASSES.values())
-    assert SAMPLER_CLASSES["tpe"] is optuna.samplers.TPESampler and SAMPLER_CLASSES["nsga2"] is optuna.samplers.NSGAIISampler
+    assert issubclass(SAMPLER_CLASSES["tpe"], optuna.samplers.TPESampler)  # Optuna's, with max_history
+    assert SAMPLER_CLASSES["nsga2"] is optuna.samplers.NSGAIISampler
+
+
+def _tpe_study(max_history, n, running_every=0):
+    """A seeded 2-objective study of ``n`` asks with nas's tpe defaults; every ``running_every``-th trial is left
+    running (what the constant liar sees)."""
+    sampler = make_sampler("tpe", 7, n, 4, {"max_history": max_history})
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for i in range(n):
+        t = study.ask()
+        x, k = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_int("k", 1, 64, log=True)
+        if running_every and i % running_every == 0:
+            continue
+        study.tell(t, [x * (1 + (k % 5)), k * x])
+    return study
+
+
+def test_tpe_max_history_changes_nothing_until_the_study_outgrows_it():
+    plain = _tpe_study(None, 120)
+    bounded = _tpe_study(200, 120)
+    assert [t.params for t in bounded.trials] == [t.params for t in plain.trials]
+
+
+def test_tpe_max_history_fits_a_repeatable_subsample_and_keeps_every_running_trial():
+    study = _tpe_study(100, 160, running_every=10)
+    view = study.sampler._view(study)
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    seen = view._get_trials(deepcopy=False, states=states)
+    assert sum(t.state != TrialState.RUNNING for t in seen) == 100
+    assert sum(t.state == TrialState.RUNNING for t in seen) == 16  # all of them
+    assert [t.number for t in seen] == sorted(t.number for t in seen)
+    assert [t.number for t in study.sampler._view(study)._get_trials(deepcopy=False, states=states)] == \
+        [t.number for t in seen]  # the same subsample for the same study
+    again = _tpe_study(100, 160, running_every=10)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]  # a seeded study repeats
+
+
+def test_a_too_small_max_history_is_an_input_error(tmp_path):
+    space = tmp_path / "s.yaml"
+    space.write_text("task: {dataset: digits}\nspace: {hidden_width: 8}\n"
+                     "search: {sampler: tpe, options: {max_history: 10}}\n")
+    with pytest.raises(NasInputError, match="max_history must be a whole number of at least 100"):
+        check_options(load_space(space))
