@@ -142,3 +142,22 @@ def test_a_too_small_max_history_is_an_input_error(tmp_path):
                      "search: {sampler: tpe, options: {max_history: 10}}\n")
     with pytest.raises(NasInputError, match="max_history must be a whole number of at least 100"):
         check_options(load_space(space))
+
+
+def test_tpe_without_nas_options_is_optunas_and_fast_ndtr_proposes_as_well(tmp_path):
+    """fast_ndtr off: exactly Optuna's TPE. On: SciPy's log Φ, proposals in range and repeatable."""
+    def study(sampler, n=60):
+        s = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        for _ in range(n):
+            t = s.ask()
+            x, k = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_int("k", 1, 64, log=True)
+            s.tell(t, [x * (1 + (k % 5)), k * x])
+        return [t.params for t in s.trials]
+
+    kwargs = {"seed": 5, "multivariate": True, "n_startup_trials": 10}
+    assert study(SAMPLER_CLASSES["tpe"](**kwargs)) == study(optuna.samplers.TPESampler(**kwargs))
+    fast = study(SAMPLER_CLASSES["tpe"](fast_ndtr=True, **kwargs))
+    assert fast == study(SAMPLER_CLASSES["tpe"](fast_ndtr=True, **kwargs))
+    assert all(1e-3 <= p["x"] <= 1.0 and 1 <= p["k"] <= 64 for p in fast)
+    from optuna.samplers._tpe import _truncnorm
+    assert _truncnorm._log_ndtr.__module__ == "optuna.samplers._tpe._truncnorm"  # restored after each ask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import warnings
@@ -10,12 +11,12 @@ from typing import Any, Mapping
 import optuna
 
 from nas.errors import NasInputError
+from nas.search import optuna_private
 from nas.spaces.schema import SAMPLERS
 
 
-
 class TPESampler(optuna.samplers.TPESampler):
-    """Optuna's TPE sampler, with one more option: ``max_history``.
+    """Optuna's TPE sampler, with two more options: ``max_history`` and ``fast_ndtr``.
 
     Without it (None), exactly Optuna's. With it, once the study has more finished trials (complete, stopped
     early, infeasible) than ``max_history``, each proposal fits TPE's two densities to a uniform subsample of
@@ -25,28 +26,38 @@ class TPESampler(optuna.samplers.TPESampler):
     proportion to the study's size (86 ms at 1,000 trials, 501 ms at 10,000, measured for #25); with it, no
     more than at ``max_history``. A uniform subsample keeps both densities' shapes in expectation: the "good"
     part stays the same share (TPE's gamma) of what is fitted.
+
+    With ``fast_ndtr`` (nas's default; Optuna's class: False) its Gaussian masses come from SciPy's vectorised
+    ``log_ndtr`` (``optuna_private.vectorised_log_ndtr``): the same densities to ~1e-16, about 2.5× faster asks.
     """
 
-    def __init__(self, *args: Any, max_history: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_history: int | None = None, fast_ndtr: bool = False, **kwargs: Any) -> None:
         if max_history is not None and (not isinstance(max_history, int) or max_history < 100):
             raise ValueError(f"max_history must be a whole number of at least 100 (or none), found {max_history!r}")
         super().__init__(*args, **kwargs)
         self._max_history = max_history
+        self._fast_ndtr = bool(fast_ndtr)
         self._history_seed = kwargs.get("seed")
 
     def _view(self, study: optuna.Study) -> optuna.Study:
         return study if self._max_history is None else _Subsampled(study, self._max_history, self._history_seed)
 
+    def _maths(self):
+        return optuna_private.vectorised_log_ndtr() if self._fast_ndtr else contextlib.nullcontext()
+
     def sample_relative(self, study, trial, search_space):
-        return super().sample_relative(self._view(study), trial, search_space)
+        with self._maths():
+            return super().sample_relative(self._view(study), trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+        with self._maths():
+            return super().sample_independent(self._view(study), trial, param_name, param_distribution)
 
 
 _base = inspect.signature(optuna.samplers.TPESampler)
-TPESampler.__signature__ = _base.replace(parameters=[  # Optuna's keyword arguments and max_history, for the options
-    *_base.parameters.values(), inspect.Parameter("max_history", inspect.Parameter.KEYWORD_ONLY, default=None)])
+TPESampler.__signature__ = _base.replace(parameters=[  # Optuna's keyword arguments and nas's two, for the options
+    *_base.parameters.values(), inspect.Parameter("max_history", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("fast_ndtr", inspect.Parameter.KEYWORD_ONLY, default=False)])
 
 
 class _Subsampled:
@@ -105,6 +116,7 @@ def check_options(space) -> None:
 
 
 MAX_HISTORY = 2000  # nas's tpe: the finished trials its densities are fitted to, at most (TPESampler)
+FAST_NDTR = True  # nas's tpe: SciPy's vectorised log_ndtr (TPESampler)
 
 
 def make_sampler(name: str, seed: int | None, trials: int, workers: int,
@@ -124,7 +136,7 @@ def make_sampler(name: str, seed: int | None, trials: int, workers: int,
         "nsga2": {"population_size": min(50, max(8, trials // 3))},
         "nsga3": {"population_size": min(50, max(8, trials // 3))},
         "tpe": {"multivariate": True, "group": True, "constant_liar": workers > 1, "n_startup_trials": startup,
-                "max_history": MAX_HISTORY},
+                "max_history": MAX_HISTORY, "fast_ndtr": FAST_NDTR},
         "random": {},
         "gp": {"n_startup_trials": startup},
         "qmc": {"scramble": True},
