@@ -5,7 +5,8 @@ nas records a reason with every failed or stopped trial (``fail_reason``, the sy
 beside its own candidate row. Optuna (5.x) has no public call for either: ``Study.tell`` takes no reason,
 ``Trial`` and ``FrozenTrial`` expose no ``trial_id``, and a study's storage is ``Study._storage``. Each
 function here is one private call behind a plain name; if Optuna changes them, this file is the one to mend.
-``vectorised_log_ndtr`` swaps one private function of Optuna's TPE for SciPy's (see there).
+``vectorised_log_ndtr`` swaps one private function of Optuna's TPE for SciPy's, and ``incremental_groups``
+subclasses its private group decomposition (see each).
 """
 
 from __future__ import annotations
@@ -48,3 +49,40 @@ def vectorised_log_ndtr():
         yield
     finally:
         _truncnorm._log_ndtr = plain
+
+
+def incremental_groups(space):
+    """TPE's group decomposition of the search space (``group=True``), updated with the trials finished since its
+    last call instead of every finished trial at every ask.
+
+    Optuna's ``_GroupDecomposedSearchSpace.calculate`` adds the distributions of every complete trial to the
+    groups it keeps, at each ask: time in proportion to the study (15 ms an ask at 1,400 trials here). Adding a
+    trial's distributions again changes nothing (its set is already a union of the groups), and a finished
+    trial's distributions never change, so adding each once gives the same groups.
+    """
+    from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
+
+    if type(space) is not _GroupDecomposedSearchSpace:  # another Optuna: leave it as it is
+        return space
+
+    class Incremental(_GroupDecomposedSearchSpace):
+        def __init__(self, include_pruned: bool) -> None:
+            super().__init__(include_pruned)
+            self._added: set[int] = set()
+
+        def calculate(self, study, use_cache: bool = False):
+            import copy
+
+            if self._study_id is None:
+                self._study_id = study._study_id
+            elif self._study_id != study._study_id:
+                raise ValueError("`_GroupDecomposedSearchSpace` cannot handle multiple studies.")
+            states = ((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) if self._include_pruned
+                      else (optuna.trial.TrialState.COMPLETE,))
+            for trial in study._get_trials(deepcopy=False, states=states, use_cache=use_cache):
+                if trial.number not in self._added:
+                    self._added.add(trial.number)
+                    self._search_space.add_distributions(trial.distributions)
+            return copy.deepcopy(self._search_space)
+
+    return Incremental(space._include_pruned)

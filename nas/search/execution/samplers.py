@@ -16,7 +16,9 @@ from nas.spaces.schema import SAMPLERS
 
 
 class TPESampler(optuna.samplers.TPESampler):
-    """Optuna's TPE sampler, with two more options: ``max_history`` and ``fast_ndtr``.
+    """Optuna's TPE sampler, with two more options: ``max_history`` and ``fast_ndtr``; with ``group=True`` its
+    group decomposition is updated with each newly finished trial rather than recomputed over all of them
+    (``optuna_private.incremental_groups``: the same groups).
 
     Without it (None), exactly Optuna's. With it, once the study has more finished trials (complete, stopped
     early, infeasible) than ``max_history``, each proposal fits TPE's two densities to a uniform subsample of
@@ -35,6 +37,8 @@ class TPESampler(optuna.samplers.TPESampler):
         if max_history is not None and (not isinstance(max_history, int) or max_history < 100):
             raise ValueError(f"max_history must be a whole number of at least 100 (or none), found {max_history!r}")
         super().__init__(*args, **kwargs)
+        if self._group_decomposed_search_space is not None:  # group=True: the groups updated, not recomputed
+            self._group_decomposed_search_space = optuna_private.incremental_groups(self._group_decomposed_search_space)
         self._max_history = max_history
         self._fast_ndtr = bool(fast_ndtr)
         self._history_seed = kwargs.get("seed")
