@@ -235,6 +235,10 @@ COMPOSED = {  # name -> ArchSpec
                                         patch=0),
     "linear_attention-patch2": ArchSpec(**{**IMAGE, "norm": "batchnorm", "lift": "fixed_random"}, activation="gelu",
                                         mixer="linear_attention", patch=2),
+    # mixer_heads: a head count of the user's in place of the width's default
+    **{f"{mixer}-heads{h}": ArchSpec(**{**IMAGE, "norm": "layernorm"}, activation="gelu", mixer=mixer, patch=2,
+                                     mixer_heads=h)
+       for mixer, h in (("maxstate", 2), ("attention", 8), ("linear_attention", 2))},
     "conv-k5-patch2": ArchSpec(**{**IMAGE, "norm": "batchnorm"}, activation="gelu", mixer="conv", mixer_kernel=5,
                                patch=2),
     "conv-k9-patch4": ArchSpec(**{**IMAGE, "norm": "none", "lift": "none"}, activation="relu", mixer="conv",

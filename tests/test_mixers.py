@@ -242,6 +242,49 @@ def test_conv_kernel_changes_the_model_and_its_id_only_for_conv():
         assert "mixer_kernel" not in spec.used_params()
 
 
+def test_mixer_heads_changes_the_model_its_costs_and_id_only_for_mixers_with_heads():
+    # spec_for: D = 16 (default 4 heads), T = 8 row tokens, 2 layers, float32
+    t, d, layers = 8, 16, 2
+    for mixer in ("maxstate", "attention", "linear_attention"):
+        base, two = spec_for(mixer), spec_for(mixer, mixer_heads=2)
+        assert base.arch_id != two.arch_id and two.to_json()["mixer_heads"] == 2
+        assert [m.mix.heads for m in build(base).layers] == [4, 4] and [m.mix.heads for m in build(two).layers] == [2, 2]
+        cb, c2 = model_cost(base), model_cost(two)
+        assert c2.params == sum(p.numel() for p in build(two).parameters())
+        if mixer == "maxstate":  # G: 5H -> H, bias-free: 5H² weights
+            assert cb.params - c2.params == layers * 5 * (4 * 4 - 2 * 2)
+        else:
+            assert cb.params == c2.params  # the projections do not depend on the heads
+        if mixer == "attention":  # H·T² scores written and read, per layer
+            assert cb.act_bytes - c2.act_bytes == layers * 2 * (4 - 2) * t * t * 4
+        if mixer == "linear_attention":  # a state of H heads of (D/H)² + D/H, written and read per layer
+            state = lambda h: h * (d // h) ** 2 + h * (d // h)  # noqa: E731
+            assert cb.act_bytes - c2.act_bytes == layers * 2 * (state(4) - state(2)) * 4
+    for mixer in ("none", "token_mlp", "conv"):  # a mixer without heads ignores the key: no trace in the id or JSON
+        spec = spec_for(mixer, mixer_heads=2)
+        assert spec == spec_for(mixer) and "mixer_heads" not in spec.to_json()
+
+
+def test_a_head_count_that_does_not_divide_the_width_is_an_infeasible_candidate():
+    spec = spec_for("attention", mixer_heads=3)  # D = 16
+    with pytest.raises(ValueError, match="mixer_heads 3 does not divide the mixer's width d_z = 16"):
+        model_cost(spec)
+    with pytest.raises(ValueError, match="3 heads do not divide the mixer's width 16"):
+        Attention(8, 16, heads=3)
+
+
+def test_a_head_count_that_divides_no_width_of_the_space_is_an_input_error(tmp_path):
+    from nas.errors import NasInputError
+    from nas.spaces import parse_space
+
+    text = ("task: {dataset: digits}\nspace:\n  mixer: [attention, maxstate]\n  patch: 2\n  lift: learned\n"
+            "  lift_width: [24, 40]\n  mixer_heads: [2, 16]\n")
+    with pytest.raises(NasInputError, match=r"s\.yaml:7: space\.mixer_heads: 16 heads divide no width"):
+        parse_space(text, "s.yaml")
+    ok = parse_space(text.replace("[2, 16]", "[2, 8]"), "s.yaml")  # 8 divides 24 and 40
+    assert ok.params[-1].label == "mixer_heads"
+
+
 @pytest.mark.parametrize("kernel", [0, 2, -1, 4])
 def test_an_even_or_nonpositive_kernel_is_refused_naming_the_key(kernel):
     spec = spec_for("conv", mixer_kernel=kernel)

@@ -446,3 +446,16 @@ def test_every_family_shows_in_the_one_line_description_and_the_diagram():
                  "mean over tokens", "head\\n32 → 10"):
         assert part in dot, part
     assert describe(ArchSpec(d_in=64, d_out=10, hidden_width=256).to_json()) == "conventional | 256×2 relu batchnorm"
+
+
+@pytest.mark.parametrize("first", ["activations", "mixers", "structured", "vocabulary"])
+def test_the_registries_list_their_names_in_one_order_whichever_family_is_imported_first(first):
+    """Error messages and the docs list a registry's names in the vocabulary's order, not Python's import order."""
+    import subprocess
+    import sys
+
+    code = (f"import nas.spaces.{first}\nfrom nas.spaces.vocabulary import ACTIVATIONS, LIFTS, NORMS, MIXERS, "
+            "WEIGHTS, CONNECTIONS\nprint([r.names() for r in (ACTIVATIONS, LIFTS, NORMS, MIXERS, WEIGHTS, CONNECTIONS)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("[['relu', 'gelu', 'silu', 'tanh', 'prelu',"), out
+    assert "['none', 'token_mlp', 'maxstate', 'attention', 'linear_attention', 'conv']" in out

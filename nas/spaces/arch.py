@@ -32,6 +32,7 @@ WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the in
 # the activations with learnable parameters: the ones ``activation_scope`` applies to (the others have none)
 SCOPED_ACTIVATIONS = ("prelu", "swish", "rational", "pwl", "pwl_knots", "mix")
 ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit
+HEADED_MIXERS = ("maxstate", "attention", "linear_attention")  # the mixers whose width is cut into heads
 FPE_SPLITS = ("random", "feature", "groups")  # how an FPE neuron's inputs are dealt to its children
 INT_MAX = 2**31 - 1
 
@@ -155,6 +156,10 @@ class ArchSpec:
         rule=lambda v: None if v >= 1 and v % 2 else "must be odd and at least 1 ('same' padding)",
         expected="an odd integer ≥ 1 (the conv mixer's kernel size)",
         off=lambda s: s.mixer != "conv", normal=lambda s: 3)
+    mixer_heads: int = key(
+        0, "the heads of a mixer with heads (attention, linear_attention, maxstate); 0: d_z/64 where 64 divides d_z, "
+        "else 4 where 4 does, else 1", low=0, export=(0, INT_MAX), needs="a mixer with heads", later=True,
+        off=lambda s: s.mixer not in HEADED_MIXERS or s.mixer_heads == 0, normal=lambda s: 0)
     patch: int = key(0, "features per token (0: an image's rows, a sequence's steps)", low=0, export=(0, INT_MAX),
                      needs="a mixer", off=lambda s: s.mixer == "none", normal=lambda s: 0)
     in_shape: tuple = key((), "the shape of one input sample (from the task)", in_space=False,

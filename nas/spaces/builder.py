@@ -146,6 +146,8 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
         return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out, **exits, **extra)
     kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \
         if blocks.kernel else {}
+    if blocks.heads:
+        kernel["heads"] = Const("HEADS", blocks.heads, "the mixer's heads")
     return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
                 Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
                 d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,

@@ -56,8 +56,13 @@ class Tokens(nn.Module):
         return x.reshape(b, self.n_tokens, self.features)
 
 
-def _heads(d: int) -> int:
-    """Heads of a width-d mixer: d/64 when 64 divides d (head size 64), else 4 when 4 divides d, else 1."""
+def _heads(d: int, heads: int = 0) -> int:
+    """Heads of a width-d mixer: ``heads`` where given (mixer_heads; it must divide d), else d/64 when 64 divides
+    d (head size 64), else 4 when 4 divides d, else 1."""
+    if heads:
+        if d % heads:
+            raise ValueError(f"{heads} heads do not divide the mixer's width {d}")
+        return heads
     if d % 64 == 0:
         return d // 64
     return 4 if d % 4 == 0 else 1
@@ -111,9 +116,9 @@ class MaxState(nn.Module):
 
     positions = False  # the running maximum is causal, so order-aware: no position table
 
-    def __init__(self, n_tokens: int, d: int):
+    def __init__(self, n_tokens: int, d: int, heads: int = 0):
         super().__init__()
-        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
+        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d, heads)
         self.w = Linear(d, 4 * d)
         self.g = Linear(5 * self.heads, self.heads)
         self.alpha = nn.Parameter(torch.full((3,), 0.5))
@@ -148,9 +153,9 @@ class Attention(nn.Module):
 
     positions = True  # without a position table attention cannot tell the tokens apart
 
-    def __init__(self, n_tokens: int, d: int):
+    def __init__(self, n_tokens: int, d: int, heads: int = 0):
         super().__init__()
-        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
+        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d, heads)
         self.qkv = Linear(d, 3 * d)
         self.out = Linear(d, d)
 
@@ -188,9 +193,9 @@ class LinearAttention(nn.Module):
     positions = True  # a sum over all tokens cannot tell them apart without a position table
     eps = 1e-6  # added to the normaliser
 
-    def __init__(self, n_tokens: int, d: int):
+    def __init__(self, n_tokens: int, d: int, heads: int = 0):
         super().__init__()
-        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d)
+        self.n_tokens, self.d, self.heads = n_tokens, d, _heads(d, heads)
         self.qkv = Linear(d, 3 * d)
         self.out = Linear(d, d)
 
@@ -283,7 +288,7 @@ class MixerNet(nn.Module):
 
     def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
                  block, depth: int, d_out: int, kernel: int = 0, exits: int = 0, exit_threshold: float = 1.0,
-                 gates: nn.Module | None = None):
+                 gates: nn.Module | None = None, heads: int = 0):
         super().__init__()
         self.tokens = Tokens(in_shape, patch, d_in)
         t = self.tokens.n_tokens
@@ -291,7 +296,9 @@ class MixerNet(nn.Module):
         self.embed = embed
         self.pos = nn.Parameter(torch.randn(t, d) * 0.02) if mixer.positions else None
         sizes = (kernel,) if kernel else ()
-        self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes), block(), t, d, norm) for _ in range(depth))
+        given = {"heads": heads} if heads else {}  # mixer_heads; else the mixer's default for its width
+        self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes, **given), block(), t, d, norm)
+                                    for _ in range(depth))
         self.head = Linear(d, d_out)
         self.exits, self.exit_threshold = exits, exit_threshold
         self.exit_heads = nn.ModuleList(Linear(d, d_out) for _ in range((depth - 1) // exits if exits else 0))

@@ -108,6 +108,7 @@ def check_document(doc, labels: dict, errors, base_dir: Path | None = None) -> N
                        found=list(width.when["lift"]), expected=f"every lift other than none: {[v for v in lift_kinds if v != 'none']}")
     _check_groups_split(labels, lift_kinds, errors)
     _check_kernel_range(labels, doc.space, errors)
+    _check_heads(labels, doc.space, errors)
     _check_activation_scope(labels, errors)
     _check_weights_with_fpe(labels, errors)
     _check_exits(labels, doc.task.kind, doc.space, errors)
@@ -252,6 +253,37 @@ def _check_activation_scope(labels: dict, errors) -> None:
         errors.add(("space", "activation_scope"), "activation_scope neuron gives each unit its own parameters of a "
                    "learnable activation, and none of this space's activations has any", found=list(activations),
                    expected=f"one of {', '.join(SCOPED_ACTIVATIONS)} among the activations, or no activation_scope")
+
+
+def _widths(param) -> list[int] | None:
+    """The widths a ``lift_width`` parameter can take, None where unknown (or a range of over 100,000)."""
+    if param.values() is not None:
+        return [v for v in param.values() if type(v) is int]
+    if param.kind != "int" or (param.high - param.low) / (param.step or 1) > 100_000:
+        return None
+    return list(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
+
+
+def _check_heads(labels: dict, space: dict, errors) -> None:
+    """A head count (``mixer_heads``) that divides none of the widths the space's lift gives its mixers is an
+    input error; one that divides some of them makes the others infeasible candidates. Only checked where every
+    candidate's width is a ``lift_width`` of the file (a space that can have no lift takes its width from the
+    task)."""
+    heads, width = labels.get("mixer_heads"), labels.get("lift_width")
+    lifts = _possible(labels, "lift")
+    if heads is None or width is None or lifts is None or "none" in lifts or heads.values() is None:
+        return
+    widths = _widths(width)
+    if not widths:
+        return
+    for h in heads.values():
+        if type(h) is int and h > 0 and not any(w % h == 0 for w in widths):
+            errors.add(("space", "mixer_heads"), f"{h} heads divide no width of this space's mixers (lift_width)",
+                       found=space["mixer_heads"], expected=f"head counts that divide some of {_show_widths(widths)}")
+
+
+def _show_widths(widths: list[int]) -> str:
+    return ", ".join(map(str, widths)) if len(widths) <= 8 else f"{widths[0]}…{widths[-1]}"
 
 
 def _check_kernel_range(labels: dict, space: dict, errors) -> None:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
 
-from nas.spaces.arch import SEEDED_LIFTS, WEIGHT_KEYS, ArchSpec
+from nas.spaces.arch import HEADED_MIXERS, SEEDED_LIFTS, WEIGHT_KEYS, ArchSpec
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class BlockStage:
     weights_arg: int = 0  # the int the form reads (lowrank: rank, monarch: blocks); 0 for dense and circulant
     activation_scope: str = "layer"  # a learnable activation's parameters: per layer | per neuron
     connections: str = "residual"  # residual | gated_dense: every block also reads the earlier streams, gated
+    heads: int = 0  # a mixer with heads: how many (mixer_heads); 0: the mixer's default for its width
 
     @property
     def gated_connections(self) -> int:
@@ -168,11 +169,17 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
         n_tokens, width = token_grid(spec.in_shape, spec.patch, spec.d_in) if spec.d_in else (0, 0)
         out.append(TokenStage(spec.d_in, spec.in_shape, spec.patch, n_tokens, width))
     d_z = spec.lift_width if spec.lift != "none" else width
+    heads = spec.mixer_heads if spec.mixer in HEADED_MIXERS else 0
+    if heads:
+        if type(heads) is not int or heads < 1:
+            raise ValueError(f"mixer_heads {heads!r}: a number of heads must be a whole number ≥ 1 (0: the default)")
+        if d_z and d_z % heads:
+            raise ValueError(f"mixer_heads {heads} does not divide the mixer's width d_z = {d_z}")
     out.append(LiftStage(spec.lift, width, d_z, spec.lift_seed if spec.lift in SEEDED_LIFTS else None))
     key = WEIGHT_KEYS.get(spec.weights)
     out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
                           spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k, spec.weights,
-                          getattr(spec, key) if key else 0, spec.activation_scope, spec.connections))
+                          getattr(spec, key) if key else 0, spec.activation_scope, spec.connections, heads))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
     if spec.exits:
@@ -198,7 +205,7 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     tokens, lift, b = stage(parts, TokenStage), stage(parts, LiftStage), stage(parts, BlockStage)
     head = f"{lift.name} {lift.d_out}" if lift.name != "none" else "conventional"
     if tokens is not None:
-        mixer = f"{b.mixer} k{b.kernel}" if b.kernel else b.mixer
+        mixer = f"{b.mixer} k{b.kernel}" if b.kernel else (f"{b.mixer} h{b.heads}" if b.heads else b.mixer)
         head = f"{mixer}/p{tokens.patch} " + (head if lift.name != "none" else "tokens")
     text = f"{head} | {b.d_h}×{b.depth} {activation_words(b)} {b.norm}"
     if b.weights != "dense":
@@ -280,7 +287,8 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
             else ""
         if s.mixer == "none":
             return f"{s.depth} x {block}{gates}"
-        mixer = f"{s.mixer} (kernel {s.kernel})" if s.kernel else s.mixer
+        mixer = f"{s.mixer} (kernel {s.kernel})" if s.kernel else (f"{s.mixer} ({s.heads} heads)" if s.heads
+                                                                      else s.mixer)
         return f"{s.depth} x ({mixer} across the tokens, then {block} on every token){gates}"
     if isinstance(s, PoolStage):
         return "mean over the tokens"
