@@ -145,7 +145,7 @@ def test_a_too_small_max_history_is_an_input_error(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # group, passed here to Optuna's
-def test_tpe_without_nas_options_is_optunas_and_fast_ndtr_proposes_as_well(tmp_path):
+def test_tpe_without_nas_options_is_optunas_and_fast_ndtr_proposes_as_well():
     """fast_ndtr off: exactly Optuna's TPE (its group decomposition updated, not recomputed: the same groups).
     On: SciPy's log Φ, proposals in range and repeatable."""
     def study(sampler, n=80):

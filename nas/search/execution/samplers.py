@@ -25,7 +25,7 @@ class TPESampler(optuna.samplers.TPESampler):
     ``max_history`` of them (the trials still running, which the constant liar counts, all stay), drawn from
     the sampler's seed and the number of finished trials, so a seeded study stays repeatable. The densities are
     mixtures with one component per trial, evaluated at every proposal: without the bound an ask costs time in
-    proportion to the study's size (86 ms at 1,000 trials, 501 ms at 10,000, measured for #25); with it, no
+    proportion to the study's size (86 ms at 1,000 trials, 501 ms at 10,000: issue #25's figures); with it, no
     more than at ``max_history``. A uniform subsample keeps both densities' shapes in expectation: the "good"
     part stays the same share (TPE's gamma) of what is fitted.
 
@@ -42,9 +42,12 @@ class TPESampler(optuna.samplers.TPESampler):
         self._max_history = max_history
         self._fast_ndtr = bool(fast_ndtr)
         self._history_seed = kwargs.get("seed")
+        self._kept: dict[int, frozenset] = {}  # finished trials -> the positions kept (one draw per study size)
 
     def _view(self, study: optuna.Study) -> optuna.Study:
-        return study if self._max_history is None else _Subsampled(study, self._max_history, self._history_seed)
+        if self._max_history is None:
+            return study
+        return _Subsampled(study, self._max_history, self._history_seed, self._kept)
 
     def _maths(self):
         return optuna_private.vectorised_log_ndtr() if self._fast_ndtr else contextlib.nullcontext()
@@ -67,8 +70,8 @@ TPESampler.__signature__ = _base.replace(parameters=[  # Optuna's keyword argume
 class _Subsampled:
     """A study as TPE reads it: every attribute the study's, its trials a subsample (``TPESampler``)."""
 
-    def __init__(self, study: optuna.Study, keep: int, seed: int | None) -> None:
-        self._study, self._keep, self._seed = study, keep, seed
+    def __init__(self, study: optuna.Study, keep: int, seed: int | None, drawn: dict[int, frozenset]) -> None:
+        self._study, self._keep, self._seed, self._drawn = study, keep, seed, drawn
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -81,9 +84,14 @@ class _Subsampled:
         finished = [i for i, t in enumerate(trials) if t.state != running]
         if len(finished) <= self._keep:
             return trials
-        rng = np.random.default_rng([self._seed if self._seed is not None else 0, len(finished)])
-        kept = set(np.asarray(finished)[rng.choice(len(finished), self._keep, replace=False)].tolist())
-        return [t for i, t in enumerate(trials) if i in kept or t.state == running]
+        n = len(finished)
+        if n not in self._drawn:  # an ask reads the trials several times; the draw depends on n alone
+            self._drawn.clear()
+            rng = np.random.default_rng([self._seed if self._seed is not None else 0, n])
+            self._drawn[n] = frozenset(rng.choice(n, self._keep, replace=False).tolist())
+        kept = self._drawn[n]  # positions among the finished trials
+        chosen = {i for j, i in enumerate(finished) if j in kept}
+        return [t for i, t in enumerate(trials) if i in chosen or t.state == running]
 
 
 SAMPLER_CLASSES = {name: getattr(optuna.samplers, cls) for name, cls in SAMPLERS.items()}  # the names' classes

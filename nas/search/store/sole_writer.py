@@ -53,22 +53,19 @@ class SoleWriterStorage(BaseStorage):
                 self._where[t._trial_id] = (study_id, t.number)
         return trials
 
-    def _known(self, trial_id: int) -> tuple[int, int] | None:
-        return self._where.get(trial_id)
-
-    def _replace(self, trial_id: int, change) -> None:
-        """Apply ``change`` to a copy of the cached trial (a trial handed out earlier is never mutated)."""
-        where = self._known(trial_id)
-        if where is None:
-            return
-        study_id, number = where
-        t = copy.copy(self._trials[study_id][number])
-        change(t)
-        self._trials[study_id][number] = t
+    def _merge(self, trial_id: int, field: str, key: Any, value: Any) -> None:
+        """After a write: the cached trial with ``key: value`` in its dict ``field``, on a copy (a trial handed
+        out earlier is never mutated)."""
+        where = self._where.get(trial_id)
+        if where is not None:
+            study_id, number = where
+            t = copy.copy(self._trials[study_id][number])
+            setattr(t, field, {**getattr(t, field), key: value})
+            self._trials[study_id][number] = t
 
     def _refresh(self, trial_id: int) -> None:
         """Read one trial back (its timestamps are the database's)."""
-        where = self._known(trial_id)
+        where = self._where.get(trial_id)
         if where is not None:
             study_id, number = where
             self._trials[study_id][number] = self.backend.get_trial(trial_id)
@@ -132,12 +129,8 @@ class SoleWriterStorage(BaseStorage):
                         distribution: BaseDistribution) -> None:
         with self._lock:
             self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
-
-            def change(t: FrozenTrial) -> None:
-                t.params = {**t.params, param_name: distribution.to_external_repr(param_value_internal)}
-                t.distributions = {**t.distributions, param_name: distribution}
-
-            self._replace(trial_id, change)
+            self._merge(trial_id, "params", param_name, distribution.to_external_repr(param_value_internal))
+            self._merge(trial_id, "distributions", param_name, distribution)
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
         with self._lock:
@@ -155,33 +148,21 @@ class SoleWriterStorage(BaseStorage):
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         with self._lock:
             self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
-
-            def change(t: FrozenTrial) -> None:
-                t.intermediate_values = {**t.intermediate_values, step: intermediate_value}
-
-            self._replace(trial_id, change)
+            self._merge(trial_id, "intermediate_values", step, intermediate_value)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
             self.backend.set_trial_user_attr(trial_id, key, value)
-
-            def change(t: FrozenTrial) -> None:
-                t.user_attrs = {**t.user_attrs, key: value}
-
-            self._replace(trial_id, change)
+            self._merge(trial_id, "user_attrs", key, value)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
             self.backend.set_trial_system_attr(trial_id, key, value)
-
-            def change(t: FrozenTrial) -> None:
-                t.system_attrs = {**t.system_attrs, key: value}
-
-            self._replace(trial_id, change)
+            self._merge(trial_id, "system_attrs", key, value)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._lock:
-            where = self._known(trial_id)
+            where = self._where.get(trial_id)
             if where is not None:
                 return self._trials[where[0]][where[1]]
         return self.backend.get_trial(trial_id)
