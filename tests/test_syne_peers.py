@@ -219,3 +219,27 @@ def test_the_faster_nondominated_sort_is_syne_tunes_own():
             want = own_net(x, dim=dim)
             np.random.seed(trial)
             assert np.array_equal(syne_peers._compute_epsilon_net(x, dim=dim), want), (trial, dim)
+
+
+def test_moashas_newest_rank_priority_decides_as_the_full_sort():
+    """MOASHA reads only the new trial's rank (the last row): the fast priority must give that rank exactly as
+    Syne Tune's shipped priority and the rank-correct one do, on random rungs with ties and duplicates."""
+    import numpy as np
+    from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+
+    import syne_peers
+
+    def newest(p):  # asha.py's on_result: ranks = searchsorted(sorted(p), p) / n; it reads ranks[-1]
+        return np.searchsorted(sorted(p), p)[-1]
+
+    rng = np.random.default_rng(1)
+    seen = set()
+    for trial in range(300):
+        n, m = int(rng.integers(2, 80)), int(rng.integers(2, 4))
+        x = rng.integers(0, 5, size=(n, m)).astype(float) if trial % 2 else rng.normal(size=(n, m))
+        for correct in (True, False):  # fresh priorities: one remembers its number of objectives
+            want = newest((syne_peers.RankCorrectPriority() if correct else NonDominatedPriority())(x))
+            got = syne_peers.NewestRankPriority(correct=correct)(x)
+            assert sorted(got) == list(range(n)) and newest(got) == want, (trial, correct)
+            seen.add((correct, want == n - 1, want == 0))
+    assert len(seen) >= 5  # first, last and in-between ranks all exercised, for both priorities
