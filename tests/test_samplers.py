@@ -165,3 +165,31 @@ def test_tpe_without_nas_options_is_optunas_and_fast_ndtr_proposes_as_well():
     assert all(1e-3 <= p["x"] <= 1.0 and 1 <= p["k"] <= 64 for p in fast)
     from optuna.samplers._tpe import _truncnorm
     assert _truncnorm._log_ndtr.__module__ == "optuna.samplers._tpe._truncnorm"  # restored after each ask
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # group, constant_liar: Optuna's
+def test_tpes_kept_splits_and_values_propose_exactly_as_optuna():
+    """nas's tpe keeps a split per ask and each finished trial's internal values (``split_once``,
+    ``_get_internal_repr``): with the constant liar, trials left running, stopped early and infeasible, and a
+    conditional parameter (two groups), every proposal is Optuna's own."""
+    def study(sampler, n=90):
+        s = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+        for i in range(n):
+            t = s.ask()
+            x, k = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_int("k", 1, 64, log=True)
+            act = t.suggest_categorical("act", ["relu", "gelu", "silu"])
+            if t.suggest_categorical("lift", ["none", "fixed"]) == "fixed":
+                k += t.suggest_int("width", 8, 512, log=True) // 64
+            t.set_constraint("params", float(k - 40))  # > 0: infeasible
+            if i % 7 == 3:
+                continue  # left running: the constant liar counts it
+            if i % 11 == 5:
+                s.tell(t, state=TrialState.PRUNED)
+            else:
+                s.tell(t, [x * (1 + (k % 5)), k * x, len(act) + x])
+        return [t.params for t in s.trials]
+
+    kwargs = {"seed": 3, "multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 8}
+    mine = SAMPLER_CLASSES["tpe"](**kwargs)
+    assert study(mine) == study(optuna.samplers.TPESampler(**kwargs))
+    assert mine._reprs  # the kept values were used

@@ -51,6 +51,39 @@ def vectorised_log_ndtr():
         _truncnorm._log_ndtr = plain
 
 
+@contextlib.contextmanager
+def split_once():
+    """While inside (one ask), Optuna's TPE splits the trials into its "good" and "bad" parts once per set of
+    trials, not once per group of the search space.
+
+    With ``group=True`` TPE samples each group of parameters in turn (``sample_relative``) and each group
+    calls ``_split_trials`` on the same trials: a non-dominated sort of every complete trial (and a
+    hypervolume tie-break), about 10 ms at 2,000 trials here, paid once per group. The split reads the
+    trials' states, values and constraints only, never the group, so within one ask the answer for the same
+    trials is the same: it is kept, keyed by the trial objects themselves (a finished or changed trial is a
+    new ``FrozenTrial``; the kept answer holds the old ones, so their ids are not reused while it lives) and
+    the size of the good part. Not thread-safe: the driver asks from one thread.
+    """
+    from optuna.samplers._tpe import sampler as tpe
+
+    plain = tpe._split_trials
+    memo: dict = {}
+
+    def split(study, trials, n_below):
+        key = (tuple(map(id, trials)), n_below)
+        if key not in memo:
+            memo.clear()
+            memo[key] = plain(study, trials, n_below)
+        below, above = memo[key]
+        return list(below), list(above)
+
+    tpe._split_trials = split
+    try:
+        yield
+    finally:
+        tpe._split_trials = plain
+
+
 def incremental_groups(space):
     """TPE's group decomposition of the search space (``group=True``), updated with the trials finished since its
     last call instead of every finished trial at every ask.
