@@ -3,7 +3,8 @@
 The driver (``nas.search.execution.driver``: ask the sampler, freeze, dispatch, record every end in SQL, tell
 Optuna) runs unchanged with a zero-cost evaluator on simulated workers (``nas.search.replay.SimulatedPool``: no
 Ray, every result at once), so every second measured is the driver's. Its time per candidate is split into
-the sampler's ask, Optuna's tell, nas's own SQL writes (``Store.session``), dispatch and the rest
+the sampler's ask (Optuna's ``ask`` and the sampling of the candidate's parameters), Optuna's tell, nas's own
+SQL writes (``Store.session``), dispatch and the rest
 (bookkeeping: freezing, costs, the front and hypervolume, progress rows). Beside it, in the same process, a
 plain in-memory Optuna ask/tell loop with the same sampler on the same space: the sampler's own floor.
 
@@ -107,8 +108,12 @@ def run_cell(sampler: str, workers: int, candidates: int, storage: str, defaults
     space = parse_space(yaml.safe_dump(doc), "<driver_scale>")
     clock = Clock()
     ends: list[tuple[float, dict]] = []  # (time, spent so far) after each finished candidate
-    patches = [(optuna.Study, "ask"), (optuna.Study, "tell"), (store_mod.Store, "session"), (SimulatedPool, "submit")]
-    names = {"ask": "ask", "tell": "tell", "session": "sql", "submit": "dispatch"}
+    from nas.spaces.schema import SearchSpace
+
+    # ask: Optuna's ask and the sampling of the candidate's parameters (TPE samples when the first is suggested)
+    patches = [(optuna.Study, "ask"), (SearchSpace, "sample"), (optuna.Study, "tell"), (store_mod.Store, "session"),
+               (SimulatedPool, "submit")]
+    names = {"ask": "ask", "sample": "ask", "tell": "tell", "session": "sql", "submit": "dispatch"}
     saved = [(cls, attr, getattr(cls, attr)) for cls, attr in patches]
     if not defaults:  # Optuna's samplers as they ship: nas's defaults for them left out
         make = samplers.make_sampler

@@ -104,3 +104,30 @@ def test_a_second_writer_of_the_study_is_an_error_not_a_silent_divergence(tmp_pa
     with pytest.raises(RuntimeError, match="another process is writing this study"):
         study.ask()
 
+
+
+def test_a_flush_puts_a_trials_parameters_in_the_database_before_anything_refers_to_it(tmp_path):
+    """The sole writer holds a trial's parameters and attributes until a flush (one transaction); the driver
+    flushes before nas writes the candidate's row, and every state change flushes first."""
+    from nas.search import optuna_private
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    study = optuna.create_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)))
+    t = study.ask()
+    t.suggest_float("x", 0.0, 1.0)
+    t.set_user_attr("arch_id", "abc")
+    reader = optuna_storage(url, read_only=True)
+    stored = lambda: reader.get_trial(optuna_private.trial_id(t))  # noqa: E731
+    assert stored().params == {}  # held
+    optuna_private.flush(study)
+    assert stored().params == t.params and stored().user_attrs == {"arch_id": "abc"}
+    u = study.ask()  # held again, and written by the state change
+    u.suggest_float("x", 0.0, 1.0)
+    study.tell(u, 0.5)
+    assert reader.get_trial(optuna_private.trial_id(u)).params == u.params
+    # Optuna's checks on each write stand, made at once: a finished trial, an incompatible distribution
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        u.set_user_attr("late", 1)
+    v = study.ask()
+    with pytest.raises(ValueError, match="[Cc]annot set different distribution kind"):
+        v.suggest_categorical("x", ["a", "b"])

@@ -27,6 +27,13 @@ def set_fail_reason(study: optuna.Study, trial: optuna.Trial | optuna.trial.Froz
 
 
 
+def flush(study: optuna.Study) -> None:
+    """Write what the study's storage holds back (``SoleWriterStorage.flush``; other storages hold nothing)."""
+    flush = getattr(study._storage, "flush", None)
+    if flush is not None:
+        flush()
+
+
 @contextlib.contextmanager
 def vectorised_log_ndtr():
     """While inside, Optuna's TPE computes log Φ(x) (its truncated Gaussians' masses, ``_truncnorm._log_ndtr``)

@@ -30,14 +30,27 @@ class History:
             ).all()
         self.values = [[float(obj[m]) for m in metrics] for state, obj, _, _ in rows
                        if state == "COMPLETE" and obj and all(m in obj for m in metrics)]
+        self.front = self._nondominated(self.values)  # the hypervolume's points: the front of self.values
         self.epochs_total = sum(e or 0 for _, _, e, reused in rows if reused is None)
         ref = study.user_attrs.get(quality.REFERENCE_ATTR)
         self.reference = [float(ref[m]) for m in metrics] if ref else None
 
+    def _nondominated(self, values: list[list[float]]) -> list[list[float]]:
+        import moocore
+
+        if not values:
+            return []
+        keep = moocore.is_nondominated(np.array(values), maximise=[d == "maximize" for d in self.directions],
+                                       keep_weakly=True)
+        return [v for v, k in zip(values, keep) if k]
+
     def _hypervolume(self) -> float | None:
-        if self.reference is None or not self.values:
+        """The hypervolume of every complete candidate's values, computed on their front alone (the same
+        number: dominated points add no volume), which is kept up to date as candidates finish instead of
+        sorting every value of the study at each end."""
+        if self.reference is None or not self.front:
             return None
-        return quality.hypervolume(np.array(self.values), self.directions, self.reference)
+        return quality.hypervolume(np.array(self.front), self.directions, self.reference)
 
     def record(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int) -> None:
         """After a candidate finished: its values (None: stopped early) join the front, the hypervolume is
@@ -45,6 +58,7 @@ class History:
         before it get their hypervolume then."""
         if values is not None:
             self.values.append(values)
+            self.front = self._nondominated(self.front + [values])
         self.epochs_total += epochs
         backfill = False
         if self.reference is None:

@@ -68,7 +68,9 @@ class Recorder:
         """The row of a candidate about to be handed to the workers (QUEUED until one takes it; its static
         objectives known)."""
         # Short sessions only, and never one open across an Optuna call: on SQLite an open
-        # write transaction here would lock Optuna's own connection out.
+        # write transaction here would lock Optuna's own connection out. The trial's parameters reach the
+        # database before the row that refers to it (SoleWriterStorage holds them until a flush).
+        optuna_private.flush(self.study)
         with self.store.session() as s:
             cand = self._row(trial, arch, train_key, train, values, state="QUEUED", objectives=dict(static))
             s.add(cand)
@@ -104,6 +106,7 @@ class Recorder:
         """A candidate over a constraint (or that cannot be built): PRUNED, untrained. Returns the reason."""
         why = why or "infeasible: " + "; ".join(
             f"{m} {static[m]:,.0f} > max {self.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
+        optuna_private.flush(self.study)
         with self.store.session() as s:
             s.add(self._row(trial, arch, train_key, train, values, state="PRUNED", objectives=dict(static),
                             error=why, finished_at=utcnow()))

@@ -10,9 +10,15 @@ several times per candidate (measured in ``benchmarks/driver_scale.py``: most of
 workers). Here the trials are read from the database once, when the study is opened, and afterwards kept up
 to date by the writes themselves.
 
-Nothing is deferred: each write reaches the database before the call returns, in the order Optuna makes it,
-so a run killed at any point leaves what the plain storage would have left, and readers in other processes
-(``nas show``, the dashboard) see the same tables. Only readers of this process are served from memory.
+A trial's parameters and attributes (what the sampler and the driver set between asking for a candidate
+and handing it out: about ten writes) are kept in order and written in one transaction (``flush``): before
+the next trial is created, before any trial's state changes, and whenever the driver calls ``flush`` (it
+does before nas records the candidate: ``Recorder.started``), so nothing that refers to a trial is written
+before the trial's parameters are. A run killed before that flush leaves a RUNNING trial without (some of)
+its parameters and no candidate of nas's refers to it, which resuming fails and queues again as it would
+any trial killed while being sampled. Trial creation and state changes reach the database before the call
+returns, in the order Optuna makes them; readers in other processes (``nas show``, the dashboard) see the
+same tables. Only readers of this process are served from memory.
 """
 
 from __future__ import annotations
@@ -38,7 +44,78 @@ class SoleWriterStorage(BaseStorage):
         self._trials: dict[int, list[FrozenTrial]] = {}  # study id -> its trials, by number
         self._where: dict[int, tuple[int, int]] = {}  # trial id -> (study id, number)
         self._directions: dict[int, list[StudyDirection]] = {}
+        self._pending: list[tuple] = []  # parameter and attribute writes not flushed yet, in order
+        self._first_dist: dict[tuple[int, str], BaseDistribution] = {}  # (study, param) -> its first distribution
         self._lock = threading.RLock()
+
+    # -------------------------------------------------------------- deferred writes
+    def flush(self) -> None:
+        """Write the pending parameters and attributes in one transaction: the parameters in one multi-row
+        insert, the attributes in one upsert per table (the last value of a key set twice), the rows Optuna's
+        own ``set_trial_param`` and ``set_trial_*_attr`` write. The checks Optuna makes on each write (the
+        trial still running, a parameter's distribution compatible with the study's) were made from memory
+        when it was set."""
+        import json
+
+        import sqlalchemy as sa
+        from optuna.distributions import distribution_to_json
+        from optuna.storages._rdb import models
+
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, []
+            params = [{"trial_id": tid, "param_name": key, "param_value": value,
+                       "distribution_json": distribution_to_json(dist)}
+                      for kind, tid, key, value, dist in pending if kind == "param"]
+            attrs: dict[str, dict[tuple[int, str], Any]] = {"user": {}, "system": {}}
+            for kind, tid, key, value, _ in pending:
+                if kind != "param":
+                    attrs[kind][(tid, key)] = value
+            engine = self.backend.engine
+            with engine.begin() as conn:
+                if params:
+                    conn.execute(sa.insert(models.TrialParamModel.__table__), params)
+                for kind, model in (("user", models.TrialUserAttributeModel),
+                                    ("system", models.TrialSystemAttributeModel)):
+                    rows = [{"trial_id": tid, "key": key, "value_json": json.dumps(value)}
+                            for (tid, key), value in attrs[kind].items()]
+                    if not rows:
+                        continue
+                    if engine.name == "postgresql":
+                        from sqlalchemy.dialects.postgresql import insert
+                    elif engine.name == "sqlite":
+                        from sqlalchemy.dialects.sqlite import insert
+                    else:  # another database: Optuna's own statement, row by row, in this transaction
+                        for row in rows:
+                            conn.execute(sa.delete(model.__table__).where(
+                                model.__table__.c.trial_id == row["trial_id"], model.__table__.c.key == row["key"]))
+                        conn.execute(sa.insert(model.__table__), rows)
+                        continue
+                    stmt = insert(model.__table__)
+                    conn.execute(stmt.on_conflict_do_update(index_elements=["trial_id", "key"],
+                                                            set_={"value_json": stmt.excluded.value_json}), rows)
+
+    def _held(self, trial_id: int) -> bool:
+        """Whether a write to the trial can be held for the next flush (a trial of a study in memory, still
+        updatable: Optuna's error now, as its own write would raise it)."""
+        where = self._where.get(trial_id)
+        if where is None:
+            return False
+        self.check_trial_is_updatable(trial_id, self._trials[where[0]][where[1]].state)
+        return True
+
+    def _check_distribution(self, trial_id: int, name: str, distribution: BaseDistribution) -> None:
+        """Optuna's check on each parameter write: compatible with the distribution the study already stores
+        for that name (found in memory, once per name)."""
+        from optuna.distributions import check_distribution_compatibility
+
+        study_id = self._where[trial_id][0]
+        key = (study_id, name)
+        if key not in self._first_dist:
+            first = next((t.distributions[name] for t in self._trials[study_id] if name in t.distributions), None)
+            self._first_dist[key] = first if first is not None else distribution
+        check_distribution_compatibility(self._first_dist[key], distribution)
 
     # -------------------------------------------------------------- the study's trials in memory
     def _study(self, study_id: int) -> list[FrozenTrial]:
@@ -63,6 +140,25 @@ class SoleWriterStorage(BaseStorage):
             setattr(t, field, {**getattr(t, field), key: value})
             self._trials[study_id][number] = t
 
+    def _set_state(self, trial_id: int, state: TrialState, values: Sequence[float] | None) -> None:
+        """The cached trial after a state change Optuna accepted: its state and values as given, its two
+        timestamps (``RDBStorage`` sets them from its own clock) read back alone, not the whole trial."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        where = self._where.get(trial_id)
+        if where is not None:
+            study_id, number = where
+            with _create_scoped_session(self.backend.scoped_session) as session:
+                row = models.TrialModel.find_or_raise_by_id(trial_id, session)  # its row only, no params
+                start, complete = row.datetime_start, row.datetime_complete
+            t = copy.copy(self._trials[study_id][number])
+            if values is not None:
+                t.values = list(values)
+            t.datetime_start, t.datetime_complete = start, complete
+            t.state = state
+            self._trials[study_id][number] = t
+
     def _refresh(self, trial_id: int) -> None:
         """Read one trial back (its timestamps are the database's)."""
         where = self._where.get(trial_id)
@@ -80,6 +176,7 @@ class SoleWriterStorage(BaseStorage):
 
     def delete_study(self, study_id: int) -> None:
         with self._lock:
+            self.flush()
             for t in self._trials.pop(study_id, []):
                 self._where.pop(t._trial_id, None)
             self._directions.pop(study_id, None)
@@ -116,8 +213,9 @@ class SoleWriterStorage(BaseStorage):
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         with self._lock:
             trials = self._study(study_id)
-            trial_id = self.backend.create_new_trial(study_id, template_trial)
-            t = self.backend.get_trial(trial_id)
+            self.flush()
+            t = self.backend._create_new_trial(study_id, template_trial)  # the FrozenTrial it wrote, no read-back
+            trial_id = t._trial_id
             if t.number != len(trials):  # another process wrote this study: the sole-writer premise is broken
                 raise RuntimeError(f"trial number {t.number} where {len(trials)} was expected: another process "
                                    "is writing this study")
@@ -128,7 +226,11 @@ class SoleWriterStorage(BaseStorage):
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: BaseDistribution) -> None:
         with self._lock:
-            self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
+            if not self._held(trial_id):
+                self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
+                return
+            self._check_distribution(trial_id, param_name, distribution)
+            self._pending.append(("param", trial_id, param_name, param_value_internal, distribution))
             self._merge(trial_id, "params", param_name, distribution.to_external_repr(param_value_internal))
             self._merge(trial_id, "distributions", param_name, distribution)
 
@@ -141,23 +243,34 @@ class SoleWriterStorage(BaseStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         with self._lock:
+            self.flush()
             done = self.backend.set_trial_state_values(trial_id, state, values)
-            self._refresh(trial_id)  # the state, values and timestamps as stored
+            if done:  # what Optuna stored: the state and values as given, the timestamps read back
+                self._set_state(trial_id, state, values)
+            else:
+                self._refresh(trial_id)
             return done
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         with self._lock:
+            self.flush()
             self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
             self._merge(trial_id, "intermediate_values", step, intermediate_value)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
-            self.backend.set_trial_user_attr(trial_id, key, value)
+            if not self._held(trial_id):
+                self.backend.set_trial_user_attr(trial_id, key, value)
+                return
+            self._pending.append(("user", trial_id, key, value, None))
             self._merge(trial_id, "user_attrs", key, value)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
-            self.backend.set_trial_system_attr(trial_id, key, value)
+            if not self._held(trial_id):
+                self.backend.set_trial_system_attr(trial_id, key, value)
+                return
+            self._pending.append(("system", trial_id, key, value, None))
             self._merge(trial_id, "system_attrs", key, value)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
