@@ -52,7 +52,8 @@ def test_patches_are_cut_row_major():
     ((8, 8), 3, "3×3 patches do not tile a 8×8 image"),
     ((12,), 5, "5 does not divide"),
     ((12,), 0, "no tokens of its own"),
-    ((2, 3, 4), 2, "1-D or 2-D"),
+    ((2, 3, 4), 2, "2×2 patches do not tile a 2×3 image"),  # (H, W, C): patches of H and W
+    ((2, 2, 2, 2), 2, r"1-D, 2-D or \(H, W, C\)"),
 ])
 def test_a_bad_patch_names_shape_and_patch(in_shape, patch, says):
     with pytest.raises(ValueError, match=re.escape(f"in_shape {in_shape} with patch {patch}: ") + f".*{says}"):

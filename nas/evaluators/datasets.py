@@ -10,8 +10,13 @@ to the children; read with ``allow_pickle=False``. Without them the splits are d
 with a fixed seed: ``task.test`` of all samples, then ``task.validation`` of the rest.
 ``sat`` supplies its clauses as feature groups (``nas.evaluators.sat``).
 
+Colour images: an npz ``X`` of (n, H, W, C) or (n, C, H, W) with C in {1, 3, 4}; the layout is read from
+the shape (the axis of size C that is not a spatial side) or given as ``task.layout``; (C, H, W) samples are
+turned into (H, W, C) ones when loaded, so a pixel's channels sit together (``in_shape`` (H, W, C)): the flat
+MLP reads H·W·C features, ``patch: P`` cuts P×P×C patches as tokens, PSNR pools every channel.
+
 Task kinds (the hourglass paper's, on flattened pixels in [0, 1]; y is the clean
-image y0 (n, H·W) unless said otherwise):
+image y0 (n, H·W[·C]) unless said otherwise):
 
 - ``classification``: x = the sample, y = its class index (int64).
 - ``denoise``: x = clamp(y0 + N(0, 0.25²), 0, 1). As in the paper's loader,
@@ -23,7 +28,7 @@ image y0 (n, H·W) unless said otherwise):
 - ``superres`` (×2): x = y0 down-sampled bicubically to (H//2, W//2) as the
   paper's code does it (``interpolate(mode="bicubic", antialias=False)``, not
   clamped, so a few inputs fall slightly outside [0, 1]): 784 -> 196 on
-  mnist5k, 64 -> 16 on digits.
+  mnist5k, 64 -> 16 on digits; each channel of a colour image alike.
 - ``generative_classification``: x = y0, y = the prototype image of its class:
   the first train image (after the fixed split) of that class.
 """
@@ -142,13 +147,14 @@ def _classification(splits):
 
 def _image_shape(dataset: str, kind: str, x: np.ndarray, x_test: np.ndarray | None, in_shape: tuple,
                  x_val: np.ndarray | None = None):
-    """(H, W) of the dataset's images; NasInputError if it holds no images with pixels in [0, 1]."""
+    """(H, W) or (H, W, C) of the dataset's images; NasInputError if it holds no images with pixels in [0, 1]."""
     shape = tuple(in_shape)
     if len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]:
         shape = (math.isqrt(shape[0]),) * 2
-    if len(shape) != 2 or min(shape) < 2:
-        raise NasInputError(f"task kind {kind} needs an image dataset (samples of shape (H, W), or flat with a "
-                            f"square number of features); {dataset} has samples of shape {tuple(in_shape)}")
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in CHANNELS)) or min(shape[:2]) < 2:
+        raise NasInputError(f"task kind {kind} needs an image dataset (samples of shape (H, W), (H, W, C) or (C, H, "
+                            f"W) with C in {{1, 3, 4}}, or flat with a square number of features); {dataset} has "
+                            f"samples of shape {tuple(in_shape)}")
     for name, a in (("X", x), ("X_test", x_test), ("X_val", x_val)):
         if a is not None and (a.min() < 0 or a.max() > 1):
             raise NasInputError(f"task kind {kind} needs pixels in [0, 1] (PSNR with data range 1); {dataset}'s "
@@ -157,14 +163,14 @@ def _image_shape(dataset: str, kind: str, x: np.ndarray, x_test: np.ndarray | No
 
 
 def _image_task(kind: str, image: tuple[int, int], splits):
-    """Inputs (n, d_in), float targets (n, H·W) and the input's shape, for ``kind`` (see the module docstring)."""
-    h, w = image
+    """Inputs (n, d_in), float targets (n, H·W[·C]) and the input's shape, for ``kind`` (the module docstring)."""
+    h, w = image[:2]
     if kind == "denoise":
         xs = [np.clip(sx + NOISE_STD * np.random.default_rng([NOISE_SEED, i]).standard_normal(sx.shape), 0, 1)
               for i, (sx, _) in enumerate(splits)]
         return [_tensor(a) for a in xs], [_tensor(sx) for sx, _ in splits], image
     if kind == "superres":
-        small = (h // 2, w // 2)
+        small = (h // 2, w // 2, *image[2:])  # each channel down-sampled alike
         xs = [bicubic_down(_tensor(sx), image, small) for sx, _ in splits]
         return xs, [_tensor(sx) for sx, _ in splits], small
     if kind == "generative_classification":
@@ -181,11 +187,13 @@ def _image_task(kind: str, image: tuple[int, int], splits):
     raise ValueError(f"not an image task kind: {kind!r}")
 
 
-def bicubic_down(x: torch.Tensor, image: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+def bicubic_down(x: torch.Tensor, image: tuple, small: tuple) -> torch.Tensor:
     """Flat images (n, H·W) -> flat bicubic down-samples (n, h·w), as the hourglass paper's code: no antialiasing,
-    no clamp."""
-    out = F.interpolate(x.reshape(-1, 1, *image), size=small, mode="bicubic", antialias=False, align_corners=False)
-    return out.reshape(len(x), -1).contiguous()
+    no clamp. Colour images (n, H·W·C) in (H, W, C) order: each channel alike, (n, h·w·C) in the same order."""
+    c = image[2] if len(image) == 3 else 1
+    planes = x.reshape(len(x), *image[:2], c).permute(0, 3, 1, 2)  # (n, C, H, W)
+    out = F.interpolate(planes, size=tuple(small[:2]), mode="bicubic", antialias=False, align_corners=False)
+    return out.permute(0, 2, 3, 1).reshape(len(x), -1).contiguous()
 
 
 def _freeze(options: dict | None) -> tuple | None:
@@ -215,7 +223,7 @@ def _load_arrays(dataset: str, base_dir: str | None, options: tuple | None = Non
         path = Path(dataset[4:]).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
-        return _load_npz(path)
+        return _load_npz(path, dict(options or ()).get("layout"))
     raise NasInputError(f"unknown dataset {dataset!r}; expected digits, mnist5k or npz:PATH")
 
 
@@ -229,7 +237,38 @@ def _packaged_csv(package: str, relative: str) -> np.ndarray:
     return np.loadtxt(Path(spec.submodule_search_locations[0]) / relative, delimiter=",", dtype=np.float32)
 
 
-def _load_npz(path: Path):
+CHANNELS = (1, 3, 4)  # the channel counts of an image: grey, RGB, RGBA
+
+
+def _layout(path: Path, shape: tuple, layout: str | None) -> str | None:
+    """How an npz's samples of ``shape`` are laid out: "hwc" (H, W, C), "chw" (C, H, W), or None (not an image
+    with channels). ``layout`` (the space file's ``task.layout``) says it; without it, the axis of size C (1, 3
+    or 4) that is not a spatial side tells, and a shape both readings fit is refused."""
+    if len(shape) != 3:
+        if layout is not None:
+            raise NasInputError(f"{path}: task.layout {layout} needs samples of 3 axes, (H, W, C) or (C, H, W); X "
+                                f"has samples of shape {shape}")
+        return None
+    last, first = shape[2] in CHANNELS, shape[0] in CHANNELS
+    if layout is not None:
+        if not (last if layout == "hwc" else first):
+            c = shape[2] if layout == "hwc" else shape[0]
+            raise NasInputError(f"{path}: task.layout {layout} reads X's samples of shape {shape} as {c} channels; "
+                                f"an image has {', '.join(map(str, CHANNELS))} channels")
+        return layout
+    if last and first:
+        raise NasInputError(f"{path}: X's samples of shape {shape} read both as (H, W, C) and as (C, H, W); say "
+                            "which with task.layout: hwc or task.layout: chw in the space file")
+    return "hwc" if last else "chw" if first else None
+
+
+def _channels_last(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Flat samples (n, C·H·W) in (C, H, W) order -> flat samples in (H, W, C) order."""
+    c, h, w = shape
+    return np.ascontiguousarray(x.reshape(len(x), c, h, w).transpose(0, 2, 3, 1).reshape(len(x), -1))
+
+
+def _load_npz(path: Path, layout: str | None = None):
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -256,6 +295,12 @@ def _load_npz(path: Path):
             held_out += [xs, ys]
         else:
             held_out += [None, None]
+    if _layout(path, in_shape, layout) == "chw":  # colour images are kept (H, W, C): a pixel's channels together
+        if groups is not None:
+            groups = _channels_last(groups[None], in_shape)[0]
+        x = _channels_last(x, in_shape)
+        held_out = [_channels_last(a, in_shape) if i % 2 == 0 and a is not None else a for i, a in enumerate(held_out)]
+        in_shape = (in_shape[1], in_shape[2], in_shape[0])
     return (x, y, *held_out, in_shape, groups)
 
 

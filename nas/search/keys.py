@@ -25,7 +25,7 @@ _SPLITS = "|test="
 class TaskRef:
     kind: str
     dataset: str  # digits | mnist5k | sat | npz:ABSOLUTE_PATH
-    options: tuple | None = None  # sorted (key, value) pairs of the dataset's own settings (sat)
+    options: tuple | None = None  # sorted (key, value) pairs of the dataset's own settings (sat; an npz's layout)
     test: float = TEST_FRACTION
     validation: float = VAL_FRACTION
 
@@ -36,6 +36,8 @@ class TaskRef:
         options = None
         if dataset.startswith("npz:"):
             dataset = f"npz:{(Path(base_dir) / Path(dataset[4:]).expanduser()).resolve()}"
+            if space.task.layout is not None:  # how its images are laid out (read from the shape without it)
+                options = (("layout", space.task.layout),)
         elif space.task.sat is not None:
             options = tuple(sorted(space.task.sat.model_dump().items()))
         return cls(space.task.kind, dataset, options, float(space.task.test), float(space.task.validation))

@@ -50,9 +50,9 @@ class Tokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        if self.patch and len(self.shape) == 2:
-            (h, w), p = self.shape, self.patch
-            x = x.reshape(b, h // p, p, w // p, p).transpose(2, 3)  # (B, H/P, W/P, P, P)
+        if self.patch and len(self.shape) in (2, 3):
+            (h, w), c, p = self.shape[:2], (self.shape[2:] or (1,))[0], self.patch
+            x = x.reshape(b, h // p, p, w // p, p, c).transpose(2, 3)  # (B, H/P, W/P, P, P, C)
         return x.reshape(b, self.n_tokens, self.features)
 
 

@@ -80,6 +80,9 @@ def check_document(doc, labels: dict, errors, base_dir: Path | None = None) -> N
                    found=sorted(ref), expected=str(sorted(doc.objectives)))
     if doc.task.sat is not None and dataset != "sat":
         errors.add(("task", "sat"), "sat options belong to dataset sat", found=dataset, expected="dataset: sat")
+    if doc.task.layout is not None and not dataset.startswith("npz:"):
+        errors.add(("task", "layout"), "a layout belongs to an npz dataset's images (the others have theirs)",
+                   found=dataset, expected="dataset: npz:PATH")
     sat = doc.task.sat
     if sat is not None and sat.disjoint and sat.clauses * sat.literals > sat.variables:
         errors.add(("task", "sat", "disjoint"), "disjoint clauses need clauses × literals ≤ variables",

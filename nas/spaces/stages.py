@@ -116,6 +116,7 @@ def token_grid(in_shape: tuple, patch: int, d_in: int) -> tuple[int, int]:
     """(T, F): how many tokens of how many features a sample of ``in_shape`` is cut into.
 
     - (H, W) and patch P ≥ 1: non-overlapping P×P patches, T = (H/P)(W/P), F = P²;
+    - (H, W, C) (a colour image, channels last) and patch P ≥ 1: P×P×C patches, T = (H/P)(W/P), F = P²C;
     - (n,) and patch P ≥ 1: consecutive chunks, T = n/P, F = P;
     - patch 0: the input's own tokens, its first axis: an image's H rows of W
       pixels, a sequence's S steps of F features (more axes flattened into F).
@@ -138,12 +139,13 @@ def token_grid(in_shape: tuple, patch: int, d_in: int) -> tuple[int, int]:
         if shape[0] % patch:
             raise ValueError(f"{where}: {patch} does not divide the vector's length {shape[0]}")
         return shape[0] // patch, patch
-    if len(shape) == 2:
-        h, w = shape
+    if len(shape) in (2, 3):
+        h, w = shape[:2]
         if h % patch or w % patch:
             raise ValueError(f"{where}: {patch}×{patch} patches do not tile a {h}×{w} image")
-        return (h // patch) * (w // patch), patch * patch
-    raise ValueError(f"{where}: patches cut 1-D or 2-D samples only; use patch 0 (tokens along the first axis)")
+        return (h // patch) * (w // patch), patch * patch * (shape[2] if len(shape) == 3 else 1)
+    raise ValueError(f"{where}: patches cut 1-D, 2-D or (H, W, C) samples only; use patch 0 (tokens along the "
+                     "first axis)")
 
 
 def from_values(values: Mapping[str, Any]) -> ArchSpec:
@@ -264,6 +266,7 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
     if isinstance(s, TokenStage):
         grid = "x".join(str(n) for n in s.in_shape) if s.in_shape else str(s.d_in)
         how = (f"{s.patch}x{s.patch} patches" if s.patch and len(s.in_shape) == 2 else
+               f"{s.patch}x{s.patch}x{s.in_shape[2]} patches" if s.patch and len(s.in_shape) == 3 else
                f"chunks of {s.patch}" if s.patch else "its first axis")
         return f"{s.n_tokens} tokens of {s.features} features ({grid} input cut into {how})"
     if isinstance(s, LiftStage):

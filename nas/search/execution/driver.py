@@ -120,7 +120,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     base_dir = str(Path(space.file).resolve().parent)
 
     # ---- everything that can be wrong with the input is checked before any write
-    options = space.task.sat.model_dump() if space.task.sat is not None else None
+    options = TaskRef.of_space(space, base_dir).options_dict  # the dataset's settings: sat's, an npz's layout
     in_shape: tuple = ()
     splits = (float(space.task.test), float(space.task.validation))
     if opts.evaluator is None:
