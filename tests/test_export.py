@@ -256,6 +256,8 @@ COMPOSED = {  # name -> ArchSpec
     "everything-attention": ArchSpec(**{**IMAGE, "lift": "hadamard", "lift_seed": 7}, norm="batchnorm",
                                      activation="pwl", mixer="attention", patch=4, moe_experts=4, moe_top_k=1,
                                      fpe_alpha=4),
+    # no head: the conventional residual MLP whose stream is the output (d_in = d_out, an image task's pixels)
+    "headless": ArchSpec(d_in=12, d_out=12, lift="none", hidden_width=8, depth=2, norm="batchnorm", head="none"),
     # learnable activations per neuron (activation_scope), and the two with learned knots or mixture weights
     "pwl_knots-neuron": ArchSpec(**FLAT, activation="pwl_knots", activation_scope="neuron"),
     "mix-neuron-moe2-top2": ArchSpec(**FLAT, activation="mix", activation_scope="neuron", moe_experts=2, moe_top_k=2),

@@ -176,3 +176,26 @@ def test_a_worker_sends_no_weights_when_the_run_keeps_none():
     kept, dropped = worker(job), worker({**job, "weights": False})
     assert kept["weights"] is not None and dropped["weights"] is None
     assert kept["objectives"]["accuracy"] == dropped["objectives"]["accuracy"]  # the same training
+
+
+def test_the_headless_conventional_baseline_is_the_stream_itself(one_thread):
+    """head: none, the hourglass paper's conventional network without W_in and W_out: lift none on a denoise
+    task, L residual blocks on the 64 pixels, no head: params are the blocks' alone and the output is the
+    stream after the last block."""
+    from nas.spaces import build, model_cost
+
+    t = load_task("digits", "denoise")
+    spec = ArchSpec(d_in=t.d_in, d_out=t.d_out, lift="none", hidden_width=32, depth=2, norm="none", head="none")
+    model = build(spec)
+    with_head = ArchSpec(**{**spec.to_json(), "head": "linear"})
+    assert model_cost(with_head).params - model_cost(spec).params == 64 * 64  # W_out (nas's layers: no bias), gone
+    assert model_cost(spec).params == sum(p.numel() for p in model.parameters())
+    x = t.x_train[:5]
+    with torch.no_grad():
+        assert torch.equal(model(x), model.blocks[1](model.blocks[0](x)))
+    ev = evaluate(spec, TrainSpec(epochs=1, batch_size=64), t)
+    assert math.isfinite(ev.objectives["psnr"])
+    with pytest.raises(ValueError, match="head none.*d_z = d_out"):
+        build(ArchSpec(d_in=64, d_out=10, lift="none", hidden_width=8, depth=1, head="none"))  # 10 classes
+    with pytest.raises(ValueError, match="no heads to exit at"):
+        build(ArchSpec(d_in=64, d_out=64, lift="none", hidden_width=8, depth=3, head="none", exits=1))

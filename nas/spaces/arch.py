@@ -31,6 +31,7 @@ SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix come
 WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the int key it reads (its 3rd argument)
 # the activations with learnable parameters: the ones ``activation_scope`` applies to (the others have none)
 SCOPED_ACTIVATIONS = ("prelu", "swish", "rational", "pwl", "pwl_knots", "mix")
+HEADS = ("linear", "none")  # the output head W_out: d_z -> d_out | none: the residual stream is the output
 ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit
 HEADED_MIXERS = ("maxstate", "attention", "linear_attention")  # the mixers whose width is cut into heads
 FPE_SPLITS = ("random", "feature", "groups")  # how an FPE neuron's inputs are dealt to its children
@@ -192,6 +193,12 @@ class ArchSpec:
         expected="a weight ≥ 0 of the L1 penalty on the gates (0: none)", needs="connections gated_dense",
         later=True, training_only=True, off=lambda s: s.connections == "residual", normal=lambda s: 1e-3,
         fix=_float_if_int)
+
+    # the output head (off at linear): none reads the residual stream as the output, the hourglass paper's
+    # conventional baseline without W_in and W_out (d_z = d_out: an image task without a lift)
+    head: str = key(
+        "linear", "the output head: linear (W_out, d_z → d_out), or none (the residual stream is the output; needs "
+        "d_z = d_out, no mixer, no exits)", names=HEADS, later=True, off=lambda s: s.head == "linear")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # in declaration order: a field's normalisation reads earlier ones

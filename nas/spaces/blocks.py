@@ -246,6 +246,9 @@ class HourglassMLP(nn.Module):
     giving every block the gated streams of the earlier ones, or None (each
     block reads the stream after the one before it alone).
 
+    ``head=False``: no output head, the stream after the last block is the output (d_z = d_out: the paper's
+    conventional network without W_in and W_out).
+
     ``exits`` k ≥ 1: early exit. A bias-free exit head d_z -> d_out reads the
     residual stream after every k-th block before the last (blocks k, 2k, ...;
     (depth - 1) // k heads). ``all_logits`` gives every head's logits (the
@@ -257,11 +260,11 @@ class HourglassMLP(nn.Module):
     """
 
     def __init__(self, lift: nn.Module | None, block, depth: int, d_z: int, d_out: int, exits: int = 0,
-                 exit_threshold: float = 1.0, gates: nn.Module | None = None):
+                 exit_threshold: float = 1.0, gates: nn.Module | None = None, head: bool = True):
         super().__init__()
         self.lift = lift
         self.blocks = nn.ModuleList(block() for _ in range(depth))
-        self.head = Linear(d_z, d_out)
+        self.head = Linear(d_z, d_out) if head else nn.Identity()  # no head: the stream (d_z = d_out) is the output
         self.exits, self.exit_threshold = exits, exit_threshold
         self.exit_heads = nn.ModuleList(Linear(d_z, d_out) for _ in range((depth - 1) // exits if exits else 0))
         self.gates = gates
@@ -302,7 +305,7 @@ class HourglassMLP(nn.Module):
             if self.exits and (i + 1) % self.exits == 0 and (i + 1) // self.exits <= len(self.exit_heads):
                 total = total + self.exit_heads[(i + 1) // self.exits - 1].nas_cost(dtype_bytes)
                 out.append(total)
-        return out + [total + self.head.nas_cost(dtype_bytes)]
+        return out + [total + cost_of(self.head, dtype_bytes)]
 
 
 def every_head(h: torch.Tensor, layers, heads, every: int, head: nn.Module, pool: bool,

@@ -142,6 +142,8 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
         if head.exits else {}
     gates = CONNECTIONS.get(blocks.connections)  # None: residual, each block reads the one before it alone
     extra = {} if gates is None else {"gates": call(gates, depth, d_z)}
+    if not head.linear:
+        extra["head"] = False
     if tokens is None:
         return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out, **exits, **extra)
     kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \

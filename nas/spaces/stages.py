@@ -107,6 +107,7 @@ class HeadStage:
     exits: int = 0  # k; 0: the final head alone
     n_exits: int = 0  # (depth - 1) // k exit heads
     threshold: float = 0.9
+    linear: bool = True  # False (head none): no W_out, the stream (d_z = d_out) is the output
 
 
 Stage = Union[TokenStage, LiftStage, BlockStage, PoolStage, HeadStage]
@@ -184,12 +185,21 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
                           getattr(spec, key) if key else 0, spec.activation_scope, spec.connections, heads))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
+    if spec.exits and spec.head == "none":
+        raise ValueError("head none: the stream is the output, so there are no heads to exit at; exits needs head "
+                         "linear")
     if spec.exits:
         if type(spec.exits) is not int or spec.exits < 0:
             raise ValueError(f"exits {spec.exits!r}: an exit head after every k-th block needs an integer k ≥ 0")
         if type(spec.exit_threshold) not in (int, float) or not 0 < spec.exit_threshold <= 1:
             raise ValueError(f"exit_threshold {spec.exit_threshold!r}: a top softmax probability in (0, 1]")
         out.append(HeadStage(d_z, spec.d_out, spec.exits, (spec.depth - 1) // spec.exits, float(spec.exit_threshold)))
+    elif spec.head == "none":
+        if spec.mixer != "none" or (spec.d_out and d_z != spec.d_out):
+            raise ValueError(f"head none: the residual stream is the output, so it needs the flat MLP (mixer none, "
+                             f"found {spec.mixer}) and d_z = d_out (d_z {d_z}, d_out {spec.d_out}: lift none on an image "
+                             "task whose input and output sizes agree, or lift_width = d_out)")
+        out.append(HeadStage(d_z, spec.d_out, linear=False))
     else:
         out.append(HeadStage(d_z, spec.d_out))
     return out
@@ -219,6 +229,8 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     head = stage(parts, HeadStage)
     if head.exits:
         text += f" · exits /{head.exits} p≥{head.threshold:.3g}"
+    if not head.linear:
+        text += " · no head"
     if b.connections != "residual":
         text += f" · {b.connections}"
     return text
@@ -299,4 +311,6 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
         return (f"head {s.d_in} -> {s.d_out}, and {s.n_exits} exit head{'s' if s.n_exits > 1 else ''} "
                 f"{s.d_in} -> {s.d_out} after every {s.exits} block{'s' if s.exits > 1 else ''} (a sample leaves "
                 f"at the first whose top softmax probability reaches {s.threshold:g})")
+    if not s.linear:
+        return f"no head: the {s.d_in}-wide stream is the output"
     return f"head {s.d_in} -> {s.d_out}"  # HeadStage
