@@ -256,6 +256,11 @@ COMPOSED = {  # name -> ArchSpec
     "everything-attention": ArchSpec(**{**IMAGE, "lift": "hadamard", "lift_seed": 7}, norm="batchnorm",
                                      activation="pwl", mixer="attention", patch=4, moe_experts=4, moe_top_k=1,
                                      fpe_alpha=4),
+    # SamOut's layer around the mixer (mixer_layer): its gated feed-forward, the α blend, the post-LayerNorm
+    "maxstate-samout": ArchSpec(**{**IMAGE, "norm": "layernorm"}, activation="gelu", mixer="maxstate", patch=2,
+                                mixer_layer="samout"),
+    "token_mlp-samout": ArchSpec(**{**IMAGE, "lift": "none"}, activation="relu", mixer="token_mlp", patch=0,
+                                 mixer_layer="samout"),
     # no head: the conventional residual MLP whose stream is the output (d_in = d_out, an image task's pixels)
     "headless": ArchSpec(d_in=12, d_out=12, lift="none", hidden_width=8, depth=2, norm="batchnorm", head="none"),
     # learnable activations per neuron (activation_scope), and the two with learned knots or mixture weights

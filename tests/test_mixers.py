@@ -379,3 +379,35 @@ def test_a_dataset_of_sequences_is_classified_step_by_step(tmp_path):
                     patch=0, in_shape=task.in_shape, norm="batchnorm")
     ev = evaluate(spec, TrainSpec(epochs=8, batch_size=32, lr=3e-3), task)
     assert ev.objectives["accuracy"] > 0.9
+
+
+def test_samouts_layer_is_the_seeds_formula_and_counts_its_params():
+    """mixer_layer: samout, the layer SamOut puts around MaxStateSuper: LayerNorm(α·FFN(mixer(h)) + (1 − α)·h),
+    FFN(m) = W2(W1 m ⊙ relu(W_g m)) of width d_h, α learned from 0.5, post-LayerNorm with its affine terms."""
+    import torch.nn.functional as F
+
+    from nas.spaces.mixers import SamOutLayer
+    from nas.spaces.stages import summary
+
+    spec = ArchSpec(d_in=64, d_out=10, in_shape=(8, 8), lift="learned", lift_width=16, hidden_width=12, depth=2,
+                    mixer="maxstate", patch=2, mixer_layer="samout")
+    torch.manual_seed(0)
+    model = build(spec)
+    layers = list(model.layers)
+    assert len(layers) == 2 and all(isinstance(l, SamOutLayer) for l in layers)
+    layer = layers[0]
+    with torch.no_grad():
+        layer.alpha.fill_(0.3)
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.uniform_(-0.2, 0.2)
+        h = torch.randn(3, 16, 16)
+        m = layer.mix(h)
+        f = (m @ layer.w1.weight.T * torch.relu(m @ layer.wg.weight.T)) @ layer.w2.weight.T
+        want = F.layer_norm(0.3 * f + 0.7 * h, (16,), layer.norm.weight, layer.norm.bias)
+        assert torch.allclose(layer(h), want, atol=1e-5)
+    assert model_cost(spec).params == sum(p.numel() for p in model.parameters())
+    plain = model_cost(ArchSpec(**{**spec.to_json(), "mixer_layer": "nas"})).params
+    assert model_cost(spec).params - plain == 2 * (16 * 12 + 2 * 16 + 1)  # W_g, γ, β and α per layer
+    assert "samout layer" in summary(spec)
+    with pytest.raises(ValueError, match="samout.*fpe_alpha 2"):
+        build(ArchSpec(**{**spec.to_json(), "fpe_alpha": 2}))

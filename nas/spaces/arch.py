@@ -31,6 +31,7 @@ SEEDED_LIFTS = ("fixed_random", "hadamard", "hashed")  # lifts whose matrix come
 WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the int key it reads (its 3rd argument)
 # the activations with learnable parameters: the ones ``activation_scope`` applies to (the others have none)
 SCOPED_ACTIVATIONS = ("prelu", "swish", "rational", "pwl", "pwl_knots", "mix")
+MIXER_LAYERS = ("nas", "samout")  # the layer around a token mixer: nas's pre-norm residual + block | SamOut's
 HEADS = ("linear", "none")  # the output head W_out: d_z -> d_out | none: the residual stream is the output
 ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit
 HEADED_MIXERS = ("maxstate", "attention", "linear_attention")  # the mixers whose width is cut into heads
@@ -161,6 +162,11 @@ class ArchSpec:
         0, "the heads of a mixer with heads (attention, linear_attention, maxstate); 0: d_z/64 where 64 divides d_z, "
         "else 4 where 4 does, else 1", low=0, export=(0, INT_MAX), needs="a mixer with heads", later=True,
         off=lambda s: s.mixer not in HEADED_MIXERS or s.mixer_heads == 0, normal=lambda s: 0)
+    mixer_layer: str = key(
+        "nas", "the layer around the mixer: nas (h + mixer(norm(h)), then nas's block) or samout (SamOut's: "
+        "LayerNorm(α·FFN(mixer(h)) + (1 − α)·h), FFN the gated W2(W1 m ⊙ relu(W_g m)) of width d_h, α learned from "
+        "0.5)", names=MIXER_LAYERS, needs="a mixer", later=True,
+        off=lambda s: s.mixer == "none" or s.mixer_layer == "nas", normal=lambda s: "nas")
     patch: int = key(0, "features per token (0: an image's rows, a sequence's steps)", low=0, export=(0, INT_MAX),
                      needs="a mixer", off=lambda s: s.mixer == "none", normal=lambda s: 0)
     in_shape: tuple = key((), "the shape of one input sample (from the task)", in_space=False,

@@ -150,6 +150,8 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
         if blocks.kernel else {}
     if blocks.heads:
         kernel["heads"] = Const("HEADS", blocks.heads, "the mixer's heads")
+    if blocks.layer != "nas":  # SamOut's layer: its gated feed-forward of width d_h instead of nas's block
+        kernel.update(samout=True, hidden=d_h)
     return call(MixerNet, Const("IN_SHAPE", tokens.in_shape, "the shape of one sample"),
                 Const("PATCH", tokens.patch, "features per token" if tokens.patch else "0: the first axis is the tokens"),
                 d_in, embed=lift_call, d=d_z, mixer=MIXERS.get(blocks.mixer), norm=norm, block=block, depth=depth,

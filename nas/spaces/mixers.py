@@ -266,6 +266,37 @@ class MixerLayer(nn.Module):
                 + _per_token(self.block.nas_cost(dtype_bytes), t))
 
 
+class SamOutLayer(nn.Module):
+    """SamOut's layer around a mixer (the seed's MaxStateSuper/SamOut): (B, T, D) -> (B, T, D),
+
+        m = mix(h);  f = W2 (W1 m ⊙ relu(W_g m));  out = LayerNorm(α f + (1 − α) h)
+
+    W1, W_g: D -> ``hidden``, W2: hidden -> D, bias-free, on every token; α one learned scalar (0.5 at start);
+    LayerNorm with its affine weight and bias (SamOut's ``nn.LayerNorm``), after the blend (post-norm).
+    Cost: the three matrices per token, the norm's 2D parameters, α; the blend reads h once more."""
+
+    def __init__(self, mix: nn.Module, n_tokens: int, d: int, hidden: int):
+        super().__init__()
+        self.n_tokens, self.d = n_tokens, d
+        self.mix = mix
+        self.w1, self.wg, self.w2 = Linear(d, hidden), Linear(d, hidden), Linear(hidden, d)
+        self.alpha = nn.Parameter(torch.tensor(0.5))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bsz, t, d = h.shape
+        m = self.mix(h).reshape(bsz * t, d)
+        f = self.w2(self.w1(m) * F.relu(self.wg(m)))
+        return self.norm(self.alpha * f + (1 - self.alpha) * h.reshape(bsz * t, d)).view(bsz, t, d)
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        t, d = self.n_tokens, self.d
+        ffn = self.w1.nas_cost(dtype_bytes) + self.wg.nas_cost(dtype_bytes) + self.w2.nas_cost(dtype_bytes)
+        norm = Cost(params=2 * d + 1, weight_bytes=(2 * d + 1) * dtype_bytes)  # γ, β and α, read once
+        skip = Cost(act_bytes=t * d * dtype_bytes)  # the blend reads h once more
+        return self.mix.nas_cost(dtype_bytes) + _per_token(ffn, t) + norm + skip
+
+
 class MixerNet(nn.Module):
     """tokens -> embed [+ positions] -> depth × MixerLayer -> mean over tokens -> head: (B, d_in) -> (B, d_out).
 
@@ -280,6 +311,9 @@ class MixerNet(nn.Module):
     layer the gated (B, T, D) streams of the earlier layers (z_0 the embedded
     tokens), or None.
 
+    ``samout``: each layer is SamOut's (``SamOutLayer``, feed-forward width ``hidden``) instead of
+    ``MixerLayer`` with ``block``.
+
     ``exits`` k ≥ 1: early exit, as ``HourglassMLP``'s: an exit head (d -> d_out,
     bias-free) reads the mean over the tokens after every k-th layer before the
     last; ``all_logits`` gives every head's logits, eval-mode ``forward`` leaves
@@ -288,7 +322,7 @@ class MixerNet(nn.Module):
 
     def __init__(self, in_shape: tuple, patch: int, d_in: int, embed: nn.Module | None, d: int, mixer, norm,
                  block, depth: int, d_out: int, kernel: int = 0, exits: int = 0, exit_threshold: float = 1.0,
-                 gates: nn.Module | None = None, heads: int = 0):
+                 gates: nn.Module | None = None, heads: int = 0, samout: bool = False, hidden: int = 0):
         super().__init__()
         self.tokens = Tokens(in_shape, patch, d_in)
         t = self.tokens.n_tokens
@@ -297,8 +331,11 @@ class MixerNet(nn.Module):
         self.pos = nn.Parameter(torch.randn(t, d) * 0.02) if mixer.positions else None
         sizes = (kernel,) if kernel else ()
         given = {"heads": heads} if heads else {}  # mixer_heads; else the mixer's default for its width
-        self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes, **given), block(), t, d, norm)
-                                    for _ in range(depth))
+        if samout:  # SamOut's layer, its gated feed-forward of width ``hidden`` (``block`` unused)
+            self.layers = nn.ModuleList(SamOutLayer(mixer(t, d, *sizes, **given), t, d, hidden) for _ in range(depth))
+        else:
+            self.layers = nn.ModuleList(MixerLayer(mixer(t, d, *sizes, **given), block(), t, d, norm)
+                                        for _ in range(depth))
         self.head = Linear(d, d_out)
         self.exits, self.exit_threshold = exits, exit_threshold
         self.exit_heads = nn.ModuleList(Linear(d, d_out) for _ in range((depth - 1) // exits if exits else 0))

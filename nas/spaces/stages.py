@@ -60,6 +60,7 @@ class BlockStage:
     activation_scope: str = "layer"  # a learnable activation's parameters: per layer | per neuron
     connections: str = "residual"  # residual | gated_dense: every block also reads the earlier streams, gated
     heads: int = 0  # a mixer with heads: how many (mixer_heads); 0: the mixer's default for its width
+    layer: str = "nas"  # the layer around a mixer: nas | samout (mixer_layer)
 
     @property
     def gated_connections(self) -> int:
@@ -178,11 +179,19 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
             raise ValueError(f"mixer_heads {heads!r}: a number of heads must be a whole number ≥ 1 (0: the default)")
         if d_z and d_z % heads:
             raise ValueError(f"mixer_heads {heads} does not divide the mixer's width d_z = {d_z}")
+    layer = spec.mixer_layer if spec.mixer != "none" else "nas"
+    if layer == "samout":
+        other = [f"{k} {v}" for k, v, plain in (("fpe_alpha", spec.fpe_alpha, 1), ("moe_experts", spec.moe_experts, 1),
+                                                  ("weights", spec.weights, "dense"),
+                                                  ("connections", spec.connections, "residual")) if v != plain]
+        if other:
+            raise ValueError(f"mixer_layer samout: SamOut's layer has its own gated feed-forward, not nas's block, "
+                             f"so it does not compose with {', '.join(other)}")
     out.append(LiftStage(spec.lift, width, d_z, spec.lift_seed if spec.lift in SEEDED_LIFTS else None))
     key = WEIGHT_KEYS.get(spec.weights)
     out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
                           spec.fpe_alpha, spec.fpe_split, spec.moe_experts, spec.moe_top_k, spec.weights,
-                          getattr(spec, key) if key else 0, spec.activation_scope, spec.connections, heads))
+                          getattr(spec, key) if key else 0, spec.activation_scope, spec.connections, heads, layer))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
     if spec.exits and spec.head == "none":
@@ -233,6 +242,8 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
         text += " · no head"
     if b.connections != "residual":
         text += f" · {b.connections}"
+    if b.layer != "nas":
+        text += f" · {b.layer} layer"
     return text
 
 
