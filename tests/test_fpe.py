@@ -291,3 +291,44 @@ def test_a_formula_too_rarely_false_to_balance_is_a_clear_error():
 
     with pytest.raises(NasInputError, match=r"only \d+ of the 10 false samples were found.*almost never false"):
         generate(64, 32, 2, 20, seed=0, disjoint=True)  # false on about 0.01 % of assignments
+
+
+def test_interference_measures_by_hand():
+    """Feature capacity (Scherlis et al. 2022) and the mean |cos| between neurons' input weights."""
+    from nas.spaces.fpe import interference
+
+    assert interference(torch.eye(4)) == {"capacity": 4.0, "abs_cos": 0.0}  # one neuron per feature: none shared
+    same = interference(torch.ones(3, 4))  # every neuron reads every feature alike: one feature's worth
+    assert same["capacity"] == pytest.approx(1.0) and same["abs_cos"] == pytest.approx(1.0)
+    w = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # C_0 = 2²/(2² + 1²), C_1 = 1²/(1² + 1²); cos = 1/√2
+    m = interference(w)
+    assert m["capacity"] == pytest.approx(4 / 5 + 1 / 2) and m["abs_cos"] == pytest.approx(2 ** -0.5)
+    assert interference(torch.zeros(2, 3)) == {"capacity": 0.0, "abs_cos": 0.0}  # no weights: no features, no cos
+
+
+@pytest.mark.parametrize("split", ["feature", "groups"])
+def test_an_fpe_candidate_records_its_interference_before_and_after_the_expansion(split):
+    """On the sat task in the paper's regime (trained weights): each FPE candidate stores the dense layer's
+    measures at its expansion and the expanded layer's; a split that gives each child a part of the inputs
+    lowers the neurons' mean |cos| (siblings read disjoint inputs), as the paper reports."""
+    task = load_task("sat", options={"variables": 24, "clauses": 8, "literals": 3, "samples": 600, "seed": 0,
+                                     "disjoint": True})
+    spec = ArchSpec(d_in=24, d_out=2, lift="none", hidden_width=8, depth=1, norm="none", fpe_alpha=2,
+                    fpe_split=split)
+    o = evaluate(spec, TrainSpec(epochs=4, batch_size=64, lr=1e-2), task).objectives
+    assert {"fpe_capacity_dense", "fpe_capacity", "fpe_abs_cos_dense", "fpe_abs_cos"} <= set(o)
+    assert 0 < o["fpe_capacity_dense"] <= 8 and 0 < o["fpe_capacity"] <= 16  # at most min(inputs, neurons)
+    assert o["fpe_abs_cos"] < o["fpe_abs_cos_dense"]
+    dense = evaluate(ArchSpec(**{**spec.to_json(), "fpe_alpha": 1}), TrainSpec(epochs=1, batch_size=64), task)
+    assert not any(k.startswith("fpe_") for k in dense.objectives)  # only FPE candidates carry them
+
+
+def test_the_dashboard_drill_down_shows_the_interference_measures():
+    from nas.dashboard import data
+
+    measured = {"objectives": {"fpe_capacity_dense": 5.0, "fpe_capacity": 7.5, "fpe_abs_cos_dense": 0.4,
+                               "fpe_abs_cos": 0.2}}
+    table = data.interference_table(measured)
+    assert table["dense (at the expansion)"].tolist() == [5.0, 0.4]
+    assert table["expanded (scored model)"].tolist() == [7.5, 0.2]
+    assert data.interference_table({"objectives": {"accuracy": 0.9}}) is None

@@ -330,6 +330,10 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
             fig.update_layout(height=280, margin=dict(l=0, r=0, t=40, b=0))
             st.plotly_chart(fig, key="exits")
             st.dataframe(exits, hide_index=True, key="exit-table")
+        measures = data.interference_table(d)
+        if measures is not None:
+            st.markdown("**FPE interference** (the mean over the candidate's FPE pairs)")
+            st.dataframe(measures, hide_index=True, key="interference-table")
         export_button(url, study, int(trial), d)
 
 

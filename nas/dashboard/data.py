@@ -271,6 +271,18 @@ def exit_table(d: dict[str, Any]) -> pd.DataFrame | None:
     return out
 
 
+def interference_table(d: dict[str, Any]) -> pd.DataFrame | None:
+    """An FPE candidate's interference measures (``nas.spaces.fpe.interference``, the mean over its FPE pairs):
+    feature capacity and the mean |cos| between the hidden neurons' input weights, of the dense W1 when it
+    expanded and of the expanded W1; None for a candidate without them."""
+    o = d.get("objectives") or {}
+    rows = [("feature capacity", "fpe_capacity"), ("mean |cos| of neurons' input weights", "fpe_abs_cos")]
+    if not all(k in o and k + "_dense" in o for _, k in rows):
+        return None
+    return pd.DataFrame({"measure": [name for name, _ in rows], "dense (at the expansion)": [o[k + "_dense"] for _, k in rows],
+                         "expanded (scored model)": [o[k] for _, k in rows]})
+
+
 def block_diagram(arch: dict[str, Any]) -> str:
     """The candidate's structure as Graphviz DOT, a node per stage (``nas.spaces.stages``; labels are numbers
     and registry names only)."""

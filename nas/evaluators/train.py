@@ -326,6 +326,9 @@ def evaluate(
         raise CandidateFailed(f"non-finite objectives {selected}")
     for k in [k for k, v in objectives.items() if k.startswith(TEST_PREFIX) and not math.isfinite(v)]:
         objectives[k] = None  # the record, unmeasurable (JSON has no NaN): never a reason to fail a candidate
+    measures = [m for _, hook in hooks.each(model, "nas_interference") if (m := hook())]
+    for key in measures[0] if measures else ():  # FPE: interference before and after the expansion, the record
+        objectives["fpe_" + key] = sum(m[key] for m in measures) / len(measures)  # the mean over the pairs
     if len(counts) > 1:  # the exit histograms and each head's bytes (lists: not objectives), stored with the rest
         objectives["exit_counts"], objectives["exit_bytes"] = counts, head_bytes
         objectives[TEST_PREFIX + "exit_counts"] = test_counts

@@ -217,6 +217,7 @@ class FPEPair(MaskedPair):
         """
         if self.expanded:
             raise RuntimeError("this FPE pair is already expanded")
+        self.dense_interference = interference(self.w1)  # the trained dense layer's, for the record
         d_h, d_z, alpha = self.d_h, self.d_z, self.alpha
         assign = split if isinstance(split, torch.Tensor) else self.assignment(split)
         assign = assign.to(self.w1.device, torch.long)
@@ -237,6 +238,16 @@ class FPEPair(MaskedPair):
             mask1, mask2 = prune_masks(w1, mask1, w2, mask2, self.nnz)
         b1 = self.b1.repeat_interleave(alpha) if self.b1 is not None else None
         self._install(w1 * mask1, mask1, w2 * mask2, mask2, b1)
+
+    def nas_interference(self) -> dict[str, float]:
+        """``interference`` of W1 when the pair expanded (``capacity_dense``, ``abs_cos_dense``) and of the
+        expanded W1 ⊙ mask1 now (``capacity``, ``abs_cos``); {} before the expansion (or after a state dict
+        loaded into an expanded pair that never trained dense here)."""
+        dense = getattr(self, "dense_interference", None)
+        if not self.expanded or dense is None:
+            return {}
+        now = interference(self.w1 * self.mask1)
+        return {"capacity_dense": dense["capacity"], "abs_cos_dense": dense["abs_cos"], **now}
 
     def _install(self, w1: torch.Tensor, mask1: torch.Tensor, w2: torch.Tensor, mask2: torch.Tensor,
                  b1: torch.Tensor | None = None) -> None:
@@ -292,6 +303,27 @@ class FPEPair(MaskedPair):
     def extra_repr(self) -> str:
         return (f"d_z={self.d_z}, d_h={self.d_h}, d_out={self.d_out}, alpha={self.alpha}, split={self.split}, "
                 f"at={self.at}, bias={self.b1 is not None}, expanded={self.expanded}")
+
+
+@torch.no_grad()
+def interference(w1: torch.Tensor) -> dict[str, float]:
+    """The FPE paper's interference measures of a first layer ``w1`` (hidden, inputs), its rows the hidden
+    neurons' input weights and its columns w_i each input feature's embedding:
+
+    - ``capacity``: feature capacity as Scherlis et al. (2022) define it, Σ_i C_i with
+      C_i = (w_i·w_i)² / Σ_j (w_i·w_j)² (a feature with no weight counts 0): how many features the layer
+      represents without interference, at most min(inputs, hidden);
+    - ``abs_cos``: the mean |cos| between the input weights of two distinct hidden neurons (0: orthogonal).
+    """
+    w = w1.detach().double()
+    gram = w.T @ w  # (inputs, inputs): G_ij = w_i·w_j
+    denom = (gram ** 2).sum(dim=1)
+    per_feature = torch.where(denom > 0, gram.diagonal() ** 2 / denom.clamp_min(1e-300), torch.zeros_like(denom))
+    rows = w / w.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    cos = (rows @ rows.T).abs()
+    n = len(rows)
+    abs_cos = float((cos.sum() - cos.diagonal().sum()) / (n * (n - 1))) if n > 1 else 0.0
+    return {"capacity": float(per_feature.sum()), "abs_cos": abs_cos}
 
 
 def expansion_epoch(at: float, epochs: int) -> int:

@@ -39,6 +39,10 @@ class NasHooks(Protocol):
         """After training, on the best checkpoint, before it is scored and saved: remove what ended unused
         (gated connections whose gate is below threshold); returns what is kept."""
 
+    def nas_interference(self) -> dict:
+        """An FPE pair's interference measures (``nas.spaces.fpe.interference``) of its W1 when it expanded
+        (``*_dense``) and now: what the evaluator stores per FPE candidate; {} before any expansion."""
+
     def nas_kept(self) -> int:
         """How many of the module's prunable parts are in use (the kept gated connections)."""
 
