@@ -332,3 +332,23 @@ def test_the_dashboard_drill_down_shows_the_interference_measures():
     assert table["dense (at the expansion)"].tolist() == [5.0, 0.4]
     assert table["expanded (scored model)"].tolist() == [7.5, 0.2]
     assert data.interference_table({"objectives": {"accuracy": 0.9}}) is None
+
+
+def test_the_drill_downs_gram_picture_is_block_diagonal_under_the_groups_split(tmp_path):
+    """The stored weights of a groups-split candidate on sat (disjoint clauses dealt alternately to 2
+    children): |W1ᵀW1| is zero between inputs that went to different children, the paper's picture."""
+    from safetensors.torch import save_file
+
+    from nas.dashboard import data
+
+    task = load_task("sat", options={"variables": 24, "clauses": 8, "literals": 3, "samples": 600, "seed": 0,
+                                     "disjoint": True})
+    spec = ArchSpec(d_in=24, d_out=2, lift="none", hidden_width=8, depth=1, norm="none", fpe_alpha=2,
+                    fpe_split="groups")
+    state = evaluate(spec, TrainSpec(epochs=2, batch_size=64, lr=1e-2), task).state
+    save_file(state, tmp_path / "w.safetensors")
+    gram = data.feature_gram({"weights_path": str(tmp_path / "w.safetensors")})
+    child = (task.feature_groups % 2).numpy()  # the child each input's clause went to
+    assert gram.shape == (24, 24) and (gram[child[:, None] != child[None, :]] == 0).all()
+    assert (gram.diagonal() > 0).all()
+    assert data.feature_gram({"weights_path": None}) is None

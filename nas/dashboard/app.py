@@ -334,6 +334,12 @@ def candidates_table(url: str, study: str, df: pd.DataFrame, dirs: dict[str, str
         if measures is not None:
             st.markdown("**FPE interference** (the mean over the candidate's FPE pairs)")
             st.dataframe(measures, hide_index=True, key="interference-table")
+            gram = data.feature_gram(d)
+            if gram is not None:
+                fig = px.imshow(gram, color_continuous_scale="Blues", labels=dict(x="input", y="input", color="|Gᵢⱼ|"),
+                                title="|W1ᵀW1| of the first FPE pair: the inputs' Gram matrix")
+                fig.update_layout(height=320, margin=dict(l=0, r=0, t=40, b=0))
+                st.plotly_chart(fig, key="gram")
         export_button(url, study, int(trial), d)
 
 

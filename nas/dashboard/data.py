@@ -7,6 +7,7 @@ queries, Optuna's through its public API on a read-only storage); never writes.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import moocore
@@ -281,6 +282,25 @@ def interference_table(d: dict[str, Any]) -> pd.DataFrame | None:
         return None
     return pd.DataFrame({"measure": [name for name, _ in rows], "dense (at the expansion)": [o[k + "_dense"] for _, k in rows],
                          "expanded (scored model)": [o[k] for _, k in rows]})
+
+
+def feature_gram(d: dict[str, Any]) -> "np.ndarray | None":
+    """|W1ᵀ W1| of the candidate's first FPE pair as trained (W1 ⊙ mask1, read from its stored weights): the
+    inputs' Gram matrix, the FPE paper's picture (block-diagonal when the children read disjoint groups of
+    inputs); None without stored weights or an expanded FPE pair."""
+    import numpy as np
+
+    path = d.get("weights_path")
+    if not path or not Path(path).is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    state = load_file(path)
+    key = next((k for k in sorted(state) if k.endswith("ffn.mask1")), None)
+    if key is None:
+        return None
+    w = state[key[:-len("mask1")] + "w1"].astype(np.float64) * state[key]
+    return np.abs(w.T @ w)
 
 
 def block_diagram(arch: dict[str, Any]) -> str:
