@@ -261,6 +261,9 @@ COMPOSED = {  # name -> ArchSpec
                                 mixer_layer="samout"),
     "token_mlp-samout": ArchSpec(**{**IMAGE, "lift": "none"}, activation="relu", mixer="token_mlp", patch=0,
                                  mixer_layer="samout"),
+    # head w2: the last block is the output layer (the FPE paper's one-hidden-layer network at depth 1)
+    "w2-dense": ArchSpec(d_in=12, d_out=5, lift="none", hidden_width=8, depth=1, norm="none", head="w2"),
+    "w2-fpe2-deep": ArchSpec(**FLAT, activation="relu", fpe_alpha=2, head="w2"),
     # no head: the conventional residual MLP whose stream is the output (d_in = d_out, an image task's pixels)
     "headless": ArchSpec(d_in=12, d_out=12, lift="none", hidden_width=8, depth=2, norm="batchnorm", head="none"),
     # learnable activations per neuron (activation_scope), and the two with learned knots or mixture weights

@@ -352,3 +352,35 @@ def test_the_drill_downs_gram_picture_is_block_diagonal_under_the_groups_split(t
     assert gram.shape == (24, 24) and (gram[child[:, None] != child[None, :]] == 0).all()
     assert (gram.diagonal() > 0).all()
     assert data.feature_gram({"weights_path": None}) is None
+
+
+def test_head_w2_is_the_fpe_papers_network_and_fpe_sat_py_s_pair():
+    """head: w2 with lift none and depth 1: x -> W1 x + b1 -> act -> W2 · + b2, no skip, no W_out: the FPE
+    paper's network (one hidden layer, hidden and output biases), its FPE pair the one benchmarks/fpe_sat.py
+    trains (FPEPair(d_in, d_h, act, α, split, d_out, bias=True)); params by hand."""
+    from nas.spaces.blocks import OutputBlock
+
+    dense = ArchSpec(d_in=24, d_out=2, lift="none", hidden_width=8, depth=1, norm="none", head="w2")
+    model = build(dense)
+    out = model.blocks[0]
+    assert isinstance(out, OutputBlock) and len(model.blocks) == 1 and not any(model.head.parameters())
+    with torch.no_grad():
+        out.b1.uniform_(-1, 1)
+        out.b2.uniform_(-1, 1)
+        x = torch.randn(5, 24)
+        want = torch.relu(x @ out.w1.weight.T + out.b1) @ out.w2.weight.T + out.b2
+        assert torch.allclose(model(x), want, atol=1e-6)
+    assert model_cost(dense).params == 24 * 8 + 8 * 2 + 8 + 2 == sum(p.numel() for p in model.parameters())
+    fpe = ArchSpec(**{**dense.to_json(), "fpe_alpha": 2, "fpe_split": "groups"})
+    pair = build(fpe, fresh=True).blocks[0].ffn
+    assert isinstance(pair, FPEPair) and (pair.d_z, pair.d_h, pair.d_out, pair.alpha) == (24, 8, 2, 2)
+    assert pair.b1 is not None  # the hidden biases, each child keeping its parent's
+    assert model_cost(fpe).params == 8 * (24 + 2) + 2 * 8 + 2  # the dense non-zeros, α·d_h biases, b2
+    task = load_task("sat", options={"variables": 24, "clauses": 8, "literals": 3, "samples": 600, "seed": 0,
+                                     "disjoint": True})
+    o = evaluate(fpe, TrainSpec(epochs=4, batch_size=64, lr=1e-2), task).objectives
+    assert o["accuracy"] > 0.5 and "fpe_capacity" in o and o["params"] == model_cost(fpe).params
+    for bad, says in ((dict(mixer="token_mlp", in_shape=(24,), patch=3), "mixer token_mlp"),
+                      (dict(moe_experts=2), "moe_experts 2"), (dict(exits=1, depth=2), "no heads to exit at")):
+        with pytest.raises(ValueError, match=says):
+            build(ArchSpec(**{**dense.to_json(), **bad}))

@@ -32,7 +32,7 @@ WEIGHT_KEYS = {"lowrank": "rank", "monarch": "monarch_blocks"}  # form -> the in
 # the activations with learnable parameters: the ones ``activation_scope`` applies to (the others have none)
 SCOPED_ACTIVATIONS = ("prelu", "swish", "rational", "pwl", "pwl_knots", "mix")
 MIXER_LAYERS = ("nas", "samout")  # the layer around a token mixer: nas's pre-norm residual + block | SamOut's
-HEADS = ("linear", "none")  # the output head W_out: d_z -> d_out | none: the residual stream is the output
+HEADS = ("linear", "none", "w2")  # W_out: d_z -> d_out | none: the stream is the output | w2: the last block's W2
 ACTIVATION_SCOPES = ("layer", "neuron")  # one parameter set per layer (shared by its units) | one per unit
 HEADED_MIXERS = ("maxstate", "attention", "linear_attention")  # the mixers whose width is cut into heads
 FPE_SPLITS = ("random", "feature", "groups")  # how an FPE neuron's inputs are dealt to its children
@@ -201,10 +201,13 @@ class ArchSpec:
         fix=_float_if_int)
 
     # the output head (off at linear): none reads the residual stream as the output, the hourglass paper's
-    # conventional baseline without W_in and W_out (d_z = d_out: an image task without a lift)
+    # conventional baseline without W_in and W_out (d_z = d_out: an image task without a lift); w2 makes the last
+    # block the output layer, the FPE paper's one-hidden-layer network at depth 1 without a lift
     head: str = key(
-        "linear", "the output head: linear (W_out, d_z → d_out), or none (the residual stream is the output; needs "
-        "d_z = d_out, no mixer, no exits)", names=HEADS, later=True, off=lambda s: s.head == "linear")
+        "linear", "the output head: linear (W_out, d_z → d_out); none (the residual stream is the output; needs "
+        "d_z = d_out, no mixer, no exits); w2 (the last block is the output layer: no skip, W2 maps d_h → d_out, "
+        "with hidden and output biases; the flat MLP without experts, structured weights, gates or exits)",
+        names=HEADS, later=True, off=lambda s: s.head == "linear")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # in declaration order: a field's normalisation reads earlier ones

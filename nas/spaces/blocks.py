@@ -158,6 +158,37 @@ class HourglassBlock(nn.Module):
         ) + cost_of(self.act, dtype_bytes) + skip
 
 
+class OutputBlock(nn.Module):
+    """The output layer ``W2 act(W1 norm(h) + b1) + b2``: no skip, d_z -> d_h -> d_out, with a hidden and an
+    output bias (``head: w2``; at depth 1 without a lift, the FPE paper's one-hidden-layer network). ``ffn``
+    (an FPE pair mapping d_z to d_out, with its own b1) replaces ``W2 act(W1 · + b1)``."""
+
+    def __init__(self, d_z: int, d_h: int, d_out: int, norm, act=None, ffn: nn.Module | None = None):
+        super().__init__()
+        self.norm = norm(d_z)
+        if ffn is None:
+            self.w1 = Linear(d_z, d_h)
+            self.b1 = nn.Parameter(torch.zeros(d_h))
+            self.act = act(d_h)
+            self.w2 = Linear(d_h, d_out)
+        else:
+            self.ffn = ffn
+        self.b2 = nn.Parameter(torch.zeros(d_out))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (N, d_z) -> (N, d_out)
+        if hasattr(self, "ffn"):
+            return self.ffn(self.norm(h)) + self.b2
+        return self.w2(self.act(self.w1(self.norm(h)) + self.b1)) + self.b2
+
+    def nas_cost(self, dtype_bytes: int) -> Cost:
+        biases = self.b2.numel() + (0 if hasattr(self, "ffn") else self.b1.numel())  # added where they are read
+        own = Cost(params=biases, weight_bytes=biases * dtype_bytes)
+        if hasattr(self, "ffn"):
+            return cost_of(self.norm, dtype_bytes) + cost_of(self.ffn, dtype_bytes) + own
+        return (cost_of(self.norm, dtype_bytes) + self.w1.nas_cost(dtype_bytes) + self.w2.nas_cost(dtype_bytes)
+                + cost_of(self.act, dtype_bytes) + own)
+
+
 # ----------------------------------------------------------------- connections
 GATE_PENALTY = 1e-3  # the default weight λ of the L1 penalty on the gates (the space key gate_penalty)
 GATE_THRESHOLD = 0.01  # a gate that ends training with |g| below this is pruned before the model is scored
@@ -247,7 +278,8 @@ class HourglassMLP(nn.Module):
     block reads the stream after the one before it alone).
 
     ``head=False``: no output head, the stream after the last block is the output (d_z = d_out: the paper's
-    conventional network without W_in and W_out).
+    conventional network without W_in and W_out). ``last()``: the last block is this one instead (an
+    ``OutputBlock``, d_z -> d_out; with ``head=False``: ``head: w2``).
 
     ``exits`` k ≥ 1: early exit. A bias-free exit head d_z -> d_out reads the
     residual stream after every k-th block before the last (blocks k, 2k, ...;
@@ -260,10 +292,11 @@ class HourglassMLP(nn.Module):
     """
 
     def __init__(self, lift: nn.Module | None, block, depth: int, d_z: int, d_out: int, exits: int = 0,
-                 exit_threshold: float = 1.0, gates: nn.Module | None = None, head: bool = True):
+                 exit_threshold: float = 1.0, gates: nn.Module | None = None, head: bool = True, last=None):
         super().__init__()
         self.lift = lift
-        self.blocks = nn.ModuleList(block() for _ in range(depth))
+        self.blocks = nn.ModuleList([*(block() for _ in range(depth - (last is not None))),
+                                     *([last()] if last is not None else [])])
         self.head = Linear(d_z, d_out) if head else nn.Identity()  # no head: the stream (d_z = d_out) is the output
         self.exits, self.exit_threshold = exits, exit_threshold
         self.exit_heads = nn.ModuleList(Linear(d_z, d_out) for _ in range((depth - 1) // exits if exits else 0))

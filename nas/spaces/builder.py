@@ -18,7 +18,7 @@ from torch import nn
 
 from nas.spaces.activations import neuron_scope
 from nas.spaces.arch import WEIGHT_KEYS, ArchSpec
-from nas.spaces.blocks import HourglassBlock, HourglassMLP
+from nas.spaces.blocks import HourglassBlock, HourglassMLP, OutputBlock
 from nas.spaces.vocabulary import ACTIVATIONS, CONNECTIONS, LIFTS, MIXERS, NORMS, WEIGHTS
 from nas.spaces.fpe import FPEPair, MaskedPair
 from nas.spaces.mixers import MixerNet
@@ -144,6 +144,10 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
     extra = {} if gates is None else {"gates": call(gates, depth, d_z)}
     if not head.linear:
         extra["head"] = False
+    if head.w2:  # the last block is the output layer: W2 maps d_h -> d_out, with biases (OutputBlock)
+        out_ffn = _ffn(spec, blocks, d_z, d_h, act, fresh, portable, d_out=d_out)
+        extra["last"] = Lazy(call(OutputBlock, d_z, d_h, d_out, norm=norm, ffn=out_ffn) if out_ffn is not None else
+                             call(OutputBlock, d_z, d_h, d_out, norm=norm, act=act))
     if tokens is None:
         return call(HourglassMLP, lift=lift_call, block=block, depth=depth, d_z=d_z, d_out=d_out, **exits, **extra)
     kernel = {"kernel": Const("KERNEL", blocks.kernel, "the conv mixer's kernel size over the tokens")} \
@@ -159,7 +163,7 @@ def plan(spec: ArchSpec, fresh: bool = False, portable: bool = False, store_lift
 
 
 def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callable | Call, fresh: bool,
-         portable: bool) -> Call | None:
+         portable: bool, d_out: Const | None = None) -> Call | None:
     """The block's ``W2 act(W1 ·)`` part where the spec changes it; None for the plain dense pair.
 
     FPE (α > 1) replaces the pair by an FPE pair, a structured weight form by
@@ -170,9 +174,12 @@ def _ffn(spec: ArchSpec, blocks: BlockStage, d_z: Const, d_h: Const, act: Callab
     pair = None
     if blocks.fpe_alpha > 1:
         alpha = Const("FPE_ALPHA", blocks.fpe_alpha, "FPE children of each hidden neuron")
-        pair = (call(MaskedPair, d_z, d_h, alpha, act=act) if portable else
+        out = {} if d_out is None else {"d_out": d_out, "bias": True}  # the output layer: to d_out, with b1
+        pair = (call(MaskedPair, d_z, d_h, alpha, act=act, **out) if portable else
                 call(FPEPair, d_z, d_h, blocks.activation, alpha, blocks.fpe_split, spec.fpe_at, expanded=not fresh,
-                     **({"per_neuron": True} if blocks.activation_scope == "neuron" else {})))
+                     **out, **({"per_neuron": True} if blocks.activation_scope == "neuron" else {})))
+    elif d_out is not None:  # the dense output layer: OutputBlock's own W1, b1, act, W2
+        return None
     elif blocks.weights != "dense":
         form, key = WEIGHTS.get(blocks.weights), WEIGHT_KEYS.get(blocks.weights)
         arg = () if key is None else (Const(key.upper(), blocks.weights_arg, WEIGHT_KEY_WORDS[key]),)

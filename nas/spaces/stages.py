@@ -108,7 +108,8 @@ class HeadStage:
     exits: int = 0  # k; 0: the final head alone
     n_exits: int = 0  # (depth - 1) // k exit heads
     threshold: float = 0.9
-    linear: bool = True  # False (head none): no W_out, the stream (d_z = d_out) is the output
+    linear: bool = True  # False (head none or w2): no W_out
+    w2: bool = False  # head w2: the last block is the output layer (no skip, its W2 maps d_h -> d_out)
 
 
 Stage = Union[TokenStage, LiftStage, BlockStage, PoolStage, HeadStage]
@@ -194,9 +195,9 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
                           getattr(spec, key) if key else 0, spec.activation_scope, spec.connections, heads, layer))
     if spec.mixer != "none":
         out.append(PoolStage(out[0].n_tokens, d_z))
-    if spec.exits and spec.head == "none":
-        raise ValueError("head none: the stream is the output, so there are no heads to exit at; exits needs head "
-                         "linear")
+    if spec.exits and spec.head != "linear":
+        raise ValueError(f"head {spec.head}: no head reads the stream, so there are no heads to exit at; exits "
+                         "needs head linear")
     if spec.exits:
         if type(spec.exits) is not int or spec.exits < 0:
             raise ValueError(f"exits {spec.exits!r}: an exit head after every k-th block needs an integer k ≥ 0")
@@ -209,6 +210,14 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
                              f"found {spec.mixer}) and d_z = d_out (d_z {d_z}, d_out {spec.d_out}: lift none on an image "
                              "task whose input and output sizes agree, or lift_width = d_out)")
         out.append(HeadStage(d_z, spec.d_out, linear=False))
+    elif spec.head == "w2":
+        other = [f"{k} {v}" for k, v, plain in (("mixer", spec.mixer, "none"), ("moe_experts", spec.moe_experts, 1),
+                                                  ("weights", spec.weights, "dense"),
+                                                  ("connections", spec.connections, "residual")) if v != plain]
+        if other:
+            raise ValueError(f"head w2: the last block is the output layer (W2 act(W1 h + b1) + b2), which does not "
+                             f"compose with {', '.join(other)}")
+        out.append(HeadStage(d_z, spec.d_out, linear=False, w2=True))
     else:
         out.append(HeadStage(d_z, spec.d_out))
     return out
@@ -238,7 +247,9 @@ def summary(arch: ArchSpec | Mapping[str, Any]) -> str:
     head = stage(parts, HeadStage)
     if head.exits:
         text += f" · exits /{head.exits} p≥{head.threshold:.3g}"
-    if not head.linear:
+    if head.w2:
+        text += " · w2 out"
+    elif not head.linear:
         text += " · no head"
     if b.connections != "residual":
         text += f" · {b.connections}"
@@ -322,6 +333,8 @@ def _phrase(s: Stage, stored: bool, mixed: bool) -> str:
         return (f"head {s.d_in} -> {s.d_out}, and {s.n_exits} exit head{'s' if s.n_exits > 1 else ''} "
                 f"{s.d_in} -> {s.d_out} after every {s.exits} block{'s' if s.exits > 1 else ''} (a sample leaves "
                 f"at the first whose top softmax probability reaches {s.threshold:g})")
+    if s.w2:
+        return f"no head: the last block's W2 is the output layer ({s.d_out} outputs, no skip)"
     if not s.linear:
         return f"no head: the {s.d_in}-wide stream is the output"
     return f"head {s.d_in} -> {s.d_out}"  # HeadStage
