@@ -1,6 +1,7 @@
 """Each seed paper's effect, reproduced through real `nas run` studies (Ray workers, SQLite).
 
-Every study is a space file run by nas's own command line, `nas run FILE
+Every study is a space file of ``examples/papers/`` (its epochs and seeds set from this script's options)
+run by nas's own command line, `nas run FILE
 --storage URL --trials N --no-progress`, exactly as a user runs it. Its
 candidates are enqueued into the Optuna study before the run (a study made
 outside nas, which `nas run` then takes over), so every configuration listed
@@ -84,6 +85,20 @@ def nas(*args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         raise SystemExit(f"nas {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+PAPERS = Path(__file__).resolve().parent.parent / "examples" / "papers"  # the experiments' space files
+
+
+def space(name: str, epochs: int, seeds: int | None = None) -> dict:
+    """``examples/papers/NAME.yaml`` (its ``name`` left out: the study's is this script's) with ``epochs`` and,
+    where given, training seeds 0..seeds-1."""
+    doc = yaml.safe_load((PAPERS / f"{name}.yaml").read_text())
+    doc.pop("name", None)
+    doc["train"]["epochs"] = epochs
+    if seeds is not None:
+        doc["train"]["seed"] = list(range(seeds))
+    return doc
 
 
 def study(root: Path, url: str, name: str, doc: dict, enqueue: list[dict]) -> list[dict]:
@@ -182,16 +197,7 @@ def best_lr(trials: list[dict], metric: str) -> list[dict]:
 def hourglass(root: Path, url: str, epochs: int) -> dict[str, float]:
     out = {}
     for kind in ("denoise", "generative_classification"):
-        doc = {
-            "task": {"dataset": "mnist5k", "kind": kind},
-            "objectives": {"psnr": "maximize", "params": "minimize", "bandwidth": "minimize"},
-            "space": {"lift": ["fixed_random", "learned", "none"],
-                      "lift_width": {"choice": [784, 785, 1024], "when": {"lift": ["fixed_random", "learned"]}},
-                      "hidden_width": [32, 64, 115, 128, 270, 785, 1150, 1600], "depth": [1, 2, 4],
-                      "activation": "relu", "norm": "batchnorm"},
-            "train": {"epochs": epochs, "batch_size": 128, "lr": LR_GRID},
-            "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
-        }
+        doc = space("hourglass_denoise" if kind == "denoise" else "hourglass_generative", epochs)
         enqueue = [{**a, "lr": lr} for a in HOURGLASS + CONVENTIONAL for lr in LR_GRID]
         trials = best_lr(study(root, url, f"papers-hourglass-{kind}", doc, enqueue), "psnr")
         points: dict[str, list[tuple[float, float]]] = {}
@@ -244,17 +250,7 @@ def hourglass(root: Path, url: str, epochs: int) -> dict[str, float]:
 
 # --------------------------------------------------------------------- 2. FPE
 def fpe_sat(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]:
-    doc = {
-        "task": {"dataset": "sat", "kind": "classification",
-                 "sat": {"variables": 24, "clauses": 8, "literals": 3, "samples": 4000, "seed": 0, "disjoint": True}},
-        "objectives": {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"},
-        "space": {"lift": "none", "hidden_width": 8, "depth": 1, "activation": "relu", "norm": "batchnorm",
-                  "fpe_alpha": [1, 2, 4],
-                  "fpe_split": {"choice": ["random", "feature", "groups"], "when": {"fpe_alpha": [2, 4]}},
-                  "fpe_at": 0.5},
-        "train": {"epochs": epochs, "batch_size": 128, "lr": 3.0e-3, "seed": list(range(seeds))},
-        "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
-    }
+    doc = space("fpe_sat", epochs, seeds)
     variants = [(1, None)] + [(a, s) for a in (2, 4) for s in ("random", "feature", "groups")]
     enqueue = [{"fpe_alpha": a, **({"fpe_split": s} if s else {}), "seed": seed}
                for a, s in variants for seed in range(seeds)]
@@ -280,15 +276,7 @@ def fpe_sat(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]:
 
 
 def fpe_mnist(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]:
-    doc = {
-        "task": {"dataset": "mnist5k", "kind": "classification"},
-        "objectives": {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"},
-        "space": {"lift": "fixed_random", "lift_width": 512, "hidden_width": 32, "depth": 2, "activation": "relu",
-                  "norm": "batchnorm", "fpe_alpha": [1, 2, 4],
-                  "fpe_split": {"choice": ["random"], "when": {"fpe_alpha": [2, 4]}}, "fpe_at": 0.5},
-        "train": {"epochs": epochs, "batch_size": 128, "lr": 1.0e-3, "seed": list(range(seeds))},
-        "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
-    }
+    doc = space("fpe_mnist", epochs, seeds)
     enqueue = [{"fpe_alpha": a, **({"fpe_split": "random"} if a > 1 else {}), "seed": s}
                for a in (1, 2, 4) for s in range(seeds)]
     trials = study(root, url, "papers-fpe-mnist", doc, enqueue)
@@ -312,15 +300,8 @@ def fpe_mnist(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]
 # ------------------------------------------------------------------- 3. mixers
 def mixers(root: Path, url: str, epochs: int) -> dict[str, float]:
     widths = (32, 64, 128)
-    doc = {
-        "task": {"dataset": "mnist5k", "kind": "classification"},
-        "objectives": {"accuracy": "maximize", "params": "minimize", "bandwidth": "minimize"},
-        "space": {"mixer": ["maxstate", "attention", "token_mlp"], "patch": 0, "lift": "learned",
-                  "lift_width": list(widths), "hidden_width": 32, "depth": 2, "activation": "gelu",
-                  "norm": "layernorm"},
-        "train": {"epochs": epochs, "batch_size": 128, "lr": 3.0e-3},
-        "search": {"sampler": "random", "workers": 2, "seed": 0}, "pruning": False,
-    }
+    doc = space("maxstate_rows", epochs)
+    assert doc["space"]["lift_width"] == list(widths), "examples/papers/maxstate_rows.yaml: the widths reported"
     enqueue = [{"mixer": m, "lift_width": w} for m in ("maxstate", "attention", "token_mlp") for w in widths]
     trials = study(root, url, "papers-mixers", doc, enqueue)
     print(f"\n## Token mixers, mnist5k as 28 row tokens of 28 pixels, learned embedding, 2 blocks, {epochs} epochs")

@@ -21,6 +21,7 @@ from nas.spaces import build, load_space, model_cost
 from child import nas_cli
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+EXAMPLES += sorted((EXAMPLES[0].parent / "papers").glob("*.yaml"))  # the seed papers' experiments (benchmarks/papers.py)
 
 
 def test_there_is_an_example_per_family():
@@ -41,7 +42,7 @@ def test_example_candidates_build_and_train(path, tmp_path):
         rng = np.random.default_rng(0)  # stand-in images of CIFAR-10's shape, as benchmarks/cifar_npz.py writes
         np.savez(tmp_path / dataset[4:], X=rng.random((300, 32, 32, 3), dtype=np.float32), y=rng.integers(0, 10, 300))
         path = tmp_path / path.name
-        path.write_text((EXAMPLES[0].parent / path.name).read_text())
+        path.write_text(next(p for p in EXAMPLES if p.name == path.name).read_text())
     space = load_space(path)
     options = space.task.sat.model_dump() if space.task.sat is not None else None
     task = load_task(space.task.dataset, space.task.kind, path.parent, options)
