@@ -378,8 +378,11 @@ def plot(path: Path, tables: list[Path], methods: list[str], results: dict, summ
             ax.fill_between(grid, q1, q3, alpha=0.12, color=line.get_color())
         target = statistics.median(c[-1][1] for c in results[(name, "random")])
         ax.axhline(target, ls=":", color="gray", lw=1)
+        finals = [statistics.median(c[-1][1] for c in results[(name, m)]) for m in methods]
+        spread = max(finals) - min(finals)
+        ax.set_ylim(min(finals) - 0.5 * spread, max(finals) + 0.25 * spread)  # where the methods differ
         ax.set(title=f"{name}: hypervolume of the validation front, test scores", xlabel="training seconds (CPU)",
-               ylabel="hypervolume")
+               ylabel="hypervolume (dotted: the target)")
         ax.legend(fontsize=7, loc="lower right", title="method (median ratio)", title_fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
