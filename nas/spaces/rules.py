@@ -117,14 +117,17 @@ def check_document(doc, labels: dict, errors, base_dir: Path | None = None) -> N
     _check_exits(labels, doc.task.kind, doc.space, errors)
 
 
-def check_task(space, d_in: int, in_shape: tuple, feature_groups=None) -> None:
+def check_task(space, d_in: int, in_shape: tuple, feature_groups=None, d_out: int | None = None) -> None:
     """NasInputError naming the place if a listed ``patch`` cannot cut this task's input into tokens, a
-    listed ``rank`` or ``monarch_blocks`` fits no candidate's widths (``_check_weights``), or the ``groups``
-    FPE split can be sampled and the task has no ``feature_groups``."""
+    listed ``rank`` or ``monarch_blocks`` fits no candidate's widths (``_check_weights``), a listed ``head``
+    fits no candidate (``_check_head``), or the ``groups`` FPE split can be sampled and the task has no
+    ``feature_groups``."""
     from nas.spaces.stages import token_grid
 
     labels = {p.label: p for p in space.params}
     _check_weights(space, labels, d_in)
+    if d_out is not None:
+        _check_head(space, labels, d_in, d_out)
     split = labels.get("fpe_split")
     if split is not None and "groups" in (split.values() or ()):
         if feature_groups is None:
@@ -151,6 +154,36 @@ def check_task(space, d_in: int, in_shape: tuple, feature_groups=None) -> None:
             errors.append(f"{space.place('space', 'patch')}: {exc}")
     if errors:
         raise NasInputError("\n".join(errors))
+
+def _check_head(space, labels: dict, d_in: int, d_out: int) -> None:
+    """NasInputError where a listed ``head`` fits no candidate of the space: ``none`` needs the flat MLP and a
+    stream as wide as the output (d_z = d_out: lift none with d_in = d_out, or a lift_width of d_out); ``w2``
+    (the last block as the output layer) needs the flat MLP without experts. A value that fits some candidates
+    makes the others infeasible."""
+    heads = [h for h in (_possible(labels, "head") or ()) if h != "linear"]
+    if not heads:
+        return
+    problems = []
+    mixers, experts = _possible(labels, "mixer"), _possible(labels, "moe_experts")
+    if mixers is not None and "none" not in mixers:
+        problems.append(("a mixer", "its candidates all have a token mixer (mixer: none among the choices)"))
+    for h in heads:
+        if h == "w2" and experts is not None and 1 not in experts:
+            problems.append((h, "its candidates all have experts (moe_experts: 1 among the choices)"))
+        if h == "none":
+            lifts = _possible(labels, "lift") or ()
+            widths = [d_in] if "none" in lifts else []
+            if any(v != "none" for v in lifts):
+                listed = _widths(labels["lift_width"]) if "lift_width" in labels else None
+                widths = None if listed is None else widths + listed
+            if widths is not None and d_out not in widths:
+                problems.append((h, f"the stream is the output, so d_z must be d_out = {d_out}; this space's streams "
+                                    f"are {_show_widths(sorted(set(widths)))} wide (lift none on a task with as many "
+                                    "inputs as outputs, or a lift_width of d_out)"))
+    for h, why in problems:
+        head = "head " + (h if h in heads else "/".join(heads))
+        raise NasInputError(f"{space.place('space', 'head')}: {head} fits no candidate of this space: {why}")
+
 
 def _check_weights(space, labels: dict, d_in: int) -> None:
     """NasInputError where a listed ``rank`` or ``monarch_blocks`` fits no candidate's widths.

@@ -213,9 +213,9 @@ class SearchSpace:
     lines: dict = field(default_factory=dict, repr=False)  # key path -> line in the file
     pruning: PruningConfig | None = None
 
-    def check_task(self, d_in: int, in_shape: tuple, feature_groups=None) -> None:
+    def check_task(self, d_in: int, in_shape: tuple, feature_groups=None, d_out: int | None = None) -> None:
         """NasInputError naming the place where the space does not fit the task (``nas.spaces.rules.check_task``)."""
-        rules.check_task(self, d_in, in_shape, feature_groups)
+        rules.check_task(self, d_in, in_shape, feature_groups, d_out)
 
     def place(self, *path) -> str:
         """``file:line: dotted.path`` of a key of the file, for an error found after loading."""

@@ -124,9 +124,12 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     in_shape: tuple = ()
     splits = (float(space.task.test), float(space.task.validation))
     if opts.evaluator is None:
-        task = load_task(space.task.dataset, space.task.kind, base_dir, options, *splits)
+        try:
+            task = load_task(space.task.dataset, space.task.kind, base_dir, options, *splits)
+        except NasInputError as exc:  # what is wrong with the data: said where the file names it
+            raise NasInputError(f"{space.place('task', 'dataset')}: {exc}") from None
         d_in, d_out, in_shape = task.d_in, task.d_out, task.in_shape
-        space.check_task(d_in, in_shape, task.feature_groups)
+        space.check_task(d_in, in_shape, task.feature_groups, d_out)
         check_splits(space, task)
         evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options, splits)
         del task
