@@ -30,10 +30,11 @@ hourglass paper's (pooled MSE per batch of 128, averaged).
    (denoise 1.95 M / 3.03 M, generative 2.93 M / 6.15 M, at equal PSNR within
    0.2 dB).
 2. FPE (arXiv 2510.04500): (a) the sat task in the paper's regime (24
-   variables, 8 clauses of 3 literals on disjoint variables, the nearest
-   network nas builds: lift none, depth 1, 8 hidden neurons, a skip), α = 1,
-   2, 4 with the random, feature and groups splits, at equal non-zeros, over
-   ``--sat-seeds`` training seeds; (b) mnist5k classification inside
+   variables, 8 clauses of 3 literals on disjoint variables, the paper's
+   network: one hidden layer of 8 neurons, no skip, the output from W2, ``head:
+   w2``), α = 1, 2, 4 with the random, feature and groups splits, at equal
+   non-zeros, over ``--sat-seeds`` training seeds, with the interference
+   measures of each FPE variant; (b) mnist5k classification inside
    hourglass blocks (fixed random lift 512, bottleneck 32, 2 blocks), α = 1,
    2, 4, random split, over ``--mnist-seeds`` seeds.
 3. MaxStateSuper (the seed's SamOut mixer): mnist5k rows as 28 tokens of 28
@@ -42,6 +43,7 @@ hourglass paper's (pooled MSE per batch of 128, averaged).
    validation accuracy, its test accuracy reported).
 
     python benchmarks/papers.py > benchmarks/results/papers.txt    # about an hour on 2 CPU cores
+    python benchmarks/papers.py --only fpe_sat                      # one section
 
 With ``--workdir DIR`` the studies stay in DIR/papers.db: run again, the script reads a finished study
 instead of training it again (its space file must be unchanged) and resumes an interrupted one.
@@ -255,9 +257,11 @@ def fpe_sat(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]:
     enqueue = [{"fpe_alpha": a, **({"fpe_split": s} if s else {}), "seed": seed}
                for a, s in variants for seed in range(seeds)]
     trials = study(root, url, "papers-fpe-sat", doc, enqueue)
-    print(f"\n## FPE, sat (24 variables, 8 disjoint clauses of 3 literals, 4,000 samples), lift none, depth 1, "
-          f"8 hidden neurons, {epochs} epochs (dense for the first half), {seeds} training seeds")
-    print(f"{'alpha':>5} {'split':<8} {'params':>6}  {'val accuracy':<14} test accuracy (mean ± sd)   test per seed")
+    print(f"\n## FPE, sat (24 variables, 8 disjoint clauses of 3 literals, 4,000 samples), the paper's network (one "
+          f"hidden layer of 8 neurons, no skip, the output from W2: head w2), {epochs} epochs (dense for the first "
+          f"half), lr {doc['train']['lr']:g}, {seeds} training seeds")
+    print(f"{'alpha':>5} {'split':<8} {'params':>6}  {'val accuracy':<14} {'test accuracy (mean ± sd)':<26} "
+          f"{'capacity':>14} {'mean |cos|':>14}   test per seed")
     out = {}
     for a, s in variants:
         got = sorted((t for t in trials if int(t["params"]["fpe_alpha"]) == a and t["params"].get("fpe_split") == s),
@@ -267,11 +271,18 @@ def fpe_sat(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]:
             print(f"{a:>5} {s or 'dense':<8} none complete")
             continue
         out["sat_dense" if a == 1 else f"sat_{s}_a{a}"] = statistics.mean(accs)
+        def measure(key):  # an FPE variant's interference, dense (at the expansion) -> expanded, mean over seeds
+            if a == 1:
+                return "-"
+            m = [t["measured"] for t in got if f"fpe_{key}" in t["measured"]]
+            return (f"{statistics.mean(x[f'fpe_{key}_dense'] for x in m):.2f}→"
+                    f"{statistics.mean(x[f'fpe_{key}'] for x in m):.2f}") if m else "?"
+
         print(f"{a:>5} {s or 'dense':<8} {got[0]['values']['params']:>6,.0f}  "
-              f"{mean_sd([t['values']['accuracy'] for t in got]):<14} {mean_sd(accs):<22} "
-              + " ".join(f"{v:.3f}" for v in accs))
+              f"{mean_sd([t['values']['accuracy'] for t in got]):<14} {mean_sd(accs):<26} "
+              f"{measure('capacity'):>14} {measure('abs_cos'):>14}   " + " ".join(f"{v:.3f}" for v in accs))
     print("paper (its own network: one hidden layer of 8, one output; dense 0.787): random split 0.887, clause split "
-          "0.994 at α = 2")
+          "0.994 at α = 2; feature capacity up and the neurons' mean |cos| down under FPE")
     return out
 
 
@@ -333,7 +344,13 @@ def main() -> None:
     ap.add_argument("--mnist-seeds", type=int, default=3)
     ap.add_argument("--mixer-epochs", type=int, default=15)
     ap.add_argument("--workdir", help="where the space files and papers.db go (default: a temporary folder)")
+    ap.add_argument("--only", default=None, help="run these sections alone, comma-separated: hourglass, fpe_sat, "
+                    "fpe_mnist, mixers (default: all)")
     args = ap.parse_args()
+    sections = args.only.split(",") if args.only else ["hourglass", "fpe_sat", "fpe_mnist", "mixers"]
+    unknown = set(sections) - {"hourglass", "fpe_sat", "fpe_mnist", "mixers"}
+    if unknown:
+        sys.exit(f"--only: unknown section(s) {', '.join(sorted(unknown))}")
     root = Path(args.workdir or tempfile.mkdtemp(prefix="nas-papers-"))
     root.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{root / 'papers.db'}"
@@ -341,10 +358,14 @@ def main() -> None:
     print(f"# {dt.date.today().isoformat()}, 2 workers; studies in {url}")
     t0 = time.perf_counter()
     figures = {}
-    figures.update(hourglass(root, url, args.image_epochs))
-    figures.update(fpe_sat(root, url, args.sat_epochs, args.sat_seeds))
-    figures.update(fpe_mnist(root, url, args.mnist_epochs, args.mnist_seeds))
-    figures.update(mixers(root, url, args.mixer_epochs))
+    if "hourglass" in sections:
+        figures.update(hourglass(root, url, args.image_epochs))
+    if "fpe_sat" in sections:
+        figures.update(fpe_sat(root, url, args.sat_epochs, args.sat_seeds))
+    if "fpe_mnist" in sections:
+        figures.update(fpe_mnist(root, url, args.mnist_epochs, args.mnist_seeds))
+    if "mixers" in sections:
+        figures.update(mixers(root, url, args.mixer_epochs))
     minutes = (time.perf_counter() - t0) / 60
     print(f"\n({minutes:.1f} min)")
     print(" ".join(f"{k}={v:.4g}" for k, v in figures.items()) + f" minutes={minutes:.1f}")
