@@ -133,7 +133,7 @@ def test_the_hooks_are_declared_once_and_called_through_the_declaration():
     from nas.spaces.hooks import HOOKS, NasHooks
 
     assert set(HOOKS) == {"nas_cost", "nas_before_epoch", "nas_aux_loss", "nas_penalty", "nas_prune", "nas_kept",
-                          "nas_exit_costs"}
+                          "nas_exit_costs", "nas_interference"}
     assert all(getattr(NasHooks, h, None) is None or getattr(NasHooks, h).__doc__ for h in HOOKS)
     with pytest.raises(ValueError, match="not a nas hook"):
         list(hooks.each(torch.nn.Linear(2, 2), "nas_before_epcoh"))

@@ -49,8 +49,7 @@ class TaskConfig(_Strict):
     dataset: StrictStr
     kind: Literal[("classification",) + IMAGE_KINDS] = "classification"  # the task kinds: IMAGE_KINDS and one
     sat: SatConfig | None = None  # options of dataset sat
-    # an npz's colour images: hwc (n, H, W, C) or chw (n, C, H, W), C in {1, 3, 4}; None: read from the shape
-    layout: Literal["hwc", "chw"] | None = None
+    layout: Literal["hwc", "chw"] | None = None  # an npz's colour images (n, H, W, C) | (n, C, H, W); None: the shape's
     # the held-out splits (nas.evaluators.datasets.load_task): the test split, a share of all samples, scored for
     # the record only; the validation split, a share of what is left, which every selection reads
     test: Number = Field(0.15, gt=0, lt=1)

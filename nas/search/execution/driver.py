@@ -121,7 +121,6 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
 
     # ---- everything that can be wrong with the input is checked before any write
     options = TaskRef.of_space(space, base_dir).options_dict  # the dataset's settings: sat's, an npz's layout
-    in_shape: tuple = ()
     splits = (float(space.task.test), float(space.task.validation))
     if opts.evaluator is None:
         try:
