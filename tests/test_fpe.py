@@ -371,6 +371,10 @@ def test_head_w2_is_the_fpe_papers_network_and_fpe_sat_py_s_pair():
         want = torch.relu(x @ out.w1.weight.T + out.b1) @ out.w2.weight.T + out.b2
         assert torch.allclose(model(x), want, atol=1e-6)
     assert model_cost(dense).params == 24 * 8 + 8 * 2 + 8 + 2 == sum(p.numel() for p in model.parameters())
+    from nas.dashboard.data import block_diagram
+
+    drawn = block_diagram(dense.to_json())  # the drill-down's diagram: no skip, the last block's W2 the output
+    assert "+ skip" not in drawn and "output: the last block's W2" in drawn
     fpe = ArchSpec(**{**dense.to_json(), "fpe_alpha": 2, "fpe_split": "groups"})
     pair = build(fpe, fresh=True).blocks[0].ffn
     assert isinstance(pair, FPEPair) and (pair.d_z, pair.d_h, pair.d_out, pair.alpha) == (24, 8, 2, 2)

@@ -333,11 +333,14 @@ def block_diagram(arch: dict[str, Any]) -> str:
             shown = min(s.depth, 3)
             for i in range(shown):
                 name = f"block {i + 1}" if shown == s.depth or i < shown - 1 else f"blocks {i + 1}…{s.depth}"
-                node(f"b{i}", f"{name}\\n{mix}{s.norm} → {inner}\\n+ skip")
+                last = i == shown - 1 and stage(parts, HeadStage).w2  # head w2: the output layer, no skip
+                end = f" → {stage(parts, HeadStage).d_out} + b2" if last else "\\n+ skip"
+                node(f"b{i}", f"{name}\\n{mix}{s.norm} → {inner}{end}")
         elif isinstance(s, PoolStage):
             node("pool", "mean over tokens")
         elif isinstance(s, HeadStage):
             exits = f"\\n+ {s.n_exits} exit heads (every {s.exits} blocks, p ≥ {s.threshold:g})" if s.exits else ""
-            node("head", f"head\\n{s.d_in} → {s.d_out}{exits}")
+            label = ("output: the last block's W2" if s.w2 else "output: the stream itself") if not s.linear else "head"
+            node("head", f"{label}\\n{s.d_in} → {s.d_out}{exits}")
     lines.append("}")
     return "\n".join(lines)
