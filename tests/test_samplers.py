@@ -193,3 +193,23 @@ def test_tpes_kept_splits_and_values_propose_exactly_as_optuna():
     mine = SAMPLER_CLASSES["tpe"](**kwargs)
     assert study(mine) == study(optuna.samplers.TPESampler(**kwargs))
     assert mine._reprs  # the kept values were used
+
+
+def test_tpes_independent_sampling_reads_the_bounded_history_with_scipys_masses(monkeypatch):
+    """A parameter TPE samples on its own (outside the groups, or with multivariate off) is fitted to the same
+    subsample as the relative ones, with the same log Φ: nas's options hold for every proposal."""
+    from optuna.samplers._tpe import _truncnorm
+
+    from nas.search.execution.samplers import _Subsampled
+
+    seen = []
+
+    def spy(self, study, trial, name, dist):
+        seen.append((type(study), _truncnorm._log_ndtr.__module__ != "optuna.samplers._tpe._truncnorm"))
+        return dist.low
+
+    study = _tpe_study(100, 160)
+    monkeypatch.setattr(optuna.samplers.TPESampler, "sample_independent", spy)
+    t = study.ask()
+    study.sampler.sample_independent(study, t, "x", optuna.distributions.FloatDistribution(1e-3, 1.0, log=True))
+    assert seen == [(_Subsampled, True)]  # the subsample view; SciPy's log Φ in place of Optuna's

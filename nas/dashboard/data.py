@@ -280,16 +280,15 @@ def interference_table(d: dict[str, Any]) -> pd.DataFrame | None:
     rows = [("feature capacity", "fpe_capacity"), ("mean |cos| of neurons' input weights", "fpe_abs_cos")]
     if not all(k in o and k + "_dense" in o for _, k in rows):
         return None
-    return pd.DataFrame({"measure": [name for name, _ in rows], "dense (at the expansion)": [o[k + "_dense"] for _, k in rows],
+    return pd.DataFrame({"measure": [name for name, _ in rows],
+                         "dense (at the expansion)": [o[k + "_dense"] for _, k in rows],
                          "expanded (scored model)": [o[k] for _, k in rows]})
 
 
-def feature_gram(d: dict[str, Any]) -> "np.ndarray | None":
+def feature_gram(d: dict[str, Any]) -> np.ndarray | None:
     """|W1ᵀ W1| of the candidate's first FPE pair as trained (W1 ⊙ mask1, read from its stored weights): the
     inputs' Gram matrix, the FPE paper's picture (block-diagonal when the children read disjoint groups of
     inputs); None without stored weights or an expanded FPE pair."""
-    import numpy as np
-
     path = d.get("weights_path")
     if not path or not Path(path).is_file():
         return None
@@ -309,7 +308,7 @@ def block_diagram(arch: dict[str, Any]) -> str:
     parts = stages(arch)
     lines = ["digraph G {", "rankdir=LR; node [shape=box, style=rounded, fontsize=10];",
              f'x [label="input\\n{parts[0].d_in}", shape=ellipse];']
-    prev, mixed = "x", stage(parts, TokenStage) is not None
+    prev, mixed, head = "x", stage(parts, TokenStage) is not None, stage(parts, HeadStage)
 
     def node(name: str, label: str) -> None:
         nonlocal prev
@@ -333,8 +332,7 @@ def block_diagram(arch: dict[str, Any]) -> str:
             shown = min(s.depth, 3)
             for i in range(shown):
                 name = f"block {i + 1}" if shown == s.depth or i < shown - 1 else f"blocks {i + 1}…{s.depth}"
-                last = i == shown - 1 and stage(parts, HeadStage).w2  # head w2: the output layer, no skip
-                end = f" → {stage(parts, HeadStage).d_out} + b2" if last else "\\n+ skip"
+                end = f" → {head.d_out} + b2" if i == shown - 1 and head.w2 else "\\n+ skip"  # w2: no skip
                 node(f"b{i}", f"{name}\\n{mix}{s.norm} → {inner}{end}")
         elif isinstance(s, PoolStage):
             node("pool", "mean over tokens")

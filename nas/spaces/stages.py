@@ -108,8 +108,15 @@ class HeadStage:
     exits: int = 0  # k; 0: the final head alone
     n_exits: int = 0  # (depth - 1) // k exit heads
     threshold: float = 0.9
-    linear: bool = True  # False (head none or w2): no W_out
-    w2: bool = False  # head w2: the last block is the output layer (no skip, its W2 maps d_h -> d_out)
+    output: str = "linear"  # the head key: linear (W_out) | none (the stream) | w2 (the last block's W2, no skip)
+
+    @property
+    def linear(self) -> bool:
+        return self.output == "linear"
+
+    @property
+    def w2(self) -> bool:
+        return self.output == "w2"
 
 
 Stage = Union[TokenStage, LiftStage, BlockStage, PoolStage, HeadStage]
@@ -182,12 +189,8 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
             raise ValueError(f"mixer_heads {heads} does not divide the mixer's width d_z = {d_z}")
     layer = spec.mixer_layer if spec.mixer != "none" else "nas"
     if layer == "samout":
-        other = [f"{k} {v}" for k, v, plain in (("fpe_alpha", spec.fpe_alpha, 1), ("moe_experts", spec.moe_experts, 1),
-                                                  ("weights", spec.weights, "dense"),
-                                                  ("connections", spec.connections, "residual")) if v != plain]
-        if other:
-            raise ValueError(f"mixer_layer samout: SamOut's layer has its own gated feed-forward, not nas's block, "
-                             f"so it does not compose with {', '.join(other)}")
+        _plain_only(spec, "mixer_layer samout: SamOut's layer has its own gated feed-forward, not nas's block, so it",
+                    "fpe_alpha", "moe_experts", "weights", "connections")
     out.append(LiftStage(spec.lift, width, d_z, spec.lift_seed if spec.lift in SEEDED_LIFTS else None))
     key = WEIGHT_KEYS.get(spec.weights)
     out.append(BlockStage(spec.depth, d_z, spec.hidden_width, spec.norm, spec.activation, spec.mixer, kernel,
@@ -207,20 +210,26 @@ def stages(arch: ArchSpec | Mapping[str, Any]) -> list[Stage]:
     elif spec.head == "none":
         if spec.mixer != "none" or (spec.d_out and d_z != spec.d_out):
             raise ValueError(f"head none: the residual stream is the output, so it needs the flat MLP (mixer none, "
-                             f"found {spec.mixer}) and d_z = d_out (d_z {d_z}, d_out {spec.d_out}: lift none on an image "
-                             "task whose input and output sizes agree, or lift_width = d_out)")
-        out.append(HeadStage(d_z, spec.d_out, linear=False))
+                             f"found {spec.mixer}) and d_z = d_out (d_z {d_z}, d_out {spec.d_out}: lift none on an "
+                             "image task whose input and output sizes agree, or lift_width = d_out)")
+        out.append(HeadStage(d_z, spec.d_out, output="none"))
     elif spec.head == "w2":
-        other = [f"{k} {v}" for k, v, plain in (("mixer", spec.mixer, "none"), ("moe_experts", spec.moe_experts, 1),
-                                                  ("weights", spec.weights, "dense"),
-                                                  ("connections", spec.connections, "residual")) if v != plain]
-        if other:
-            raise ValueError(f"head w2: the last block is the output layer (W2 act(W1 h + b1) + b2), which does not "
-                             f"compose with {', '.join(other)}")
-        out.append(HeadStage(d_z, spec.d_out, linear=False, w2=True))
+        _plain_only(spec, "head w2: the last block is the output layer (W2 act(W1 h + b1) + b2), which",
+                    "mixer", "moe_experts", "weights", "connections")
+        out.append(HeadStage(d_z, spec.d_out, output="w2"))
     else:
         out.append(HeadStage(d_z, spec.d_out))
     return out
+
+
+_PLAIN = {"mixer": "none", "fpe_alpha": 1, "moe_experts": 1, "weights": "dense", "connections": "residual"}
+
+
+def _plain_only(spec: ArchSpec, what: str, *keys: str) -> None:
+    """ValueError ``what`` does not compose with ..., where any of ``keys`` is set away from its plain value."""
+    other = [f"{k} {getattr(spec, k)}" for k in keys if getattr(spec, k) != _PLAIN[k]]
+    if other:
+        raise ValueError(f"{what} does not compose with {', '.join(other)}")
 
 
 def stage(parts: list[Stage], kind: type) -> Any:

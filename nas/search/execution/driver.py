@@ -120,17 +120,17 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
     base_dir = str(Path(space.file).resolve().parent)
 
     # ---- everything that can be wrong with the input is checked before any write
-    options = TaskRef.of_space(space, base_dir).options_dict  # the dataset's settings: sat's, an npz's layout
+    ref = TaskRef.of_space(space, base_dir)  # the task: its key, the dataset's settings (sat's, an npz's layout)
     splits = (float(space.task.test), float(space.task.validation))
     if opts.evaluator is None:
         try:
-            task = load_task(space.task.dataset, space.task.kind, base_dir, options, *splits)
+            task = load_task(space.task.dataset, space.task.kind, base_dir, ref.options_dict, *splits)
         except NasInputError as exc:  # what is wrong with the data: said where the file names it
             raise NasInputError(f"{space.place('task', 'dataset')}: {exc}") from None
         d_in, d_out, in_shape = task.d_in, task.d_out, task.in_shape
         space.check_task(d_in, in_shape, task.feature_groups, d_out)
         check_splits(space, task)
-        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, options, splits)
+        evaluator: Evaluator = TrainEvaluator(space.task.dataset, space.task.kind, base_dir, ref.options_dict, splits)
         del task
     else:
         if opts.dims is None:
@@ -138,7 +138,7 @@ def run(space: SearchSpace, opts: RunOptions) -> RunSummary:
         d_in, d_out = opts.dims
         in_shape = tuple(opts.in_shape)
         evaluator = opts.evaluator
-    task_key = TaskRef.of_space(space, base_dir).key()
+    task_key = ref.key()
 
     check_options(space)
     check_address(opts.address)

@@ -58,6 +58,10 @@ class TPESampler(optuna.samplers.TPESampler):
         with self._maths(), optuna_private.split_once():
             return super().sample_relative(self._view(study), trial, search_space)
 
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        with self._maths():
+            return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+
     def _get_internal_repr(self, trials, search_space, study):
         """Optuna's, with each finished trial's internal values computed once and kept in arrays: a finished
         trial's parameters never change, and Optuna reads every trial's back in Python at every ask (twice per
