@@ -53,7 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -301,18 +301,15 @@ def main() -> int:
                         done[(entry["method"], entry["seed"])] = [tuple(p) for p in entry["curve"]]
             futures = {(m, s): pool.submit(study, str(path), m, s, budget, args.workers, tmp, args.max_candidates)
                        for m in methods for s in range(args.seeds) if (m, s) not in done}
+            keys = {f: k for k, f in futures.items()}
+            for n, f in enumerate(as_completed(keys), 1):  # cached as each ends: a stopped run loses only the running
+                (m, s), done[keys[f]] = keys[f], [tuple(p) for p in f.result()]
+                if args.cache is not None:
+                    with _open(args.cache, "at") as out:
+                        out.write(json.dumps({"setting": setting, "method": m, "seed": s, "curve": done[(m, s)]}) + "\n")
+                print(f"  {m} seed {s}: {n}/{len(futures)} studies, {time.perf_counter() - t0:.0f} s so far", flush=True)
             for m in methods:
-                curves = []
-                for s in range(args.seeds):
-                    if (m, s) in done:
-                        curves.append(done[(m, s)])
-                        continue
-                    curves.append(futures[(m, s)].result())
-                    if args.cache is not None:
-                        with _open(args.cache, "at") as f:
-                            f.write(json.dumps({"setting": setting, "method": m, "seed": s, "curve": curves[-1]}) + "\n")
-                results[(path.parent.name, m)] = curves
-                print(f"  {m}: {args.seeds} studies, {time.perf_counter() - t0:.0f} s so far", flush=True)
+                results[(path.parent.name, m)] = [done[(m, s)] for s in range(args.seeds)]
 
     summary = {}
     for path in tables:
