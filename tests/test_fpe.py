@@ -371,6 +371,9 @@ def test_head_w2_is_the_fpe_papers_network_and_fpe_sat_py_s_pair():
         want = torch.relu(x @ out.w1.weight.T + out.b1) @ out.w2.weight.T + out.b2
         assert torch.allclose(model(x), want, atol=1e-6)
     assert model_cost(dense).params == 24 * 8 + 8 * 2 + 8 + 2 == sum(p.numel() for p in model.parameters())
+    # bandwidth by hand: every weight and bias read once; W1 reads 24 and writes 8, W2 reads 8 and writes 2;
+    # no skip, no head
+    assert (model_cost(dense).weight_bytes, model_cost(dense).act_bytes) == (218 * 4, (24 + 8 + 8 + 2) * 4)
     from nas.dashboard.data import block_diagram
 
     drawn = block_diagram(dense.to_json())  # the drill-down's diagram: no skip, the last block's W2 the output
@@ -380,6 +383,10 @@ def test_head_w2_is_the_fpe_papers_network_and_fpe_sat_py_s_pair():
     assert isinstance(pair, FPEPair) and (pair.d_z, pair.d_h, pair.d_out, pair.alpha) == (24, 8, 2, 2)
     assert pair.b1 is not None  # the hidden biases, each child keeping its parent's
     assert model_cost(fpe).params == 8 * (24 + 2) + 2 * 8 + 2  # the dense non-zeros, α·d_h biases, b2
+    # deployed CSR: 208 non-zeros of 4 bytes with 2-byte column indices, row pointers for W1's α·d_h + 1 = 17
+    # and W2's d_out + 1 = 3 rows, 18 biases; activations at the expanded width, 24 -> 16 -> 2
+    assert model_cost(fpe).weight_bytes == 208 * (4 + 2) + (17 + 3) * 4 + 18 * 4
+    assert model_cost(fpe).act_bytes == (24 + 16 + 16 + 2) * 4
     task = load_task("sat", options={"variables": 24, "clauses": 8, "literals": 3, "samples": 600, "seed": 0,
                                      "disjoint": True})
     o = evaluate(fpe, TrainSpec(epochs=4, batch_size=64, lr=1e-2), task).objectives

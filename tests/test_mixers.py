@@ -408,6 +408,19 @@ def test_samouts_layer_is_the_seeds_formula_and_counts_its_params():
     assert model_cost(spec).params == sum(p.numel() for p in model.parameters())
     plain = model_cost(ArchSpec(**{**spec.to_json(), "mixer_layer": "nas"})).params
     assert model_cost(spec).params - plain == 2 * (16 * 12 + 2 * 16 + 1)  # W_g, γ, β and α per layer
+    # bandwidth by hand, one layer of T = 16 tokens of d = 16, hidden 12: the mixer's own, W1, W_g, W2 read
+    # once (3·16·12), γ, β, α; per token W1 and W_g each read 16 and write 12, W2 reads 12 and writes 16,
+    # the blend reads h (16)
+    mix = layer.mix.nas_cost(4)
+    own = layer.nas_cost(4)
+    assert own.weight_bytes - mix.weight_bytes == (3 * 16 * 12 + 2 * 16 + 1) * 4
+    assert own.act_bytes - mix.act_bytes == 16 * (2 * (16 + 12) + (12 + 16) + 16) * 4
+    # against nas's layer with norm none (per token: W1 16 -> 12, W2 12 -> 16, the block's skip 16, the
+    # mixer's skip 16): W_g, γ, β, α more, and 12 values more a token
+    flat = dict(spec.to_json(), norm="none")
+    samout_cost, nas_cost = model_cost(ArchSpec(**flat)), model_cost(ArchSpec(**{**flat, "mixer_layer": "nas"}))
+    assert samout_cost.weight_bytes - nas_cost.weight_bytes == 2 * (16 * 12 + 2 * 16 + 1) * 4
+    assert samout_cost.act_bytes - nas_cost.act_bytes == 2 * 16 * 12 * 4
     assert "samout layer" in summary(spec)
     with pytest.raises(ValueError, match="samout.*fpe_alpha 2"):
         build(ArchSpec(**{**spec.to_json(), "fpe_alpha": 2}))

@@ -190,6 +190,10 @@ def test_the_headless_conventional_baseline_is_the_stream_itself(one_thread):
     with_head = ArchSpec(**{**spec.to_json(), "head": "linear"})
     assert model_cost(with_head).params - model_cost(spec).params == 64 * 64  # W_out (nas's layers: no bias), gone
     assert model_cost(spec).params == sum(p.numel() for p in model.parameters())
+    # bandwidth by hand: per block W1 and W2 read (2·64·32 floats), W1 reads 64 and writes 32, W2 reads 32 and
+    # writes 64, the skip reads 64; nothing before the first block or after the last
+    cost = model_cost(spec)
+    assert (cost.weight_bytes, cost.act_bytes) == (2 * 2 * 64 * 32 * 4, 2 * (64 + 32 + 32 + 64 + 64) * 4)
     x = t.x_train[:5]
     with torch.no_grad():
         assert torch.equal(model(x), model.blocks[1](model.blocks[0](x)))
