@@ -213,3 +213,49 @@ def test_tpes_independent_sampling_reads_the_bounded_history_with_scipys_masses(
     t = study.ask()
     study.sampler.sample_independent(study, t, "x", optuna.distributions.FloatDistribution(1e-3, 1.0, log=True))
     assert seen == [(_Subsampled, True)]  # the subsample view; SciPy's log Φ in place of Optuna's
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_tpes_indexed_reads_return_what_filtering_the_whole_study_returns():
+    """The subsample view and the group decomposition read only the trials new or unfinished since their last
+    read: as the study grows, with trials enqueued (waiting), finishing out of order, failing and stopped,
+    every read is the same trials, in the same order, as filtering and sampling the whole list, and the
+    groups are Optuna's."""
+    import random
+
+    from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
+
+    from nas.search.execution.samplers import _States, _Subsampled
+    from nas.search.optuna_private import incremental_groups
+
+    rng = random.Random(0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    view = _Subsampled(study, 100, 7, {}, _States())
+    fresh = incremental_groups(_GroupDecomposedSearchSpace(include_pruned=True))
+    filters = [None, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
+               (TrialState.COMPLETE, TrialState.PRUNED), (TrialState.COMPLETE,)]
+    running = []
+    for step in range(400):
+        if step % 37 == 0:
+            study.enqueue_trial({"x": 0.5})
+        t = study.ask()
+        t.suggest_float("x", 0.0, 1.0)
+        if rng.random() < 0.5:
+            t.suggest_int(f"k{step % 3}", 1, 8)  # three conditional parameters: several groups
+        running.append(t)
+        while len(running) > 12 or (running and rng.random() < 0.4):
+            done = running.pop(rng.randrange(len(running)))  # ends out of order
+            r = rng.random()
+            if r < 0.1:
+                study.tell(done, state=TrialState.FAIL)
+            elif r < 0.2:
+                study.tell(done, state=TrialState.PRUNED)
+            else:
+                study.tell(done, [rng.random(), rng.random()])
+        if step % 9 == 0 or step > 380:
+            for states in filters:
+                fast = [x.number for x in view._get_trials(deepcopy=False, states=states)]
+                assert fast == [x.number for x in view._slow(False, states, False)], (step, states)
+            want = _GroupDecomposedSearchSpace(include_pruned=True).calculate(study)
+            assert fresh.calculate(study).search_spaces == want.search_spaces, step
+    assert sum(x.state != TrialState.RUNNING for x in view._get_trials(deepcopy=False, states=filters[1])) == 100

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import inspect
 import warnings
@@ -43,13 +44,14 @@ class TPESampler(optuna.samplers.TPESampler):
         self._max_history = max_history
         self._fast_ndtr = bool(fast_ndtr)
         self._history_seed = kwargs.get("seed")
-        self._kept: dict[int, frozenset] = {}  # finished trials -> the positions kept (one draw per study size)
+        self._kept: dict[int, np.ndarray] = {}  # finished trials -> the positions kept (one draw per study size)
+        self._states = _States()  # the study's trial states by number, kept across asks (``_Subsampled``)
         self._reprs: dict[tuple, _Column] = {}  # (study, param, distribution) -> finished trials' internal values
 
     def _view(self, study: optuna.Study) -> optuna.Study:
         if self._max_history is None:
             return study
-        return _Subsampled(study, self._max_history, self._history_seed, self._kept)
+        return _Subsampled(study, self._max_history, self._history_seed, self._kept, self._states)
 
     def _maths(self):
         return optuna_private.vectorised_log_ndtr() if self._fast_ndtr else contextlib.nullcontext()
@@ -135,30 +137,85 @@ TPESampler.__signature__ = _base.replace(parameters=[  # Optuna's keyword argume
 
 
 class _Subsampled:
-    """A study as TPE reads it: every attribute the study's, its trials a subsample (``TPESampler``)."""
+    """A study as TPE reads it: every attribute the study's, its trials a subsample (``TPESampler``).
 
-    def __init__(self, study: optuna.Study, keep: int, seed: int | None, drawn: dict[int, frozenset]) -> None:
+    The subsample is picked from an index of the study's trial states by number (``_States``, kept across
+    asks and updated with the trials new or unfinished since the last read), so a read costs time in
+    proportion to what it returns, not to the study: the same trials, in the same order, as filtering and
+    sampling the whole list (``_slow``, kept for a storage whose list is not numbered 0..n-1)."""
+
+    def __init__(self, study: optuna.Study, keep: int, seed: int | None, drawn: dict[int, np.ndarray],
+                 states: "_States | None" = None) -> None:
         self._study, self._keep, self._seed, self._drawn = study, keep, seed, drawn
+        self._states = states if states is not None else _States()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
-    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
-        import numpy as np
+    def _draw(self, n: int) -> np.ndarray:
+        """The positions kept among ``n`` finished trials (sorted): one draw per n, from the seed and n."""
+        if n not in self._drawn:  # an ask reads the trials several times; the draw depends on n alone
+            self._drawn.clear()
+            rng = np.random.default_rng([self._seed if self._seed is not None else 0, n])
+            self._drawn[n] = np.sort(rng.choice(n, self._keep, replace=False))
+        return self._drawn[n]
 
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
+        trials = self._study._get_trials(deepcopy=False, states=None, use_cache=use_cache)
+        if not trials or trials[0].number != 0 or trials[-1].number != len(trials) - 1:
+            return self._slow(deepcopy, states, use_cache)
+        codes = self._states.update(self._study._study_id, trials)
+        mask = np.isin(codes, [s.value for s in states]) if states is not None else np.ones(len(codes), bool)
+        is_running = codes == _RUNNING
+        finished = np.flatnonzero(mask & ~is_running)  # numbers of the filtered trials that are not running
+        if len(finished) <= self._keep:
+            chosen = np.flatnonzero(mask)
+        else:
+            chosen = np.union1d(finished[self._draw(len(finished))], np.flatnonzero(mask & is_running))
+        out = [trials[i] for i in chosen.tolist()]
+        return copy.deepcopy(out) if deepcopy else out
+
+    def _slow(self, deepcopy: bool, states, use_cache: bool):
         trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
         running = optuna.trial.TrialState.RUNNING
         finished = [i for i, t in enumerate(trials) if t.state != running]
         if len(finished) <= self._keep:
             return trials
-        n = len(finished)
-        if n not in self._drawn:  # an ask reads the trials several times; the draw depends on n alone
-            self._drawn.clear()
-            rng = np.random.default_rng([self._seed if self._seed is not None else 0, n])
-            self._drawn[n] = frozenset(rng.choice(n, self._keep, replace=False).tolist())
-        kept = self._drawn[n]  # positions among the finished trials
+        kept = set(self._draw(len(finished)).tolist())  # positions among the finished trials
         chosen = {i for j, i in enumerate(finished) if j in kept}
         return [t for i, t in enumerate(trials) if i in chosen or t.state == running]
+
+
+_RUNNING = optuna.trial.TrialState.RUNNING.value
+
+
+class _States:
+    """A study's trial states by number (TrialState values), read again only for the trials new since the
+    last update or not finished then (a finished trial's state never changes)."""
+
+    def __init__(self) -> None:
+        self.study_id: int | None = None
+        self.codes = np.zeros(0, dtype=np.int8)
+        self.seen = 0  # trials 0..seen-1 read
+        self.open: set[int] = set()  # of those, the ones not finished when read
+
+    def update(self, study_id: int, trials: list) -> np.ndarray:
+        if study_id != self.study_id or len(trials) < self.seen:  # another study: start again
+            self.__init__()
+            self.study_id = study_id
+        n = len(trials)
+        if n > len(self.codes):
+            self.codes = np.concatenate([self.codes, np.zeros(max(n, 2 * len(self.codes)) - len(self.codes),
+                                                              dtype=np.int8)])
+        for i in [*self.open, *range(self.seen, n)]:
+            state = trials[i].state
+            self.codes[i] = state.value
+            if state.is_finished():
+                self.open.discard(i)
+            else:
+                self.open.add(i)
+        self.seen = n
+        return self.codes[:n]
 
 
 SAMPLER_CLASSES = {name: getattr(optuna.samplers, cls) for name, cls in SAMPLERS.items()}  # the names' classes
