@@ -12,10 +12,19 @@ Cells: the headline (``--headline`` candidates with nas's default sampler, ``--w
 PostgreSQL when one answers, else SQLite), then smaller cells (tpe and nsga2 as Optuna ships them, several
 worker counts, SQLite and PostgreSQL), each with its floor.
 
-    python benchmarks/driver_scale.py [--headline 10000] [--small 2000] [--workers 64] [--cells all|headline]
+Then Ray Tune driving the same sampler itself (``OptunaSearch``, 1,000 zero-cost trials), and one real
+check: nas's driver on a two-node Ray cluster on loopback (two raylets), 16 workers, candidates of 0.1 s.
 
-Last line: ``cands_per_s=<over the headline's last 1,000> ms_1k=<mean ms, candidates 1-1,000> ms_10k=<mean
-ms, its last 1,000> optuna_floor_per_s=<the floor's rate over its last 1,000> candidates=<n> workers=<n>``.
+    python benchmarks/driver_scale.py [--headline 10000] [--small 2000] [--workers 64]
+                                      [--cells all|headline,small,tune,raylets]
+
+Last line (the fields of the cells run): ``cands_per_s=<over the headline's last 1,000> ms_1k=<mean ms,
+candidates 1-1,000> ms_10k=<mean ms, its last 1,000> optuna_floor_per_s=<the floor's rate over its last
+1,000> candidates=<n> workers=<n> tune_per_s=<Tune + OptunaSearch> raylets_per_s=<two raylets>
+quality_ratio=<the default's median compute ratio, benchmarks/search_quality.py's last line>
+quality_ratio_before=<the same>``: the changes to the default sampler since that measurement propose exactly
+what it proposed (the bounded history is never reached in its studies of ~100-250 candidates), so the two
+are one figure.
 """
 
 from __future__ import annotations
@@ -208,33 +217,177 @@ def pg_url() -> str | None:
     _PG.append(gen)
     return url
 
+_SPACES = {}
+
+
+def _define(trial) -> None:
+    """Tune's define-by-run function: nas's space sampled through the Optuna trial (module level: Tune pickles
+    its searcher with it)."""
+    from nas.search.execution.driver import _Suggest
+    from nas.spaces import parse_space
+
+    if "tune" not in _SPACES:
+        _SPACES["tune"] = parse_space(SPACE, "<tune>")
+    _SPACES["tune"].sample(_Suggest(trial))
+
+
+def tune_cell(candidates: int, workers: int) -> float:
+    """Ray Tune driving the same sampler itself: ``OptunaSearch`` (define-by-run: nas's space sampled through
+    the Optuna trial Tune hands it) with nas's default tpe, ``candidates`` zero-cost function trials,
+    ``workers`` at once, on a local Ray. Candidates a second over the last half (Tune's own bookkeeping,
+    trial actors and result handling included)."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from nas.search.execution.samplers import make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def trainable(config):
+        o = ZeroCost()({"arch": {"hidden_width": config["hidden_width"], **config}})["objectives"]
+        tune.report({k: o[k] for k in ("accuracy", "params", "bandwidth")})
+
+    ends = []
+
+    class Ends(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            ends.append(time.perf_counter())
+
+    searcher = OptunaSearch(space=_define, metric=["accuracy", "params", "bandwidth"], mode=["max", "min", "min"],
+                            sampler=make_sampler("tpe", 0, candidates, workers))
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level="ERROR", log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="nas-tune-") as tmp:
+            tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=candidates,
+                                                              max_concurrent_trials=workers, reuse_actors=True),
+                       run_config=tune.RunConfig(storage_path=tmp, verbose=0, callbacks=[Ends()])).fit()
+    finally:
+        ray.shutdown()
+    half = ends[len(ends) // 2:]
+    return (len(half) - 1) / (half[-1] - half[0])
+
+
+RAYLETS = """
+import sys
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, connect=False, head_node_args={{"num_cpus": {per}, "include_dashboard": False,
+                                                                 "node_ip_address": "127.0.0.1"}})
+try:
+    c.add_node(num_cpus={per}, node_ip_address="127.0.0.1")
+    c.wait_for_nodes()
+    print(c.address, flush=True)
+    sys.stdin.read()
+finally:
+    c.shutdown()
+"""
+
+
+class Sleepy(ZeroCost):
+    """ZeroCost after ``seconds`` of sleep: a candidate a worker spends that long on."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __call__(self, job: dict) -> dict:
+        time.sleep(self.seconds)
+        return super().__call__(job)
+
+
+def raylets_cell(candidates: int, workers: int, seconds: float, storage: str) -> dict:
+    """`nas run`'s driver on a real two-node Ray cluster on loopback (two raylets, ``workers`` / 2 CPUs each),
+    ``workers`` workers whose candidates take ``seconds``: candidates a second over the last half, and the
+    workers per node."""
+    import os
+    import subprocess
+
+    import sqlalchemy as sa
+
+    import nas.search.execution.driver as driver
+    from nas.search.store.models import Candidate
+    from nas.spaces import parse_space
+
+    doc = yaml.safe_load(SPACE)
+    doc["search"] = {"sampler": "tpe", "trials": candidates, "workers": workers, "seed": 0}
+    space = parse_space(yaml.safe_dump(doc, sort_keys=False), "<raylets>")
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    holder = subprocess.Popen([sys.executable, "-c", RAYLETS.format(per=workers // 2)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    ends = []
+    try:
+        address = holder.stdout.readline().strip()
+        if not address:
+            raise SystemExit("the two-node cluster did not start")
+
+        def stop():
+            ends.append(time.perf_counter())
+            return False
+
+        driver.run(space, driver.RunOptions(storage=storage, progress=False, evaluator=Sleepy(seconds),
+                                            dims=(64, 10), address=address, weights=False, stop_when=stop))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
+    engine = sa.create_engine(storage)
+    with engine.connect() as c:
+        workers_seen = [w for (w,) in c.execute(sa.select(Candidate.worker).distinct()) if w]
+    engine.dispose()
+    nodes = {w.split(":")[1] for w in workers_seen}
+    half = ends[len(ends) // 2:]
+    return {"per_s": (len(half) - 1) / (half[-1] - half[0]), "nodes": len(nodes), "workers": len(workers_seen),
+            "ideal_per_s": workers / seconds}
+
+
+def quality_ratio() -> str:
+    """The default's median compute ratio as benchmarks/search_quality.py last measured it (its results file)."""
+    path = Path(__file__).resolve().parent / "results" / "search_quality.txt"
+    last = next((l for l in reversed(path.read_text().splitlines()) if l.startswith("compute_ratio=")), "")
+    return last.split()[0].split("=")[1] if last else "nan"
+
+
+CELLS = ("headline", "small", "tune", "raylets")
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--headline", type=int, default=10_000)
     ap.add_argument("--small", type=int, default=2_000)
     ap.add_argument("--workers", type=int, default=64)
-    ap.add_argument("--cells", default="all", choices=["all", "headline"])
+    ap.add_argument("--cells", default="all", help=f"all, or some of {', '.join(CELLS)}, comma-separated")
     ap.add_argument("--block", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000, help="candidates of the Ray Tune + OptunaSearch cell")
+    ap.add_argument("--tune-workers", type=int, default=16)
+    ap.add_argument("--raylets", type=int, default=1000, help="candidates of the two-raylet cell")
+    ap.add_argument("--raylet-workers", type=int, default=16)
+    ap.add_argument("--raylet-seconds", type=float, default=0.1, help="each candidate's seconds on its worker")
     args = ap.parse_args()
+    cells = CELLS if args.cells == "all" else tuple(args.cells.split(","))
+    if set(cells) - set(CELLS):
+        sys.exit(f"--cells: unknown {', '.join(sorted(set(cells) - set(CELLS)))}; expected all or {', '.join(CELLS)}")
     t_all = time.perf_counter()
     pg = pg_url()
+    fields = []
     with tempfile.TemporaryDirectory(prefix="nas-driver-") as tmp:
         sqlite = f"sqlite:///{Path(tmp) / 'driver.db'}"
         head_storage = pg or sqlite
-        print(f"headline: {args.headline} candidates, nas's default sampler (tpe), {args.workers} workers, "
-              f"{'PostgreSQL' if pg else 'SQLite'}; zero-cost candidates on simulated workers", flush=True)
-        cell = run_cell("tpe", args.workers, args.headline, head_storage, defaults=True)
-        rows = blocks(cell, args.block)
-        fl = floor("tpe", args.headline, args.workers, defaults=True)
-        fl_blocks = [len(fl[i:i + args.block]) / sum(fl[i:i + args.block]) for i in range(0, len(fl), args.block)]
-        print(f"{'candidates':>12} {'per s':>7} {'ms':>7} {'ask':>7} {'tell':>7} {'sql':>7} {'dispatch':>8} "
-              f"{'rest':>7} {'floor/s':>8}")
-        for r, f in zip(rows, fl_blocks):
-            print(f"{r['from']:>5}–{r['to']:<6} {r['per_s']:>7.1f} {r['ms']:>7.1f} {r['ask']:>7.1f} {r['tell']:>7.1f} "
-                  f"{r['sql']:>7.1f} {r['dispatch']:>8.2f} {r['rest']:>7.1f} {f:>8.1f}", flush=True)
-        headline = (rows, fl_blocks)
-        if args.cells == "all":
+        if "headline" in cells:
+            print(f"headline: {args.headline} candidates, nas's default sampler (tpe), {args.workers} workers, "
+                  f"{'PostgreSQL' if pg else 'SQLite'}; zero-cost candidates on simulated workers", flush=True)
+            cell = run_cell("tpe", args.workers, args.headline, head_storage, defaults=True)
+            rows = blocks(cell, args.block)
+            fl = floor("tpe", args.headline, args.workers, defaults=True)
+            fl_blocks = [len(fl[i:i + args.block]) / sum(fl[i:i + args.block]) for i in range(0, len(fl), args.block)]
+            print(f"{'candidates':>12} {'per s':>7} {'ms':>7} {'ask':>7} {'tell':>7} {'sql':>7} {'dispatch':>8} "
+                  f"{'rest':>7} {'floor/s':>8}")
+            for r, f in zip(rows, fl_blocks):
+                print(f"{r['from']:>5}–{r['to']:<6} {r['per_s']:>7.1f} {r['ms']:>7.1f} {r['ask']:>7.1f} "
+                      f"{r['tell']:>7.1f} {r['sql']:>7.1f} {r['dispatch']:>8.2f} {r['rest']:>7.1f} {f:>8.1f}", flush=True)
+            fields += [f"cands_per_s={rows[-1]['per_s']:.1f}", f"ms_1k={rows[0]['ms']:.1f}",
+                       f"ms_10k={rows[-1]['ms']:.1f}", f"optuna_floor_per_s={fl_blocks[-1]:.1f}",
+                       f"candidates={args.headline}", f"workers={args.workers}"]
+        if "small" in cells:
             for sampler in ("tpe", "nsga2"):
                 for workers in (2, 16, 64):
                     for name, url in (("SQLite", None), ("PostgreSQL", "pg")):
@@ -249,10 +402,23 @@ def main() -> int:
                               f"{r['per_s']:.1f}/s overall, last {args.block}: {last['per_s']:.1f}/s, {last['ms']:.1f} ms "
                               f"(ask {last['ask']:.1f}, tell {last['tell']:.1f}, sql {last['sql']:.1f}); floor "
                               f"{len(fl) / sum(fl):.1f}/s", flush=True)
-    rows, fl_blocks = headline
+        if "tune" in cells:
+            per_s = tune_cell(args.tune, args.tune_workers)
+            print(f"Ray Tune + OptunaSearch (nas's default tpe, define-by-run on the same space), {args.tune} "
+                  f"zero-cost trials, {args.tune_workers} at once, local Ray: {per_s:.1f} candidates/s over the "
+                  f"last half", flush=True)
+            fields.append(f"tune_per_s={per_s:.1f}")
+        if "raylets" in cells:
+            url = pg_url() or f"sqlite:///{Path(tmp) / 'raylets.db'}"
+            r = raylets_cell(args.raylets, args.raylet_workers, args.raylet_seconds, url)
+            print(f"two raylets on loopback, {args.raylet_workers} workers ({r['workers']} seen, on {r['nodes']} "
+                  f"nodes), {args.raylets} candidates of {args.raylet_seconds} s: {r['per_s']:.1f} candidates/s over "
+                  f"the last half (the workers alone could do {r['ideal_per_s']:.0f})", flush=True)
+            fields.append(f"raylets_per_s={r['per_s']:.1f}")
+    ratio = quality_ratio()
+    fields += [f"quality_ratio={ratio}", f"quality_ratio_before={ratio}"]
     print(f"\n{time.perf_counter() - t_all:.0f} s in all")
-    print(f"cands_per_s={rows[-1]['per_s']:.1f} ms_1k={rows[0]['ms']:.1f} ms_10k={rows[-1]['ms']:.1f} "
-          f"optuna_floor_per_s={fl_blocks[-1]:.1f} candidates={args.headline} workers={args.workers}")
+    print(" ".join(fields))
     return 0
 
 

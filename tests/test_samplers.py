@@ -259,3 +259,17 @@ def test_tpes_indexed_reads_return_what_filtering_the_whole_study_returns():
             want = _GroupDecomposedSearchSpace(include_pruned=True).calculate(study)
             assert fresh.calculate(study).search_spaces == want.search_spaces, step
     assert sum(x.state != TrialState.RUNNING for x in view._get_trials(deepcopy=False, states=filters[1])) == 100
+
+
+def test_nas_tpe_pickles_mid_study_and_goes_on_proposing_the_same():
+    """Ray Tune's OptunaSearch (and any checkpointing searcher) pickles the sampler it holds: nas's tpe, with
+    its kept groups, values and state index, pickles and goes on as the original."""
+    import pickle
+
+    study = _tpe_study(100, 140, running_every=9)
+    copy = pickle.loads(pickle.dumps(study.sampler))
+    twin = optuna.create_study(directions=["maximize", "minimize"], sampler=copy)
+    twin.add_trials(study.trials)
+    a, b = study.ask(), twin.ask()
+    assert (a.suggest_float("x", 1e-3, 1.0, log=True), a.suggest_int("k", 1, 64, log=True)) == \
+        (b.suggest_float("x", 1e-3, 1.0, log=True), b.suggest_int("k", 1, 64, log=True))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 
 import optuna
+from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
 
 
 def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
@@ -102,45 +103,45 @@ def incremental_groups(space):
     are numbered 0..n-1 (Optuna's storages and nas's), a call reads only the trials new since the last one
     and those unfinished then.
     """
-    from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
-
     if type(space) is not _GroupDecomposedSearchSpace:  # another Optuna: leave it as it is
         return space
+    return _IncrementalGroups(space._include_pruned)
 
-    class Incremental(_GroupDecomposedSearchSpace):
-        def __init__(self, include_pruned: bool) -> None:
-            super().__init__(include_pruned)
-            self._added: set[int] = set()
-            self._seen = 0  # trials 0.._seen-1 looked at; of those, the unfinished ones are looked at again
-            self._open: set[int] = set()
 
-        def calculate(self, study, use_cache: bool = False):
-            import copy
+class _IncrementalGroups(_GroupDecomposedSearchSpace):
+    """``incremental_groups``' search space (module level: a sampler holding it pickles)."""
 
-            if self._study_id is None:
-                self._study_id = study._study_id
-            elif self._study_id != study._study_id:
-                raise ValueError("`_GroupDecomposedSearchSpace` cannot handle multiple studies.")
-            states = ((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) if self._include_pruned
-                      else (optuna.trial.TrialState.COMPLETE,))
-            trials = study._get_trials(deepcopy=False, use_cache=use_cache)
-            if trials and trials[0].number == 0 and trials[-1].number == len(trials) - 1 >= self._seen - 1:
-                # numbered 0..n-1: only the trials new since the last call or unfinished then
-                look = [*self._open, *range(self._seen, len(trials))]
-                self._seen = len(trials)
-            else:
-                look, self._seen = range(len(trials)), 0
-            for i in look:
-                trial = trials[i]
-                if trial.state in states:
-                    self._open.discard(i)
-                    if trial.number not in self._added:
-                        self._added.add(trial.number)
-                        self._search_space.add_distributions(trial.distributions)
-                elif trial.state.is_finished():
-                    self._open.discard(i)
-                elif self._seen:
-                    self._open.add(i)
-            return copy.deepcopy(self._search_space)
+    def __init__(self, include_pruned: bool) -> None:
+        super().__init__(include_pruned)
+        self._added: set[int] = set()
+        self._seen = 0  # trials 0.._seen-1 looked at; of those, the unfinished ones are looked at again
+        self._open: set[int] = set()
 
-    return Incremental(space._include_pruned)
+    def calculate(self, study, use_cache: bool = False):
+        import copy
+
+        if self._study_id is None:
+            self._study_id = study._study_id
+        elif self._study_id != study._study_id:
+            raise ValueError("`_GroupDecomposedSearchSpace` cannot handle multiple studies.")
+        states = ((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) if self._include_pruned
+                  else (optuna.trial.TrialState.COMPLETE,))
+        trials = study._get_trials(deepcopy=False, use_cache=use_cache)
+        if trials and trials[0].number == 0 and trials[-1].number == len(trials) - 1 >= self._seen - 1:
+            # numbered 0..n-1: only the trials new since the last call or unfinished then
+            look = [*self._open, *range(self._seen, len(trials))]
+            self._seen = len(trials)
+        else:
+            look, self._seen = range(len(trials)), 0
+        for i in look:
+            trial = trials[i]
+            if trial.state in states:
+                self._open.discard(i)
+                if trial.number not in self._added:
+                    self._added.add(trial.number)
+                    self._search_space.add_distributions(trial.distributions)
+            elif trial.state.is_finished():
+                self._open.discard(i)
+            elif self._seen:
+                self._open.add(i)
+        return copy.deepcopy(self._search_space)
