@@ -247,13 +247,7 @@ def tune_cell(candidates: int, workers: int) -> float:
 
     def trainable(config):
         o = ZeroCost()({"arch": {"hidden_width": config["hidden_width"], **config}})["objectives"]
-        tune.report({k: o[k] for k in ("accuracy", "params", "bandwidth")})
-
-    ends = []
-
-    class Ends(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            ends.append(time.perf_counter())
+        tune.report({**{k: o[k] for k in ("accuracy", "params", "bandwidth")}, "end": time.time()})
 
     searcher = OptunaSearch(space=_define, metric=["accuracy", "params", "bandwidth"], mode=["max", "min", "min"],
                             sampler=make_sampler("tpe", 0, candidates, workers))
@@ -261,11 +255,14 @@ def tune_cell(candidates: int, workers: int) -> float:
              logging_level="ERROR", log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory(prefix="nas-tune-") as tmp:
-            tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=candidates,
-                                                              max_concurrent_trials=workers, reuse_actors=True),
-                       run_config=tune.RunConfig(storage_path=tmp, verbose=0, callbacks=[Ends()])).fit()
+            grid = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=candidates,
+                                                                     max_concurrent_trials=workers, reuse_actors=True),
+                              run_config=tune.RunConfig(storage_path=tmp, verbose=0)).fit()
     finally:
         ray.shutdown()
+    if grid.num_errors:
+        raise SystemExit(f"Tune + OptunaSearch: {grid.num_errors} of {len(grid)} trials failed: {grid.errors[0]}")
+    ends = sorted(r.metrics["end"] for r in grid)  # each trial's report, on the machine's clock
     half = ends[len(ends) // 2:]
     return (len(half) - 1) / (half[-1] - half[0])
 
@@ -340,6 +337,26 @@ def raylets_cell(candidates: int, workers: int, seconds: float, storage: str) ->
             "ideal_per_s": workers / seconds}
 
 
+def alone(fn, *args):
+    """``fn(*args)`` in a fresh process: one Ray session per process (a second ``ray.init`` in a process that
+    shut one down can hang)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nas.search.execution.dispatch import _LOCAL_ENV
+
+    for k, v in _LOCAL_ENV.items():  # Ray on 127.0.0.1 only, as nas's own runs
+        os.environ.setdefault(k, v)
+    here = str(Path(__file__).resolve().parent)  # Ray's workers import this module's evaluators by name
+    os.environ["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    sys.path.insert(0, here)
+    import driver_scale
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(getattr(driver_scale, fn.__name__), *args).result()
+
+
 def quality_ratio() -> str:
     """The default's median compute ratio as benchmarks/search_quality.py last measured it (its results file)."""
     path = Path(__file__).resolve().parent / "results" / "search_quality.txt"
@@ -403,14 +420,14 @@ def main() -> int:
                               f"(ask {last['ask']:.1f}, tell {last['tell']:.1f}, sql {last['sql']:.1f}); floor "
                               f"{len(fl) / sum(fl):.1f}/s", flush=True)
         if "tune" in cells:
-            per_s = tune_cell(args.tune, args.tune_workers)
+            per_s = alone(tune_cell, args.tune, args.tune_workers)
             print(f"Ray Tune + OptunaSearch (nas's default tpe, define-by-run on the same space), {args.tune} "
                   f"zero-cost trials, {args.tune_workers} at once, local Ray: {per_s:.1f} candidates/s over the "
                   f"last half", flush=True)
             fields.append(f"tune_per_s={per_s:.1f}")
         if "raylets" in cells:
             url = pg_url() or f"sqlite:///{Path(tmp) / 'raylets.db'}"
-            r = raylets_cell(args.raylets, args.raylet_workers, args.raylet_seconds, url)
+            r = alone(raylets_cell, args.raylets, args.raylet_workers, args.raylet_seconds, url)
             print(f"two raylets on loopback, {args.raylet_workers} workers ({r['workers']} seen, on {r['nodes']} "
                   f"nodes), {args.raylets} candidates of {args.raylet_seconds} s: {r['per_s']:.1f} candidates/s over "
                   f"the last half (the workers alone could do {r['ideal_per_s']:.0f})", flush=True)
