@@ -20,8 +20,9 @@ hourglass paper's (pooled MSE per batch of 128, averaged).
    bottleneck 32–128, 2 or 4 blocks; and the paper's own points, a trained
    lift to 785 with bottleneck 115 or 270 and 4 blocks) against conventional
    ones (d_h > d_z = 784): the paper's (a trained W_in 784 -> 784, its own
-   points 1150 × 1 and 785 × 4, and 1600 × 1) and nas's without a lift (the
-   skip in pixel space; hidden 785–1600, 1, 2 or 4 blocks). Reported:
+   points 1150 × 1 and 785 × 4, and 1600 × 1), nas's without a lift (the
+   skip in pixel space; hidden 785–1600, 1, 2 or 4 blocks) and the paper's
+   without W_in and W_out (``head: none``, 785 × 1). Reported:
    each family's Pareto front of validation PSNR against params (the paper's
    denoising figures are validation PSNR, on 10,000 held-out training images
    after 30 epochs), the test PSNR of the same checkpoints, and the params the
@@ -175,11 +176,17 @@ CONVENTIONAL = ([{"lift": "none", "hidden_width": h, "depth": d} for h, d in ite
                    for h, d in ((1150, 1), (1600, 1), (785, 4))])
 
 
+# the paper's conventional network without W_in and W_out (head none; denoising: 784/785 x 1, 1.23 M, 24.06 dB)
+HEADLESS = [{"lift": "none", "hidden_width": 785, "depth": 1, "head": "none"}]
+
+
 def family(params: dict, d_in: int = 784) -> str:
     """hourglass where the bottleneck is narrower than the residual stream (d_h < d_z), else conventional; with
-    the lift (none: the stream is the input itself, d_z = d_in: 784, or 196 for super-resolution's half)."""
+    the lift (none: the stream is the input itself, d_z = d_in: 784, or 196 for super-resolution's half), and
+    "no W_out" for a headless network."""
     d_z = d_in if params["lift"] == "none" else int(params["lift_width"])
-    return f"{'hourglass' if int(params['hidden_width']) < d_z else 'conventional'} ({params['lift']})"
+    lift = params["lift"] + (", no W_out" if params.get("head") == "none" else "")
+    return f"{'hourglass' if int(params['hidden_width']) < d_z else 'conventional'} ({lift})"
 
 
 def arch_key(params: dict) -> tuple:
@@ -206,7 +213,10 @@ def hourglass(root: Path, url: str, epochs: int, kinds=("denoise", "generative_c
     for kind in kinds:
         doc = space(FILES[kind], epochs)
         d_in = 196 if kind == "superres" else 784  # the input: the 14×14 half, or the whole 28×28 image
-        enqueue = [{**a, "lr": lr} for a in HOURGLASS + CONVENTIONAL for lr in LR_GRID]
+        archs = HOURGLASS + CONVENTIONAL
+        if "head" in doc["space"]:  # the file searches the head where there is no lift: pin it, add the headless
+            archs = [{**a, "head": "linear"} if a["lift"] == "none" else a for a in archs] + HEADLESS
+        enqueue = [{**a, "lr": lr} for a in archs for lr in LR_GRID]
         trials = best_lr(study(root, url, f"papers-hourglass-{kind}", doc, enqueue), "psnr")
         points: dict[str, list[tuple[float, float]]] = {}
         tests: dict[str, list[tuple[float, float]]] = {}
@@ -234,7 +244,8 @@ def hourglass(root: Path, url: str, epochs: int, kinds=("denoise", "generative_c
         else:
             print("paper: no MNIST super-resolution point published (its super-resolution figures are ImageNet "
                   "32×32's; the claim is 12–21 % fewer params at equal PSNR)")
-        for conv, tag in (("conventional (learned)", ""), ("conventional (none)", "_nolift")):
+        for conv, tag in (("conventional (learned)", ""), ("conventional (none)", "_nolift"),
+                          ("conventional (none, no W_out)", "_headless")):
             if not points.get(conv):
                 print(f"{conv}: none complete")
                 continue
