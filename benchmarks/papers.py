@@ -40,7 +40,8 @@ hourglass paper's (pooled MSE per batch of 128, averaged).
    hourglass blocks (fixed random lift 512, bottleneck 32, 2 blocks), α = 1,
    2, 4, random split, over ``--mnist-seeds`` seeds.
 3. MaxStateSuper (the seed's SamOut mixer): mnist5k rows as 28 tokens of 28
-   pixels, maxstate against attention and token_mlp at three embedding
+   pixels, maxstate (in nas's layer, and in SamOut's: ``samout``) against
+   attention and token_mlp at three embedding
    widths: accuracy against bandwidth (each mixer's best width chosen by
    validation accuracy, its test accuracy reported).
 
@@ -52,7 +53,7 @@ instead of training it again (its space file must be unchanged) and resumes an i
 
 Last line: ``hourglass_denoise_ratio=… hourglass_denoise_gap_db=… (…_nolift: against nas's conventional
 without a lift) hourglass_generative_ratio=… sat_dense=… sat_random_a2=… sat_groups_a2=… mnist_fpe_a2_gain=…
-maxstate_acc=… attention_acc=… token_mlp_acc=… minutes=…``; a ratio is nan where the hourglass front never
+maxstate_acc=… samout_acc=… attention_acc=… token_mlp_acc=… minutes=…``; a ratio is nan where the hourglass front never
 reaches the conventional best.
 """
 
@@ -330,17 +331,25 @@ def fpe_mnist(root: Path, url: str, epochs: int, seeds: int) -> dict[str, float]
 
 
 # ------------------------------------------------------------------- 3. mixers
+def name(t: dict) -> str:
+    """A mixer's name in the report: maxstate in SamOut's layer is samout."""
+    return "samout" if t["params"].get("mixer_layer") == "samout" else t["params"]["mixer"]
+
+
 def mixers(root: Path, url: str, epochs: int) -> dict[str, float]:
     widths = (32, 64, 128)
     doc = space("maxstate_rows", epochs)
     assert doc["space"]["lift_width"] == list(widths), "examples/papers/maxstate_rows.yaml: the widths reported"
     enqueue = [{"mixer": m, "lift_width": w} for m in ("maxstate", "attention", "token_mlp") for w in widths]
+    if "mixer_layer" in doc["space"]:  # maxstate in nas's layer and in SamOut's (the seed's)
+        enqueue = [{**e, "mixer_layer": "nas"} if e["mixer"] == "maxstate" else e for e in enqueue]
+        enqueue += [{"mixer": "maxstate", "mixer_layer": "samout", "lift_width": w} for w in widths]
     trials = study(root, url, "papers-mixers", doc, enqueue)
     print(f"\n## Token mixers, mnist5k as 28 row tokens of 28 pixels, learned embedding, 2 blocks, {epochs} epochs")
     print(f"{'mixer':<10} {'width':>5} {'params':>8} {'bandwidth':>10} {'val acc':>8} {'test acc':>8}")
     chosen: dict[str, dict] = {}
-    for t in sorted(trials, key=lambda t: (t["params"]["mixer"], t["params"]["lift_width"])):
-        m = t["params"]["mixer"]
+    for t in sorted(trials, key=lambda t: (name(t), t["params"]["lift_width"])):
+        m = name(t)
         if m not in chosen or t["values"]["accuracy"] > chosen[m]["values"]["accuracy"]:
             chosen[m] = t  # each mixer's width chosen by validation accuracy
         print(f"{m:<10} {t['params']['lift_width']:>5} {t['values']['params']:>8,.0f} "
@@ -348,7 +357,7 @@ def mixers(root: Path, url: str, epochs: int) -> dict[str, float]:
     best = {m: t["test"]["accuracy"] for m, t in chosen.items()}  # the chosen width's test accuracy
     print("each mixer's width chosen by validation accuracy, its test accuracy: "
           + ", ".join(f"{m} {t['params']['lift_width']}: {best[m]:.3f}" for m, t in chosen.items()))
-    pts = [(t["values"]["bandwidth"], t["values"]["accuracy"], t["params"]["mixer"]) for t in trials]
+    pts = [(t["values"]["bandwidth"], t["values"]["accuracy"], name(t)) for t in trials]
     on_front = [m for b, a, m in pts if not any(b2 <= b and a2 >= a and (b2, a2) != (b, a) for b2, a2, _ in pts)]
     print("on the accuracy-bandwidth front: " + ", ".join(sorted(set(on_front), key=on_front.index)))
     print("seed claim (no benchmark published): linear cost in sequence length, 30–40 % fewer parameters than a "
