@@ -108,14 +108,34 @@ def incremental_groups(space):
     return _IncrementalGroups(space._include_pruned)
 
 
+class NewOrUnfinished:
+    """Which of a study's trials to read again: those new since the last look or unfinished at it (a finished
+    trial never changes). Trials are read by number, so this needs them listed as numbers 0..n-1, as Optuna's
+    storages and nas's list a study's trials; for any other list, or another study, every trial."""
+
+    def __init__(self) -> None:
+        self.study_id: int | None = None
+        self.seen = 0  # trials 0..seen-1 looked at
+        self.open: set[int] = set()  # of those, the ones not finished when looked at
+
+    def look(self, study_id: int, trials: list) -> list[int]:
+        n = len(trials)
+        numbered = not trials or (trials[0].number == 0 and trials[-1].number == n - 1)
+        if study_id != self.study_id or n < self.seen or not numbered:
+            self.study_id, self.seen, self.open = study_id, 0, set()
+        look = [*self.open, *range(self.seen, n)]
+        self.open = {i for i in look if not trials[i].state.is_finished()}
+        self.seen = n if numbered else 0
+        return look
+
+
 class _IncrementalGroups(_GroupDecomposedSearchSpace):
     """``incremental_groups``' search space (module level: a sampler holding it pickles)."""
 
     def __init__(self, include_pruned: bool) -> None:
         super().__init__(include_pruned)
         self._added: set[int] = set()
-        self._seen = 0  # trials 0.._seen-1 looked at; of those, the unfinished ones are looked at again
-        self._open: set[int] = set()
+        self._scan = NewOrUnfinished()
 
     def calculate(self, study, use_cache: bool = False):
         import copy
@@ -127,21 +147,9 @@ class _IncrementalGroups(_GroupDecomposedSearchSpace):
         states = ((optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) if self._include_pruned
                   else (optuna.trial.TrialState.COMPLETE,))
         trials = study._get_trials(deepcopy=False, use_cache=use_cache)
-        if trials and trials[0].number == 0 and trials[-1].number == len(trials) - 1 >= self._seen - 1:
-            # numbered 0..n-1: only the trials new since the last call or unfinished then
-            look = [*self._open, *range(self._seen, len(trials))]
-            self._seen = len(trials)
-        else:
-            look, self._seen = range(len(trials)), 0
-        for i in look:
+        for i in self._scan.look(study._study_id, trials):
             trial = trials[i]
-            if trial.state in states:
-                self._open.discard(i)
-                if trial.number not in self._added:
-                    self._added.add(trial.number)
-                    self._search_space.add_distributions(trial.distributions)
-            elif trial.state.is_finished():
-                self._open.discard(i)
-            elif self._seen:
-                self._open.add(i)
+            if trial.state in states and trial.number not in self._added:
+                self._added.add(trial.number)
+                self._search_space.add_distributions(trial.distributions)
         return copy.deepcopy(self._search_space)

@@ -145,9 +145,9 @@ class _Subsampled:
     sampling the whole list (``_slow``, kept for a storage whose list is not numbered 0..n-1)."""
 
     def __init__(self, study: optuna.Study, keep: int, seed: int | None, drawn: dict[int, np.ndarray],
-                 states: "_States | None" = None) -> None:
+                 states: "_States") -> None:
         self._study, self._keep, self._seed, self._drawn = study, keep, seed, drawn
-        self._states = states if states is not None else _States()
+        self._states = states
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -191,30 +191,19 @@ _RUNNING = optuna.trial.TrialState.RUNNING.value
 
 class _States:
     """A study's trial states by number (TrialState values), read again only for the trials new since the
-    last update or not finished then (a finished trial's state never changes)."""
+    last update or not finished then (``optuna_private.NewOrUnfinished``)."""
 
     def __init__(self) -> None:
-        self.study_id: int | None = None
         self.codes = np.zeros(0, dtype=np.int8)
-        self.seen = 0  # trials 0..seen-1 read
-        self.open: set[int] = set()  # of those, the ones not finished when read
+        self.scan = optuna_private.NewOrUnfinished()
 
     def update(self, study_id: int, trials: list) -> np.ndarray:
-        if study_id != self.study_id or len(trials) < self.seen:  # another study: start again
-            self.__init__()
-            self.study_id = study_id
         n = len(trials)
         if n > len(self.codes):
             self.codes = np.concatenate([self.codes, np.zeros(max(n, 2 * len(self.codes)) - len(self.codes),
                                                               dtype=np.int8)])
-        for i in [*self.open, *range(self.seen, n)]:
-            state = trials[i].state
-            self.codes[i] = state.value
-            if state.is_finished():
-                self.open.discard(i)
-            else:
-                self.open.add(i)
-        self.seen = n
+        for i in self.scan.look(study_id, trials):
+            self.codes[i] = trials[i].state.value
         return self.codes[:n]
 
 
