@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import sys
@@ -217,18 +218,19 @@ def pg_url() -> str | None:
     _PG.append(gen)
     return url
 
-_SPACES = {}
+@functools.cache
+def _space():
+    from nas.spaces import parse_space
+
+    return parse_space(SPACE, "<tune>")
 
 
 def _define(trial) -> None:
     """Tune's define-by-run function: nas's space sampled through the Optuna trial (module level: Tune pickles
     its searcher with it)."""
     from nas.search.execution.driver import _Suggest
-    from nas.spaces import parse_space
 
-    if "tune" not in _SPACES:
-        _SPACES["tune"] = parse_space(SPACE, "<tune>")
-    _SPACES["tune"].sample(_Suggest(trial))
+    _space().sample(_Suggest(trial))
 
 
 def tune_cell(candidates: int, workers: int) -> float:
@@ -267,21 +269,6 @@ def tune_cell(candidates: int, workers: int) -> float:
     return (len(half) - 1) / (half[-1] - half[0])
 
 
-RAYLETS = """
-import sys
-from ray.cluster_utils import Cluster
-c = Cluster(initialize_head=True, connect=False, head_node_args={{"num_cpus": {per}, "include_dashboard": False,
-                                                                 "node_ip_address": "127.0.0.1"}})
-try:
-    c.add_node(num_cpus={per}, node_ip_address="127.0.0.1")
-    c.wait_for_nodes()
-    print(c.address, flush=True)
-    sys.stdin.read()
-finally:
-    c.shutdown()
-"""
-
-
 class Sleepy(ZeroCost):
     """ZeroCost after ``seconds`` of sleep: a candidate a worker spends that long on."""
 
@@ -297,30 +284,21 @@ def raylets_cell(candidates: int, workers: int, seconds: float, storage: str) ->
     """`nas run`'s driver on a real two-node Ray cluster on loopback (two raylets, ``workers`` / 2 CPUs each),
     ``workers`` workers whose candidates take ``seconds``: candidates a second over the last half, and the
     workers per node."""
-    import os
-    import subprocess
-
     import sqlalchemy as sa
 
     import nas.search.execution.driver as driver
     from nas.search.store.models import Candidate
     from nas.spaces import parse_space
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from child import hold_cluster  # the tests' holder of a loopback Ray cluster
+
     doc = yaml.safe_load(SPACE)
     doc["search"] = {"sampler": "tpe", "trials": candidates, "workers": workers, "seed": 0}
     space = parse_space(yaml.safe_dump(doc, sort_keys=False), "<raylets>")
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    holder = subprocess.Popen([sys.executable, "-c", RAYLETS.format(per=workers // 2)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        address = holder.stdout.readline().strip()
-        if not address:
-            raise SystemExit("the two-node cluster did not start")
+    with hold_cluster(nodes=2, cpus=workers // 2) as address:
         driver.run(space, driver.RunOptions(storage=storage, progress=False, evaluator=Sleepy(seconds),
                                             dims=(64, 10), address=address, weights=False))
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=120)
     engine = sa.create_engine(storage)
     with engine.connect() as c:
         workers_seen = [w for (w,) in c.execute(sa.select(Candidate.worker).distinct()) if w]

@@ -303,7 +303,8 @@ def main() -> int:
                        for m in methods for s in range(args.seeds) if (m, s) not in done}
             keys = {f: k for k, f in futures.items()}
             for n, f in enumerate(as_completed(keys), 1):  # cached as each ends: a stopped run loses only the running
-                (m, s), done[keys[f]] = keys[f], [tuple(p) for p in f.result()]
+                m, s = keys[f]
+                done[(m, s)] = [tuple(p) for p in f.result()]
                 if args.cache is not None:
                     with _open(args.cache, "at") as out:
                         out.write(json.dumps({"setting": setting, "method": m, "seed": s, "curve": done[(m, s)]}) + "\n")

@@ -4,6 +4,7 @@ Ray is started and stopped by the child, never inside the test process (several 
 sessions in one process are not reliable).
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -49,3 +50,45 @@ def hold_pool(workers: int = 1):
             "sys.stdin.read(); p.close()\n")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
+
+
+_CLUSTER = """
+import sys
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, connect=False, head_node_args={{"num_cpus": {cpus}, "gcs_server_port": {port},
+                                                                 "include_dashboard": False,
+                                                                 "node_ip_address": "127.0.0.1"}})
+try:
+    for _ in range({nodes} - 1):
+        c.add_node(num_cpus={cpus}, node_ip_address="127.0.0.1")
+    c.wait_for_nodes()
+    print(c.address, flush=True)
+    sys.stdin.read()  # until the holder's stdin closes
+finally:
+    c.shutdown()
+"""
+
+
+@contextlib.contextmanager
+def hold_cluster(nodes: int = 1, cpus: int = 1, port: int | None = None):
+    """A Ray cluster of ``nodes`` raylets on 127.0.0.1 (``cpus`` CPUs each, the head's GCS on ``port``, a free
+    one if None), held by a separate process so that Ray's state never enters this one; yields its address."""
+    import os
+    import socket
+
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # every node on 127.0.0.1
+    holder = subprocess.Popen([sys.executable, "-c", _CLUSTER.format(nodes=nodes, cpus=cpus, port=port)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env=env)
+    try:
+        address = holder.stdout.readline().strip()
+        if not address:
+            raise RuntimeError(f"the {nodes}-node Ray cluster did not start")
+        yield address
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)

@@ -2,13 +2,13 @@
 `nas run --address` against PostgreSQL uses both nodes; every trial completes once."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 import sqlalchemy as sa
 
+from child import hold_cluster
 from pg import fresh_database
 
 pytestmark = pytest.mark.slow
@@ -25,35 +25,11 @@ pruning: false
 """
 
 
-CLUSTER = f"""
-import sys
-from ray.cluster_utils import Cluster
-c = Cluster(initialize_head=True, connect=False,
-            head_node_args={{"num_cpus": 1, "gcs_server_port": {GCS_PORT}, "include_dashboard": False,
-                            "node_ip_address": "127.0.0.1"}})
-try:
-    c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    c.wait_for_nodes()
-    print(c.address, flush=True)
-    sys.stdin.read()  # until the test closes our stdin
-finally:
-    c.shutdown()
-"""
-
-
 @pytest.fixture
 def cluster_address():
     """Two Ray nodes, held by a separate process so that Ray's state never enters the test process."""
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # keep every node on 127.0.0.1
-    holder = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        address = holder.stdout.readline().strip()
-        assert address, "the cluster did not start"
+    with hold_cluster(nodes=2, port=GCS_PORT) as address:
         yield address
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
 
 
 @pytest.fixture

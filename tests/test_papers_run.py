@@ -4,53 +4,21 @@ once by a holder process on loopback, serves every run (`nas run --address`)."""
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from child import nas_cli
+from child import hold_cluster, nas_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("papers")]
 
 PAPERS = sorted((Path(__file__).resolve().parent.parent / "examples" / "papers").glob("*.yaml"))
 
-HEAD = """
-import sys
-from ray.cluster_utils import Cluster
-c = Cluster(initialize_head=True, connect=False,
-            head_node_args={{"num_cpus": 1, "gcs_server_port": {port}, "include_dashboard": False,
-                            "node_ip_address": "127.0.0.1"}})
-try:
-    print(c.address, flush=True)
-    sys.stdin.read()  # until the test module closes our stdin
-finally:
-    c.shutdown()
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_address():
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # the node on 127.0.0.1
-    holder = subprocess.Popen([sys.executable, "-c", HEAD.format(port=_free_port())], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        address = holder.stdout.readline().strip()
-        assert address, "the Ray head did not start"
+    with hold_cluster() as address:  # one node on 127.0.0.1, for every run of the module
         yield address
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
 
 
 def test_there_is_a_file_per_seed_experiment():
