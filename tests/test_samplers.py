@@ -136,6 +136,46 @@ def test_tpe_max_history_fits_a_repeatable_subsample_and_keeps_every_running_tri
     assert [t.params for t in again.trials] == [t.params for t in study.trials]  # a seeded study repeats
 
 
+def _refit_study(share, n, fits):
+    """``_tpe_study``'s study with ``refit_share``; ``fits`` collects the study's (finished, asked) trials at each
+    fit."""
+    sampler = make_sampler("tpe", 7, n, 4, {"refit_share": share})
+    build = sampler._build_parzen_estimator
+
+    def counted(study, search_space, trials, handle_below):
+        if handle_below:
+            fits.append(sampler._counts)
+        return build(study, search_space, trials, handle_below)
+
+    sampler._build_parzen_estimator = counted
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for i in range(n):
+        t = study.ask()
+        x, k = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_int("k", 1, 64, log=True)
+        if i % 7 == 0:
+            continue  # left running: the constant liar's
+        study.tell(t, [x * (1 + (k % 5)), k * x])
+    return study
+
+
+def test_tpe_refit_share_proposes_exactly_as_optuna_in_a_short_study_and_reuses_fits_in_a_long_one():
+    """Below 1/refit_share finished trials every proposal refits (Optuna's proposals exactly); beyond, a fit
+    serves the proposals until the study changed by that share of its finished trials, and a seeded study
+    repeats."""
+    fits_exact, fits = [], []
+    exact = _refit_study(None, 90, fits_exact)
+    short = _refit_study(0.01, 90, fits)  # fewer than 1/0.01 finished trials
+    assert [t.params for t in short.trials] == [t.params for t in exact.trials]
+    assert len(fits) == len(fits_exact) > 70  # every proposal after the random ones fitted
+    fits.clear()
+    long = _refit_study(0.05, 300, fits)
+    assert len(fits) < 150  # 290 proposals
+    for (f0, a0), (f1, a1) in zip(fits, fits[1:]):  # a refit as soon as the study changed by the share, not before
+        assert 0.05 * f0 <= (f1 - f0) + (a1 - a0) < 0.05 * f0 + 3
+    assert [t.params for t in _refit_study(0.05, 300, []).trials] == [t.params for t in long.trials]
+    assert len({tuple(sorted(t.params.items())) for t in long.trials}) > 280  # still proposing new points
+
+
 def test_a_too_small_max_history_is_an_input_error(tmp_path):
     space = tmp_path / "s.yaml"
     space.write_text("task: {dataset: digits}\nspace: {hidden_width: 8}\n"

@@ -131,3 +131,58 @@ def test_a_flush_puts_a_trials_parameters_in_the_database_before_anything_refers
     v = study.ask()
     with pytest.raises(ValueError, match="[Cc]annot set different distribution kind"):
         v.suggest_categorical("x", ["a", "b"])
+
+
+def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_or_not_at_all(tmp_path):
+    """Inside ``holding()`` a trial's end (state, values, end time) waits in memory; the driver flushes it on
+    nas's own connection in the transaction that writes nas's row of the same end, so a run killed or failing
+    mid-way keeps both or neither. Outside, an end is written at once."""
+    import sqlalchemy as sa
+
+    from nas.search import optuna_private
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = optuna.create_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)),
+                                directions=["maximize", "minimize"])
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("CREATE TABLE ends (n INTEGER)"))
+    reader = optuna_storage(url, read_only=True)
+    ends = lambda: [r[0] for r in engine.connect().execute(sa.text("SELECT n FROM ends"))]  # noqa: E731
+    t = study.ask()
+    t.suggest_float("x", 0.0, 1.0)
+    with optuna_private.holding(study):
+        study.tell(t, [0.25, float("inf")])
+    tid = optuna_private.trial_id(t)
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE  # what this process reads at once
+    assert reader.get_trial(tid).state == optuna.trial.TrialState.RUNNING  # not in the database yet
+    with pytest.raises(RuntimeError), engine.begin() as c:  # the caller's transaction fails: neither is written
+        c.execute(sa.text("INSERT INTO ends VALUES (0)"))
+        optuna_private.flush(study, c)
+        raise RuntimeError("the run dies here")
+    assert reader.get_trial(tid).state == optuna.trial.TrialState.RUNNING and ends() == []
+
+    u = study.ask()
+    u.suggest_float("x", 0.0, 1.0)
+    with optuna_private.holding(study):
+        optuna_private.set_fail_reason(study, u, "stopped early")
+        study.tell(u, state=optuna.trial.TrialState.PRUNED)
+    with engine.begin() as c:  # both written together
+        c.execute(sa.text("INSERT INTO ends VALUES (1)"))
+        optuna_private.flush(study, c)
+    stored = reader.get_trial(optuna_private.trial_id(u))
+    assert ends() == [1] and _view([stored]) == _view([study.trials[1]])
+    assert stored.datetime_complete == study.trials[1].datetime_complete
+
+    v = study.ask()  # outside holding(): at once
+    v.suggest_float("x", 0.0, 1.0)
+    study.tell(v, [0.5, 2.0])
+    stored = reader.get_trial(optuna_private.trial_id(v))
+    assert stored.values == [0.5, 2.0] and stored.params == v.params
+    held = study.ask()  # and a held end of a trial with its values, written by the next flush of any kind
+    held.suggest_float("x", 0.0, 1.0)
+    with optuna_private.holding(study):
+        study.tell(held, [0.75, float("inf")])
+    study.ask()  # a new trial flushes what is pending first
+    stored = reader.get_trial(optuna_private.trial_id(held))
+    assert stored.values == [0.75, float("inf")] and stored.state == optuna.trial.TrialState.COMPLETE

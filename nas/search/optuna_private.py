@@ -28,11 +28,19 @@ def set_fail_reason(study: optuna.Study, trial: optuna.Trial | optuna.trial.Froz
 
 
 
-def flush(study: optuna.Study) -> None:
-    """Write what the study's storage holds back (``SoleWriterStorage.flush``; other storages hold nothing)."""
+def flush(study: optuna.Study, conn=None) -> None:
+    """Write what the study's storage holds back (``SoleWriterStorage.flush``; other storages hold nothing), on
+    ``conn`` (a SQLAlchemy connection to the study's database, in its open transaction) when given."""
     flush = getattr(study._storage, "flush", None)
     if flush is not None:
-        flush()
+        flush(conn)
+
+
+def holding(study: optuna.Study):
+    """While inside, the study's storage keeps finished trials' state changes for the next ``flush``
+    (``SoleWriterStorage.holding``; other storages write them at once)."""
+    holding = getattr(study._storage, "holding", None)
+    return holding() if holding is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -411,6 +411,7 @@ class _Driver:
                     if not self.inflight and not self.waiting and (
                             spent or self.rec.complete + self.rec.stopped >= self.trials):
                         break
+                    self.rec.write_pending()  # workers' takes not written with an ask: before waiting
                     for msg in self.pool.poll(timeout=0.25):
                         self._handle(msg, progress)
                     if self.rec.failed >= self.max_failures:
@@ -559,9 +560,8 @@ class _Driver:
                 raise _Abort("all Ray workers stopped before the study finished" + why)
 
     def _job_of(self, item: InFlight) -> dict[str, Any]:
-        with self.store.session() as s:
-            cand = s.get(Candidate, item.candidate_id)
-            return self._job(item.trial.number, cand.arch, cand.train, item.values_static)
+        arch, train = self.rec.specs_of(item)
+        return self._job(item.trial.number, arch, train, item.values_static)
 
     def _job(self, number: int, arch: dict, train: dict, static: dict[str, float]) -> dict[str, Any]:
         job = {"trial_number": number, "arch": arch, "train": train}

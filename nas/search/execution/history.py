@@ -52,10 +52,22 @@ class History:
             return None
         return quality.hypervolume(np.array(self.front), self.directions, self.reference)
 
-    def record(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int) -> None:
+    def record(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int,
+               session=None) -> None:
         """After a candidate finished: its values (None: stopped early) join the front, the hypervolume is
-        stored with the compute; the reference point is fixed as soon as it can be, and the rows written
-        before it get their hypervolume then."""
+        stored with the compute, in ``session`` (the caller's transaction) or a session of its own; the
+        reference point is fixed as soon as it can be (the study's attribute written at once, before
+        ``session`` is touched), and the rows written before it get their hypervolume then."""
+        write = self.advance(trial_number, n_complete, values, epochs)
+        if session is not None:
+            write(session)
+            return
+        with self.store.session() as s:
+            write(s)
+
+    def advance(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int):
+        """``record``'s work in memory (and the study's reference attribute, once); returns the writing of its
+        rows, for a session the caller opens after this."""
         if values is not None:
             self.values.append(values)
             self.front = self._nondominated(self.front + [values])
@@ -67,15 +79,16 @@ class History:
                 self.reference = [float(r) for r in ref]
                 self.study.set_user_attr(quality.REFERENCE_ATTR, dict(zip(self.metrics, self.reference)))
                 backfill = True
-        with self.store.session() as s:
-            s.add(Progress(study_name=self.study_name, trial_number=trial_number, n_complete=n_complete,
-                           epochs_total=self.epochs_total, hypervolume=self._hypervolume()))
-            if backfill:
-                curve = quality.history(np.array(self.values), self.directions, self.reference)
-                for n, value in enumerate(curve, start=1):
-                    s.execute(sa.update(Progress).where(Progress.study_name == self.study_name,
-                                                        Progress.n_complete == n,
-                                                        Progress.hypervolume.is_(None)).values(hypervolume=value))
+        row = Progress(study_name=self.study_name, trial_number=trial_number, n_complete=n_complete,
+                       epochs_total=self.epochs_total, hypervolume=self._hypervolume())
+        curve = quality.history(np.array(self.values), self.directions, self.reference) if backfill else []
+
+        def write(s) -> None:
+            s.add(row)
+            for n, value in enumerate(curve, start=1):
+                s.execute(sa.update(Progress).where(Progress.study_name == self.study_name, Progress.n_complete == n,
+                                                    Progress.hypervolume.is_(None)).values(hypervolume=value))
+        return write
 
     def record_recovered(self, numbers: list[int], n_complete: int) -> None:
         """A row for each trial an earlier run finished but Optuna heard of only now (already in the front

@@ -1,7 +1,11 @@
 """The recorder: how each candidate's end is written, to nas's table first and to Optuna second.
 
-A run killed between the two leaves a RUNNING trial whose end nas knows, which the next run tells Optuna
-(``runner._recover_interrupted``). The recorder also keeps the run's counts (complete, stopped early,
+Each end is one transaction: nas's row, its progress row, Optuna's trial end (told first, held in memory by
+the study's ``SoleWriterStorage`` and flushed on nas's connection) and the candidates workers took since
+the last write; a candidate's start likewise writes its trial's parameters and its row together, and looks
+for an earlier identical candidate in the same transaction. A run killed mid-way loses an end whole or keeps
+it whole. (A RUNNING trial whose end nas knows, left by an older nas that wrote the two apart, is told to
+Optuna by the next run: ``runner._recover_interrupted``.) The recorder also keeps the run's counts (complete, stopped early,
 failed, reused, infeasible), feeds the search history (``nas.search.execution.history``) and the rung table
 (``nas.search.execution.pruning.RungTable``), writes weights beside the database, and answers a candidate from an
 earlier identical one (the reuse key: arch_id, training settings with the evaluator's version, task).
@@ -9,6 +13,7 @@ earlier identical one (the reuse key: arch_id, training settings with the evalua
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,7 @@ class InFlight:
     candidate_id: int
     values_static: dict[str, float]  # params and bandwidth, known before training
     worker: str | None = None
+    prior: Any = "unknown"  # an earlier identical complete candidate (or None), looked up with the row (reuse)
 
 
 class Recorder:
@@ -49,6 +55,27 @@ class Recorder:
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
         self.failed = self.reused = self.infeasible = 0
         self.errors: list[str] = []
+        self._running: list[dict] = []  # candidates workers took, written with the next transaction
+
+    @contextlib.contextmanager
+    def _write(self):
+        """One transaction of nas's: the candidates taken since the last one marked RUNNING first, then the
+        caller's writes, then what the study's storage holds (parameters, attributes, trial ends told inside
+        ``optuna_private.holding``), all committed together."""
+        with self.store.session() as s:
+            if self._running:
+                running, self._running = self._running, []
+                table = Candidate.__table__
+                s.execute(sa.update(table).where(table.c.id == sa.bindparam("cid"), table.c.state == "QUEUED")
+                          .values(state="RUNNING", worker=sa.bindparam("w")), running)
+            yield s
+            optuna_private.flush(self.study, s.connection())
+
+    def write_pending(self) -> None:
+        """Write what is held (candidates taken by workers) now: before the driver waits for results."""
+        if self._running:
+            with self._write():
+                pass
 
     def values_of(self, objectives: dict[str, float]) -> list[float]:
         return [float(objectives[m]) for m in self.metrics]
@@ -66,26 +93,32 @@ class Recorder:
 
     def started(self, trial, arch, train_key: str, train, values: dict, static: dict[str, float]) -> InFlight:
         """The row of a candidate about to be handed to the workers (QUEUED until one takes it; its static
-        objectives known)."""
-        # Short sessions only, and never one open across an Optuna call: on SQLite an open
-        # write transaction here would lock Optuna's own connection out. The trial's parameters reach the
-        # database before the row that refers to it (SoleWriterStorage holds them until a flush).
-        optuna_private.flush(self.study)
-        with self.store.session() as s:
+        objectives known), written with its trial's parameters; an earlier identical candidate looked up in
+        the same transaction (``reuse``)."""
+        # Short sessions only, and no Optuna call inside one that could write through Optuna's own connection:
+        # on SQLite an open write transaction here would lock it out. Optuna's pending writes go through this one.
+        with self._write() as s:
             cand = self._row(trial, arch, train_key, train, values, state="QUEUED", objectives=dict(static))
             s.add(cand)
-        return InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), cand.id, static)
+            item = InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), 0, static)
+            item.prior = self._prior(s, item)
+            s.flush()
+            item.candidate_id = cand.id
+        return item
 
     def running(self, item: InFlight, worker: str) -> None:
-        """A worker took the candidate: QUEUED -> RUNNING."""
-        with self.store.session() as s:
-            s.execute(sa.update(Candidate).where(Candidate.id == item.candidate_id, Candidate.state == "QUEUED")
-                      .values(state="RUNNING", worker=worker))
+        """A worker took the candidate: QUEUED -> RUNNING, written with the next transaction."""
+        self._running.append({"cid": item.candidate_id, "w": worker})
 
     def finish_ok(self, item: InFlight, payload: dict[str, Any], worker: str) -> None:
         path = write_weights(self.weights_dir, item.trial.number, payload["weights"]) if payload.get("weights") \
             else None
-        with self.store.session() as s:
+        values = self.values_of(payload["objectives"])
+        with optuna_private.holding(self.study):
+            self.study.tell(item.trial, values)
+        self.complete += 1
+        write = self.history.advance(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
+        with self._write() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
                     state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
@@ -93,10 +126,7 @@ class Recorder:
                     weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
                 )
             )
-        values = self.values_of(payload["objectives"])
-        self.study.tell(item.trial, values)
-        self.complete += 1
-        self.history.record(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
+            write(s)
         if self.rung_table.cfg is not None:
             arch, train = self.specs_of(item)
             self.rung_table.add(payload.get("curve"), payload["objectives"], int(train.get("epochs", 0)), arch)
@@ -106,12 +136,12 @@ class Recorder:
         """A candidate over a constraint (or that cannot be built): PRUNED, untrained. Returns the reason."""
         why = why or "infeasible: " + "; ".join(
             f"{m} {static[m]:,.0f} > max {self.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
-        optuna_private.flush(self.study)
-        with self.store.session() as s:
+        with optuna_private.holding(self.study):
+            optuna_private.set_fail_reason(self.study, trial, why)
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        with self._write() as s:
             s.add(self._row(trial, arch, train_key, train, values, state="PRUNED", objectives=dict(static),
                             error=why, finished_at=utcnow()))
-        optuna_private.set_fail_reason(self.study, trial, why)
-        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self.infeasible += 1
         return why
 
@@ -122,7 +152,12 @@ class Recorder:
                f"{self.rung_table.score_key} with no more params and bandwidth) and not in the top "
                f"1/{reduction_factor}")
         curve = payload.get("curve") or []
-        with self.store.session() as s:
+        with optuna_private.holding(self.study):
+            optuna_private.set_fail_reason(self.study, item.trial, why)
+            self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
+        self.stopped += 1
+        write = self.history.advance(item.trial.number, self.complete, None, epochs)
+        with self._write() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
                     state="PRUNED", objectives=payload["objectives"], curve=curve, error=why,
@@ -130,36 +165,40 @@ class Recorder:
                     finished_at=utcnow(),
                 )
             )
-        optuna_private.set_fail_reason(self.study, item.trial, why)
-        self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
-        self.stopped += 1
-        self.history.record(item.trial.number, self.complete, None, epochs)
+            write(s)
         arch, train = self.specs_of(item)
         self.rung_table.add(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # rungs reached
 
     def finish_failed(self, item: InFlight, error: str, worker: str | None) -> None:
-        with self.store.session() as s:
+        with optuna_private.holding(self.study):
+            optuna_private.set_fail_reason(self.study, item.trial, error)
+            self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
+        with self._write() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
                     state="FAIL", error=error, worker=worker, finished_at=utcnow(),
                 )
             )
-        optuna_private.set_fail_reason(self.study, item.trial, error)
-        self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
         self.failed += 1
         self.errors.append(f"trial {item.trial.number}: {error}")
+
+    def _prior(self, s, item: InFlight):
+        """An earlier complete candidate (not itself a reuse) with ``item``'s architecture, training and task."""
+        arch_id, train_key, task_key = item.key
+        return s.scalars(
+            sa.select(Candidate).where(
+                Candidate.arch_id == arch_id, Candidate.train_key == train_key, Candidate.task_key == task_key,
+                Candidate.state == "COMPLETE", Candidate.reused_from.is_(None),
+            ).limit(1)
+        ).first()
 
     def reuse(self, item: InFlight) -> str:
         """Complete ``item`` with an earlier result for the same architecture, training and task, if any:
         ``"own"`` (this study trained it), ``"other"`` (another study of the database did), or ``""``."""
-        arch_id, train_key, task_key = item.key
-        with self.store.session() as s:
-            prior = s.scalars(
-                sa.select(Candidate).where(
-                    Candidate.arch_id == arch_id, Candidate.train_key == train_key, Candidate.task_key == task_key,
-                    Candidate.state == "COMPLETE", Candidate.reused_from.is_(None),
-                ).limit(1)
-            ).first()
+        prior, item.prior = item.prior, "unknown"  # looked up with the row (``started``), used once
+        if isinstance(prior, str):  # a twin, asked again once the candidate it waited for ended
+            with self.store.session() as s:
+                prior = self._prior(s, item)
         if prior is None:
             return ""
         # the measured objectives are the earlier training's; params and bandwidth are this cost model's
@@ -182,15 +221,17 @@ class Recorder:
                 objectives["test_bandwidth_expected"] = expected_bytes(test_counts, head_bytes)
             objectives["exit_bytes"] = head_bytes
         # (exits with pruned gated connections: the stored figures stand; recounting them needs the stored weights)
-        with self.store.session() as s:
+        with optuna_private.holding(self.study):
+            self.study.tell(item.trial, self.values_of(objectives))
+        self.complete += 1
+        self.reused += 1
+        write = self.history.advance(item.trial.number, self.complete, self.values_of(objectives), 0)
+        with self._write() as s:
             s.execute(
                 sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
                     state="COMPLETE", objectives=objectives, curve=prior.curve, wall_time_s=0.0,
                     epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
                 )
             )
-        self.study.tell(item.trial, self.values_of(objectives))
-        self.complete += 1
-        self.reused += 1
-        self.history.record(item.trial.number, self.complete, self.values_of(objectives), 0)
+            write(s)
         return "own" if prior.study_name == self.study_name else "other"

@@ -13,19 +13,24 @@ to date by the writes themselves.
 A trial's parameters and attributes (what the sampler and the driver set between asking for a candidate
 and handing it out: about ten writes) are kept in order and written in one transaction (``flush``): before
 the next trial is created, before any trial's state changes, and whenever the driver calls ``flush`` (it
-does before nas records the candidate: ``Recorder.started``), so nothing that refers to a trial is written
-before the trial's parameters are. A run killed before that flush leaves a RUNNING trial without (some of)
-its parameters and no candidate of nas's refers to it, which resuming fails and queues again as it would
-any trial killed while being sampled. Trial creation and state changes reach the database before the call
-returns, in the order Optuna makes them; readers in other processes (``nas show``, the dashboard) see the
-same tables. Only readers of this process are served from memory.
+does in the transaction that records the candidate in nas's table: ``Recorder.started``), so nothing that
+refers to a trial is written before the trial's parameters are. A run killed before that flush leaves a
+RUNNING trial without (some of) its parameters and no candidate of nas's refers to it, which resuming fails
+and queues again as it would any trial killed while being sampled. Trial creation reaches the database
+before the call returns. A state change does too, except inside ``holding()``: there a finished trial's
+state, values and end time are kept with the other pending writes, for the caller to flush in the same
+transaction as its own record of that end (``Recorder``: nas's row and Optuna's trial end together, or
+neither). Readers in other processes (``nas show``, the dashboard) see the same tables. Only readers of this
+process are served from memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
-from collections.abc import Container, Sequence
+from datetime import datetime
+from collections.abc import Container, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -47,54 +52,88 @@ class SoleWriterStorage(BaseStorage):
         self._pending: list[tuple] = []  # parameter and attribute writes not flushed yet, in order
         self._first_dist: dict[tuple[int, str], BaseDistribution] = {}  # (study, param) -> its first distribution
         self._lock = threading.RLock()
+        self._holding = False  # inside holding(): finished trials' state changes wait for the next flush
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """While inside, a running trial's change to a finished state (with its values and end time) is kept in
+        memory with the pending writes instead of written at once: the caller flushes it, on its own
+        connection, in the transaction that records the same end."""
+        with self._lock:
+            self._holding = True
+            try:
+                yield
+            finally:
+                self._holding = False
 
     # -------------------------------------------------------------- deferred writes
-    def flush(self) -> None:
-        """Write the pending parameters and attributes in one transaction: the parameters in one multi-row
-        insert, the attributes in one upsert per table (the last value of a key set twice), the rows Optuna's
-        own ``set_trial_param`` and ``set_trial_*_attr`` write. The checks Optuna makes on each write (the
-        trial still running, a parameter's distribution compatible with the study's) were made from memory
-        when it was set."""
+    def flush(self, conn=None) -> None:
+        """Write the pending parameters, attributes and held state changes in one transaction: on ``conn`` (a
+        SQLAlchemy connection to the same database, inside the caller's transaction) or in one of its own.
+        The parameters in one multi-row insert, the attributes in one upsert per table (the last value of a
+        key set twice), the state changes as one update of the trials and one insert of their values: the
+        rows Optuna's own ``set_trial_param``, ``set_trial_*_attr`` and ``set_trial_state_values`` write. The
+        checks Optuna makes on each write (the trial still running, a parameter's distribution compatible
+        with the study's) were made from memory when it was set."""
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, []
+            if conn is not None:
+                self._write(conn, pending)
+                return
+            with self.backend.engine.begin() as own:
+                self._write(own, pending)
+
+    def _write(self, conn, pending: list[tuple]) -> None:
         import json
 
         import sqlalchemy as sa
         from optuna.distributions import distribution_to_json
         from optuna.storages._rdb import models
 
-        with self._lock:
-            if not self._pending:
-                return
-            pending, self._pending = self._pending, []
-            params = [{"trial_id": tid, "param_name": key, "param_value": value,
-                       "distribution_json": distribution_to_json(dist)}
-                      for kind, tid, key, value, dist in pending if kind == "param"]
-            attrs: dict[str, dict[tuple[int, str], Any]] = {"user": {}, "system": {}}
-            for kind, tid, key, value, _ in pending:
-                if kind != "param":
-                    attrs[kind][(tid, key)] = value
-            engine = self.backend.engine
-            with engine.begin() as conn:
-                if params:
-                    conn.execute(sa.insert(models.TrialParamModel.__table__), params)
-                for kind, model in (("user", models.TrialUserAttributeModel),
-                                    ("system", models.TrialSystemAttributeModel)):
-                    rows = [{"trial_id": tid, "key": key, "value_json": json.dumps(value)}
-                            for (tid, key), value in attrs[kind].items()]
-                    if not rows:
-                        continue
-                    if engine.name == "postgresql":
-                        from sqlalchemy.dialects.postgresql import insert
-                    elif engine.name == "sqlite":
-                        from sqlalchemy.dialects.sqlite import insert
-                    else:  # another database: Optuna's own statement, row by row, in this transaction
-                        for row in rows:
-                            conn.execute(sa.delete(model.__table__).where(
-                                model.__table__.c.trial_id == row["trial_id"], model.__table__.c.key == row["key"]))
-                        conn.execute(sa.insert(model.__table__), rows)
-                        continue
-                    stmt = insert(model.__table__)
-                    conn.execute(stmt.on_conflict_do_update(index_elements=["trial_id", "key"],
-                                                            set_={"value_json": stmt.excluded.value_json}), rows)
+        params = [{"trial_id": tid, "param_name": key, "param_value": value,
+                   "distribution_json": distribution_to_json(dist)}
+                  for kind, tid, key, value, dist in pending if kind == "param"]
+        attrs: dict[str, dict[tuple[int, str], Any]] = {"user": {}, "system": {}}
+        for kind, tid, key, value, _ in pending:
+            if kind in attrs:
+                attrs[kind][(tid, key)] = value
+        if params:
+            conn.execute(sa.insert(models.TrialParamModel.__table__), params)
+        for kind, model in (("user", models.TrialUserAttributeModel), ("system", models.TrialSystemAttributeModel)):
+            rows = [{"trial_id": tid, "key": key, "value_json": json.dumps(value)}
+                    for (tid, key), value in attrs[kind].items()]
+            if not rows:
+                continue
+            if conn.engine.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            elif conn.engine.name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:  # another database: Optuna's own statement, row by row, in this transaction
+                for row in rows:
+                    conn.execute(sa.delete(model.__table__).where(
+                        model.__table__.c.trial_id == row["trial_id"], model.__table__.c.key == row["key"]))
+                conn.execute(sa.insert(model.__table__), rows)
+                continue
+            stmt = insert(model.__table__)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["trial_id", "key"],
+                                                    set_={"value_json": stmt.excluded.value_json}), rows)
+        states = [(tid, state, values, when) for kind, tid, state, values, when in pending if kind == "state"]
+        if states:  # Optuna's set_trial_state_values: the state, the end time, the values (replacing any)
+            trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
+            conn.execute(sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
+                         .values(state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc")),
+                         [{"tid": tid, "st": state, "dc": when} for tid, state, _, when in states])
+            with_values = [(tid, vals) for tid, _, vals, _ in states if vals is not None]
+            if with_values:
+                conn.execute(sa.delete(values).where(values.c.trial_id.in_([tid for tid, _ in with_values])))
+                rows = []
+                for tid, vals in with_values:
+                    for objective, v in enumerate(vals):
+                        stored, vtype = models.TrialValueModel.value_to_stored_repr(v)
+                        rows.append({"trial_id": tid, "objective": objective, "value": stored, "value_type": vtype})
+                conn.execute(sa.insert(values), rows)
 
     def _held(self, trial_id: int) -> bool:
         """Whether a write to the trial can be held for the next flush (a trial of a study in memory, still
@@ -243,6 +282,18 @@ class SoleWriterStorage(BaseStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         with self._lock:
+            where = self._where.get(trial_id)
+            if self._holding and where is not None and state.is_finished():  # held for the caller's flush
+                t = self._trials[where[0]][where[1]]
+                self.check_trial_is_updatable(trial_id, t.state)
+                when = datetime.now()  # Optuna's RDBStorage's clock: the process's local time
+                self._pending.append(("state", trial_id, state, None if values is None else list(values), when))
+                t = copy.copy(t)
+                if values is not None:
+                    t.values = list(values)
+                t.state, t.datetime_complete = state, when
+                self._trials[where[0]][where[1]] = t
+                return True
             self.flush()
             done = self.backend.set_trial_state_values(trial_id, state, values)
             if done:  # what Optuna stored: the state and values as given, the timestamps read back
