@@ -40,3 +40,19 @@ def test_run_ls_show_on_postgresql(pg_url, tmp_path):
     engine.dispose()
     assert n == 4
     assert not (tmp_path / "nas.db").exists(), "--storage must be used instead of the default SQLite file"
+
+
+def test_the_writers_postgresql_connections_do_not_wait_for_the_disk_and_readers_cannot_write(pg_url):
+    """As SQLite's synchronous=NORMAL: the run's commits return once PostgreSQL has them (a killed nas loses
+    nothing it committed), not once they are on disk; the readers' connections stay read-only."""
+    from nas.search.store.storage import Store, optuna_storage, read_engine
+
+    def setting(engine, name):
+        with engine.connect() as c:
+            return c.execute(sa.text(f"SHOW {name}")).scalar()
+
+    store = Store(pg_url)
+    assert setting(store.engine, "synchronous_commit") == "off"
+    assert setting(optuna_storage(pg_url).engine, "synchronous_commit") == "off"
+    assert setting(read_engine(pg_url), "transaction_read_only") == "on"
+    assert setting(optuna_storage(pg_url, read_only=True).engine, "default_transaction_read_only") == "on"

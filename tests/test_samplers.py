@@ -205,6 +205,7 @@ def test_tpe_without_nas_options_is_optunas_and_fast_ndtr_proposes_as_well():
     assert all(1e-3 <= p["x"] <= 1.0 and 1 <= p["k"] <= 64 for p in fast)
     from optuna.samplers._tpe import _truncnorm
     assert _truncnorm._log_ndtr.__module__ == "optuna.samplers._tpe._truncnorm"  # restored after each ask
+    assert _truncnorm._ndtr.__module__ == "optuna.samplers._tpe._truncnorm"
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # group, constant_liar: Optuna's

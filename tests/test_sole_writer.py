@@ -133,7 +133,7 @@ def test_a_flush_puts_a_trials_parameters_in_the_database_before_anything_refers
         v.suggest_categorical("x", ["a", "b"])
 
 
-def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_or_not_at_all(tmp_path):
+def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_or_not_at_all(tmp_path, monkeypatch):
     """Inside ``holding()`` a trial's end (state, values, end time) waits in memory; the driver flushes it on
     nas's own connection in the transaction that writes nas's row of the same end, so a run killed or failing
     mid-way keeps both or neither. Outside, an end is written at once."""
@@ -141,6 +141,11 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
 
     from nas.search import optuna_private
 
+    import time
+    from datetime import timezone
+
+    monkeypatch.setenv("TZ", "America/New_York")  # a local time that is not UTC: Optuna stores naive UTC
+    time.tzset()
     url = f"sqlite:///{tmp_path / 'f.db'}"
     study = optuna.create_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)),
                                 directions=["maximize", "minimize"])
@@ -173,6 +178,11 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
     stored = reader.get_trial(optuna_private.trial_id(u))
     assert ends() == [1] and _view([stored]) == _view([study.trials[1]])
     assert stored.datetime_complete == study.trials[1].datetime_complete
+    with engine.connect() as c:  # in the column: UTC, as Optuna's own write stores it
+        raw = c.execute(sa.text("SELECT datetime_complete FROM trials WHERE trial_id = :t"),
+                        {"t": optuna_private.trial_id(u)}).scalar()
+    utc = study.trials[1].datetime_complete.astimezone(timezone.utc).replace(tzinfo=None)
+    assert str(raw).replace("T", " ") == str(utc)
 
     v = study.ask()  # outside holding(): at once
     v.suggest_float("x", 0.0, 1.0)
@@ -186,3 +196,5 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
     study.ask()  # a new trial flushes what is pending first
     stored = reader.get_trial(optuna_private.trial_id(held))
     assert stored.values == [0.75, float("inf")] and stored.state == optuna.trial.TrialState.COMPLETE
+    monkeypatch.undo()
+    time.tzset()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from collections.abc import Container, Iterator, Sequence
 from typing import Any
 
@@ -124,7 +124,8 @@ class SoleWriterStorage(BaseStorage):
             trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
             conn.execute(sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
                          .values(state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc")),
-                         [{"tid": tid, "st": state, "dc": when} for tid, state, _, when in states])
+                         [{"tid": tid, "st": state, "dc": when.astimezone(timezone.utc).replace(tzinfo=None)}
+                          for tid, state, _, when in states])  # stored as naive UTC, as Optuna's model does
             with_values = [(tid, vals) for tid, _, vals, _ in states if vals is not None]
             if with_values:
                 conn.execute(sa.delete(values).where(values.c.trial_id.in_([tid for tid, _ in with_values])))

@@ -98,6 +98,13 @@ def _wal(cur) -> None:
             delay = min(2 * delay, 0.25)
 
 
+# PostgreSQL, for the writer's connections: a commit returns once its write-ahead log is written, not flushed to
+# disk (SQLite's synchronous=NORMAL, below, is the same trade): a killed nas loses nothing it committed; a crash of
+# the database server or the machine can lose the last moment's transactions, whole, which the next run queues
+# again. About 5 ms less per commit on this machine's disk (three commits a candidate).
+PG_WRITER_OPTIONS = "-c synchronous_commit=off"
+
+
 def make_engine(url: str) -> Engine:
     parsed = parse_url(url)
     try:
@@ -111,6 +118,8 @@ def make_engine(url: str) -> Engine:
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
 
+        elif parsed.get_backend_name() == "postgresql":
+            engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": PG_WRITER_OPTIONS})
         else:
             engine = sa.create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
@@ -199,6 +208,8 @@ def optuna_storage(url: str, read_only: bool = False):
         kwargs = {"creator": lambda: sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False)}
     elif read_only and not sqlite:
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+    elif parse_url(url).get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"options": PG_WRITER_OPTIONS}
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
     except (OperationalError, sa.exc.DBAPIError) as exc:
