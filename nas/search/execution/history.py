@@ -79,12 +79,12 @@ class History:
                 self.reference = [float(r) for r in ref]
                 self.study.set_user_attr(quality.REFERENCE_ATTR, dict(zip(self.metrics, self.reference)))
                 backfill = True
-        row = Progress(study_name=self.study_name, trial_number=trial_number, n_complete=n_complete,
-                       epochs_total=self.epochs_total, hypervolume=self._hypervolume())
+        row = dict(study_name=self.study_name, trial_number=trial_number, n_complete=n_complete,
+                   epochs_total=self.epochs_total, hypervolume=self._hypervolume())
         curve = quality.history(np.array(self.values), self.directions, self.reference) if backfill else []
 
         def write(s) -> None:
-            s.add(row)
+            s.execute(sa.insert(Progress), [row])
             for n, value in enumerate(curve, start=1):
                 s.execute(sa.update(Progress).where(Progress.study_name == self.study_name, Progress.n_complete == n,
                                                     Progress.hypervolume.is_(None)).values(hypervolume=value))

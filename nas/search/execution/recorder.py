@@ -42,6 +42,11 @@ class InFlight:
     prior: Any = "unknown"  # an earlier identical complete candidate (or None), looked up with the row (reuse)
 
 
+def _update(candidate_id: int):
+    """An UPDATE of one candidate's row (no objects of the session to keep in step)."""
+    return sa.update(Candidate).where(Candidate.id == candidate_id).execution_options(synchronize_session=False)
+
+
 class Recorder:
     def __init__(self, store: Store, study: optuna.Study, study_name: str, run_id: int, task_key: str,
                  metrics: list[str], history: History, rung_table: RungTable, weights_dir: Path,
@@ -86,10 +91,12 @@ class Recorder:
             cand = s.get(Candidate, item.candidate_id)
             return dict(cand.arch), dict(cand.train)
 
-    def _row(self, trial, arch, train_key: str, train, values: dict, **columns) -> Candidate:
-        return Candidate(run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-                         trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=train_key,
-                         task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values, **columns)
+    def _row(self, s, trial, arch, train_key: str, train, values: dict, **columns) -> int:
+        """Insert the candidate's row in session ``s``; its id."""
+        return s.execute(sa.insert(Candidate).returning(Candidate.id), [dict(
+            run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
+            trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=train_key,
+            task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values, **columns)]).scalar_one()
 
     def started(self, trial, arch, train_key: str, train, values: dict, static: dict[str, float]) -> InFlight:
         """The row of a candidate about to be handed to the workers (QUEUED until one takes it; its static
@@ -98,12 +105,9 @@ class Recorder:
         # Short sessions only, and no Optuna call inside one that could write through Optuna's own connection:
         # on SQLite an open write transaction here would lock it out. Optuna's pending writes go through this one.
         with self._write() as s:
-            cand = self._row(trial, arch, train_key, train, values, state="QUEUED", objectives=dict(static))
-            s.add(cand)
-            item = InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), 0, static)
+            cid = self._row(s, trial, arch, train_key, train, values, state="QUEUED", objectives=dict(static))
+            item = InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), cid, static)
             item.prior = self._prior(s, item)
-            s.flush()
-            item.candidate_id = cand.id
         return item
 
     def running(self, item: InFlight, worker: str) -> None:
@@ -120,7 +124,7 @@ class Recorder:
         write = self.history.advance(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
         with self._write() as s:
             s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                _update(item.candidate_id).values(
                     state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
                     wall_time_s=payload.get("wall_time_s"), epochs_trained=payload.get("epochs_trained"),
                     weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
@@ -140,8 +144,8 @@ class Recorder:
             optuna_private.set_fail_reason(self.study, trial, why)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         with self._write() as s:
-            s.add(self._row(trial, arch, train_key, train, values, state="PRUNED", objectives=dict(static),
-                            error=why, finished_at=utcnow()))
+            self._row(s, trial, arch, train_key, train, values, state="PRUNED", objectives=dict(static), error=why,
+                      finished_at=utcnow())
         self.infeasible += 1
         return why
 
@@ -159,7 +163,7 @@ class Recorder:
         write = self.history.advance(item.trial.number, self.complete, None, epochs)
         with self._write() as s:
             s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                _update(item.candidate_id).values(
                     state="PRUNED", objectives=payload["objectives"], curve=curve, error=why,
                     wall_time_s=payload.get("wall_time_s"), epochs_trained=epochs, worker=worker,
                     finished_at=utcnow(),
@@ -175,7 +179,7 @@ class Recorder:
             self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
         with self._write() as s:
             s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                _update(item.candidate_id).values(
                     state="FAIL", error=error, worker=worker, finished_at=utcnow(),
                 )
             )
@@ -183,14 +187,16 @@ class Recorder:
         self.errors.append(f"trial {item.trial.number}: {error}")
 
     def _prior(self, s, item: InFlight):
-        """An earlier complete candidate (not itself a reuse) with ``item``'s architecture, training and task."""
+        """An earlier complete candidate (not itself a reuse) with ``item``'s architecture, training and task: its
+        id looked up, the row read only when there is one."""
         arch_id, train_key, task_key = item.key
-        return s.scalars(
-            sa.select(Candidate).where(
+        found = s.execute(
+            sa.select(Candidate.id).where(
                 Candidate.arch_id == arch_id, Candidate.train_key == train_key, Candidate.task_key == task_key,
                 Candidate.state == "COMPLETE", Candidate.reused_from.is_(None),
             ).limit(1)
-        ).first()
+        ).scalar()
+        return None if found is None else s.get(Candidate, found)
 
     def reuse(self, item: InFlight) -> str:
         """Complete ``item`` with an earlier result for the same architecture, training and task, if any:
@@ -228,7 +234,7 @@ class Recorder:
         write = self.history.advance(item.trial.number, self.complete, self.values_of(objectives), 0)
         with self._write() as s:
             s.execute(
-                sa.update(Candidate).where(Candidate.id == item.candidate_id).values(
+                _update(item.candidate_id).values(
                     state="COMPLETE", objectives=objectives, curve=prior.curve, wall_time_s=0.0,
                     epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
                 )

@@ -120,15 +120,14 @@ class SoleWriterStorage(BaseStorage):
             conn.execute(stmt.on_conflict_do_update(index_elements=["trial_id", "key"],
                                                     set_={"value_json": stmt.excluded.value_json}), rows)
         states = [(tid, state, values, when) for kind, tid, state, values, when in pending if kind == "state"]
-        if states:  # Optuna's set_trial_state_values: the state, the end time, the values (replacing any)
+        if states:  # Optuna's set_trial_state_values: the state, the end time, the values
             trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
             conn.execute(sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
                          .values(state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc")),
                          [{"tid": tid, "st": state, "dc": when.astimezone(timezone.utc).replace(tzinfo=None)}
                           for tid, state, _, when in states])  # stored as naive UTC, as Optuna's model does
             with_values = [(tid, vals) for tid, _, vals, _ in states if vals is not None]
-            if with_values:
-                conn.execute(sa.delete(values).where(values.c.trial_id.in_([tid for tid, _ in with_values])))
+            if with_values:  # (held only for trials without values yet: nothing to replace)
                 rows = []
                 for tid, vals in with_values:
                     for objective, v in enumerate(vals):
@@ -254,7 +253,10 @@ class SoleWriterStorage(BaseStorage):
         with self._lock:
             trials = self._study(study_id)
             self.flush()
-            t = self.backend._create_new_trial(study_id, template_trial)  # the FrozenTrial it wrote, no read-back
+            if template_trial is None and self.backend.engine.name in ("sqlite", "postgresql"):
+                t = self._insert_trial(study_id)
+            else:  # an enqueued or added trial, or another database: Optuna's own, no read-back
+                t = self.backend._create_new_trial(study_id, template_trial)
             trial_id = t._trial_id
             if t.number != len(trials):  # another process wrote this study: the sole-writer premise is broken
                 raise RuntimeError(f"trial number {t.number} where {len(trials)} was expected: another process "
@@ -262,6 +264,26 @@ class SoleWriterStorage(BaseStorage):
             trials.append(t)
             self._where[trial_id] = (study_id, t.number)
             return trial_id
+
+    def _insert_trial(self, study_id: int) -> FrozenTrial:
+        """A new RUNNING trial, as Optuna's ``_create_new_trial`` writes it, in one statement: its number the
+        count of the study's trials (Optuna's own rule, read in the same statement; compared with the trials in
+        memory by the caller) and its id returned."""
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+
+        table = models.TrialModel.__table__
+        start = datetime.now()
+        number = (sa.select(sa.func.count()).select_from(table).where(table.c.study_id == study_id)
+                  .scalar_subquery())
+        with self.backend.engine.begin() as conn:
+            trial_id, n = conn.execute(
+                sa.insert(table).values(study_id=study_id, number=number, state=TrialState.RUNNING,
+                                        datetime_start=start.astimezone(timezone.utc).replace(tzinfo=None))
+                .returning(table.c.trial_id, table.c.number)).one()
+        return FrozenTrial(number=n, state=TrialState.RUNNING, value=None, values=None, datetime_start=start,
+                           datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+                           intermediate_values={}, trial_id=trial_id)
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: BaseDistribution) -> None:
@@ -288,6 +310,9 @@ class SoleWriterStorage(BaseStorage):
                 t = self._trials[where[0]][where[1]]
                 self.check_trial_is_updatable(trial_id, t.state)
                 when = datetime.now()  # Optuna's RDBStorage's clock: the process's local time
+                if t.values is not None:  # values to replace (a running trial has none): Optuna's own write
+                    self.flush()
+                    return self._state_now(trial_id, state, values)
                 self._pending.append(("state", trial_id, state, None if values is None else list(values), when))
                 t = copy.copy(t)
                 if values is not None:
@@ -296,6 +321,11 @@ class SoleWriterStorage(BaseStorage):
                 self._trials[where[0]][where[1]] = t
                 return True
             self.flush()
+            return self._state_now(trial_id, state, values)
+
+    def _state_now(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        """Optuna's own write of a state change, at once, and the cached trial after it."""
+        with self._lock:
             done = self.backend.set_trial_state_values(trial_id, state, values)
             if done:  # what Optuna stored: the state and values as given, the timestamps read back
                 self._set_state(trial_id, state, values)
