@@ -176,6 +176,20 @@ def test_tpe_refit_share_proposes_exactly_as_optuna_in_a_short_study_and_reuses_
     assert len({tuple(sorted(t.params.items())) for t in long.trials}) > 280  # still proposing new points
 
 
+def test_gp_draws_a_conditional_parameter_at_random_without_a_warning_per_trial(caplog):
+    """Optuna's GP has no conditional space: nas's gp says so in the docs, not in a warning at every trial."""
+    sampler = make_sampler("gp", 0, 12, 1)
+    study = optuna.create_study(sampler=sampler)
+    with caplog.at_level("WARNING", logger="optuna"):
+        for _ in range(8):
+            t = study.ask()
+            x = t.suggest_float("x", 0.0, 1.0)
+            if t.suggest_categorical("lift", ["none", "fixed"]) == "fixed":
+                x += t.suggest_float("w", 0.0, 1.0)
+            study.tell(t, x)
+    assert not [r for r in caplog.records if "sampled independently" in r.getMessage()]
+
+
 def test_a_too_small_max_history_is_an_input_error(tmp_path):
     space = tmp_path / "s.yaml"
     space.write_text("task: {dataset: digits}\nspace: {hidden_width: 8}\n"
