@@ -137,14 +137,14 @@ def test_tpe_max_history_fits_a_repeatable_subsample_and_keeps_every_running_tri
 
 
 def _refit_study(share, n, fits):
-    """``_tpe_study``'s study with ``refit_share``; ``fits`` collects the study's (finished, asked) trials at each
-    fit."""
+    """``_tpe_study``'s study with ``refit_share`` and a conditional parameter; ``fits`` collects each fit's
+    group (its parameters' names) and the study's (finished, asked) trials then."""
     sampler = make_sampler("tpe", 7, n, 4, {"refit_share": share})
     build = sampler._build_parzen_estimator
 
     def counted(study, search_space, trials, handle_below):
         if handle_below:
-            fits.append(sampler._counts)
+            fits.append((tuple(search_space), *sampler._counts))
         return build(study, search_space, trials, handle_below)
 
     sampler._build_parzen_estimator = counted
@@ -152,6 +152,8 @@ def _refit_study(share, n, fits):
     for i in range(n):
         t = study.ask()
         x, k = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_int("k", 1, 64, log=True)
+        if t.suggest_categorical("lift", ["none", "fixed"]) == "fixed":  # a conditional parameter: two groups,
+            k += t.suggest_int("width", 8, 512, log=True) // 64  # each with its own fit
         if i % 7 == 0:
             continue  # left running: the constant liar's
         study.tell(t, [x * (1 + (k % 5)), k * x])
@@ -169,11 +171,18 @@ def test_tpe_refit_share_proposes_exactly_as_optuna_in_a_short_study_and_reuses_
     assert len(fits) == len(fits_exact) > 70  # every proposal after the random ones fitted
     fits.clear()
     long = _refit_study(0.05, 300, fits)
-    assert len(fits) < 150  # 290 proposals
-    for (f0, a0), (f1, a1) in zip(fits, fits[1:]):  # a refit as soon as the study changed by the share, not before
-        assert 0.05 * f0 <= (f1 - f0) + (a1 - a0) < 0.05 * f0 + 3
+    groups = {g for g, _, _ in fits}
+    assert len(groups) == 2  # the two groups, each fitted on its own
+    for group in groups:
+        seen = [(f, a) for g, f, a in fits if g == group]
+        assert len(seen) < 150  # of 290 proposals
+        for (f0, a0), (f1, a1) in zip(seen, seen[1:]):  # a refit only once the study changed by the share,
+            assert 0.05 * f0 <= (f1 - f0) + (a1 - a0)
+            if "x" in group:  # and, for the group every proposal samples, as soon as it did
+                assert (f1 - f0) + (a1 - a0) < 0.05 * f0 + 3
     assert [t.params for t in _refit_study(0.05, 300, []).trials] == [t.params for t in long.trials]
-    assert len({tuple(sorted(t.params.items())) for t in long.trials}) > 280  # still proposing new points
+    # a reused fit draws new candidates for each proposal, not the fit's last proposal again
+    assert len({tuple(sorted(t.params.items())) for t in long.trials}) > 280
 
 
 def test_gp_draws_a_conditional_parameter_at_random_without_a_warning_per_trial(caplog):

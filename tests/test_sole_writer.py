@@ -133,7 +133,26 @@ def test_a_flush_puts_a_trials_parameters_in_the_database_before_anything_refers
         v.suggest_categorical("x", ["a", "b"])
 
 
-def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_or_not_at_all(tmp_path, monkeypatch):
+@pytest.fixture
+def new_york():
+    """The process's local time zone set to one that is not UTC, and set back after the test whatever happens."""
+    import os
+    import time
+
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_or_not_at_all(tmp_path, new_york):
     """Inside ``holding()`` a trial's end (state, values, end time) waits in memory; the driver flushes it on
     nas's own connection in the transaction that writes nas's row of the same end, so a run killed or failing
     mid-way keeps both or neither. Outside, an end is written at once."""
@@ -141,11 +160,8 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
 
     from nas.search import optuna_private
 
-    import time
     from datetime import timezone
 
-    monkeypatch.setenv("TZ", "America/New_York")  # a local time that is not UTC: Optuna stores naive UTC
-    time.tzset()
     url = f"sqlite:///{tmp_path / 'f.db'}"
     study = optuna.create_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)),
                                 directions=["maximize", "minimize"])
@@ -177,12 +193,13 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
         optuna_private.flush(study, c)
     stored = reader.get_trial(optuna_private.trial_id(u))
     assert ends() == [1] and _view([stored]) == _view([study.trials[1]])
-    assert stored.datetime_complete == study.trials[1].datetime_complete
-    with engine.connect() as c:  # in the column: UTC, as Optuna's own write stores it
-        raw = c.execute(sa.text("SELECT datetime_complete FROM trials WHERE trial_id = :t"),
-                        {"t": optuna_private.trial_id(u)}).scalar()
-    utc = study.trials[1].datetime_complete.astimezone(timezone.utc).replace(tzinfo=None)
-    assert str(raw).replace("T", " ") == str(utc)
+    mine = study.trials[1]
+    assert (stored.datetime_start, stored.datetime_complete) == (mine.datetime_start, mine.datetime_complete)
+    with engine.connect() as c:  # in the columns: UTC, as Optuna's own writes store them
+        raw = c.execute(sa.text("SELECT datetime_start, datetime_complete FROM trials WHERE trial_id = :t"),
+                        {"t": optuna_private.trial_id(u)}).one()
+    utc = [str(d.astimezone(timezone.utc).replace(tzinfo=None)) for d in (mine.datetime_start, mine.datetime_complete)]
+    assert [str(r).replace("T", " ") for r in raw] == utc
 
     v = study.ask()  # outside holding(): at once
     v.suggest_float("x", 0.0, 1.0)
@@ -196,5 +213,3 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
     study.ask()  # a new trial flushes what is pending first
     stored = reader.get_trial(optuna_private.trial_id(held))
     assert stored.values == [0.75, float("inf")] and stored.state == optuna.trial.TrialState.COMPLETE
-    monkeypatch.undo()
-    time.tzset()

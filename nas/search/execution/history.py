@@ -52,22 +52,11 @@ class History:
             return None
         return quality.hypervolume(np.array(self.front), self.directions, self.reference)
 
-    def record(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int,
-               session=None) -> None:
-        """After a candidate finished: its values (None: stopped early) join the front, the hypervolume is
-        stored with the compute, in ``session`` (the caller's transaction) or a session of its own; the
-        reference point is fixed as soon as it can be (the study's attribute written at once, before
-        ``session`` is touched), and the rows written before it get their hypervolume then."""
-        write = self.advance(trial_number, n_complete, values, epochs)
-        if session is not None:
-            write(session)
-            return
-        with self.store.session() as s:
-            write(s)
-
-    def advance(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int):
-        """``record``'s work in memory (and the study's reference attribute, once); returns the writing of its
-        rows, for a session the caller opens after this."""
+    def record(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int):
+        """After a candidate finished: its values (None: stopped early) join the front and the compute; the
+        reference point is fixed as soon as it can be (the study's attribute written at once). Returns the
+        writing of its progress row with the hypervolume (and, when the reference was just fixed, the earlier
+        rows' hypervolume), for the caller's transaction of the same end."""
         if values is not None:
             self.values.append(values)
             self.front = self._nondominated(self.front + [values])

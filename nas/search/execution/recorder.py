@@ -1,4 +1,4 @@
-"""The recorder: how each candidate's end is written, to nas's table first and to Optuna second.
+"""The recorder: how each candidate's start and end are written, to nas's table and to Optuna's together.
 
 Each end is one transaction: nas's row, its progress row, Optuna's trial end (told first, held in memory by
 the study's ``SoleWriterStorage`` and flushed on nas's connection) and the candidates workers took since
@@ -39,7 +39,8 @@ class InFlight:
     candidate_id: int
     values_static: dict[str, float]  # params and bandwidth, known before training
     worker: str | None = None
-    prior: Any = "unknown"  # an earlier identical complete candidate (or None), looked up with the row (reuse)
+    prior: Any = None  # an earlier identical complete candidate (or None), looked up with the row (``reuse``)
+    looked_up: bool = False  # whether ``prior`` is that lookup's answer (a twin looks again once its original ends)
 
 
 def _update(candidate_id: int):
@@ -82,6 +83,14 @@ class Recorder:
             with self._write():
                 pass
 
+    def _tell(self, trial, values: list[float] | None = None, state=None, why: str | None = None) -> None:
+        """Tell Optuna a trial's end (with ``why`` as its failure reason), held by the study's storage for the
+        next ``_write`` transaction."""
+        with optuna_private.holding(self.study):
+            if why is not None:
+                optuna_private.set_fail_reason(self.study, trial, why)
+            self.study.tell(trial, values, state=state)
+
     def values_of(self, objectives: dict[str, float]) -> list[float]:
         return [float(objectives[m]) for m in self.metrics]
 
@@ -107,7 +116,7 @@ class Recorder:
         with self._write() as s:
             cid = self._row(s, trial, arch, train_key, train, values, state="QUEUED", objectives=dict(static))
             item = InFlight(trial, (arch.arch_id, train_key, self.task_key), time.monotonic(), cid, static)
-            item.prior = self._prior(s, item)
+            item.prior, item.looked_up = self._prior(s, item), True
         return item
 
     def running(self, item: InFlight, worker: str) -> None:
@@ -118,10 +127,9 @@ class Recorder:
         path = write_weights(self.weights_dir, item.trial.number, payload["weights"]) if payload.get("weights") \
             else None
         values = self.values_of(payload["objectives"])
-        with optuna_private.holding(self.study):
-            self.study.tell(item.trial, values)
+        self._tell(item.trial, values)
         self.complete += 1
-        write = self.history.advance(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
+        write = self.history.record(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
         with self._write() as s:
             s.execute(
                 _update(item.candidate_id).values(
@@ -140,9 +148,7 @@ class Recorder:
         """A candidate over a constraint (or that cannot be built): PRUNED, untrained. Returns the reason."""
         why = why or "infeasible: " + "; ".join(
             f"{m} {static[m]:,.0f} > max {self.constraints[m]:,.0f}" for m, v in over.items() if v > 0)
-        with optuna_private.holding(self.study):
-            optuna_private.set_fail_reason(self.study, trial, why)
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self._tell(trial, state=optuna.trial.TrialState.PRUNED, why=why)
         with self._write() as s:
             self._row(s, trial, arch, train_key, train, values, state="PRUNED", objectives=dict(static), error=why,
                       finished_at=utcnow())
@@ -156,11 +162,9 @@ class Recorder:
                f"{self.rung_table.score_key} with no more params and bandwidth) and not in the top "
                f"1/{reduction_factor}")
         curve = payload.get("curve") or []
-        with optuna_private.holding(self.study):
-            optuna_private.set_fail_reason(self.study, item.trial, why)
-            self.study.tell(item.trial, state=optuna.trial.TrialState.PRUNED)
+        self._tell(item.trial, state=optuna.trial.TrialState.PRUNED, why=why)
         self.stopped += 1
-        write = self.history.advance(item.trial.number, self.complete, None, epochs)
+        write = self.history.record(item.trial.number, self.complete, None, epochs)
         with self._write() as s:
             s.execute(
                 _update(item.candidate_id).values(
@@ -174,9 +178,7 @@ class Recorder:
         self.rung_table.add(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # rungs reached
 
     def finish_failed(self, item: InFlight, error: str, worker: str | None) -> None:
-        with optuna_private.holding(self.study):
-            optuna_private.set_fail_reason(self.study, item.trial, error)
-            self.study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
+        self._tell(item.trial, state=optuna.trial.TrialState.FAIL, why=error)
         with self._write() as s:
             s.execute(
                 _update(item.candidate_id).values(
@@ -201,10 +203,11 @@ class Recorder:
     def reuse(self, item: InFlight) -> str:
         """Complete ``item`` with an earlier result for the same architecture, training and task, if any:
         ``"own"`` (this study trained it), ``"other"`` (another study of the database did), or ``""``."""
-        prior, item.prior = item.prior, "unknown"  # looked up with the row (``started``), used once
-        if isinstance(prior, str):  # a twin, asked again once the candidate it waited for ended
+        prior = item.prior
+        if not item.looked_up:  # a twin, looking again once the candidate it waited for ended
             with self.store.session() as s:
                 prior = self._prior(s, item)
+        item.prior, item.looked_up = None, False  # used once
         if prior is None:
             return ""
         # the measured objectives are the earlier training's; params and bandwidth are this cost model's
@@ -227,11 +230,10 @@ class Recorder:
                 objectives["test_bandwidth_expected"] = expected_bytes(test_counts, head_bytes)
             objectives["exit_bytes"] = head_bytes
         # (exits with pruned gated connections: the stored figures stand; recounting them needs the stored weights)
-        with optuna_private.holding(self.study):
-            self.study.tell(item.trial, self.values_of(objectives))
+        self._tell(item.trial, self.values_of(objectives))
         self.complete += 1
         self.reused += 1
-        write = self.history.advance(item.trial.number, self.complete, self.values_of(objectives), 0)
+        write = self.history.record(item.trial.number, self.complete, self.values_of(objectives), 0)
         with self._write() as s:
             s.execute(
                 _update(item.candidate_id).values(

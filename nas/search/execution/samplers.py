@@ -39,7 +39,8 @@ class TPESampler(optuna.samplers.TPESampler):
     the trials changed since that fit, asked or finished, number fewer than ``refit_share`` × the finished trials
     it was fitted to. Below 1/``refit_share`` finished trials every proposal refits (each ask adds a trial), so a
     short study proposes exactly what Optuna's does; at 2,000 finished trials and 0.01 a fit serves about 10
-    proposals, each of which changes TPE's densities by less than a percent of their components.
+    proposals, each of which changes TPE's densities by less than a percent of their components (the proposals
+    served by one fit do not see each other as the constant liar's running trials; the next fit does).
     """
 
     def __init__(self, *args: Any, max_history: int | None = None, fast_ndtr: bool = False,

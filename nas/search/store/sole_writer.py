@@ -29,8 +29,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from datetime import datetime, timezone
 from collections.abc import Container, Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import optuna
@@ -39,6 +39,11 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
+
+
+def _naive_utc(local: datetime) -> datetime:
+    """A naive local time as Optuna's trial model stores it: naive UTC (``TrialModel.datetime_*`` setters)."""
+    return local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 class SoleWriterStorage(BaseStorage):
@@ -124,8 +129,7 @@ class SoleWriterStorage(BaseStorage):
             trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
             conn.execute(sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
                          .values(state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc")),
-                         [{"tid": tid, "st": state, "dc": when.astimezone(timezone.utc).replace(tzinfo=None)}
-                          for tid, state, _, when in states])  # stored as naive UTC, as Optuna's model does
+                         [{"tid": tid, "st": state, "dc": _naive_utc(when)} for tid, state, _, when in states])
             with_values = [(tid, vals) for tid, _, vals, _ in states if vals is not None]
             if with_values:  # (held only for trials without values yet: nothing to replace)
                 rows = []
@@ -279,7 +283,7 @@ class SoleWriterStorage(BaseStorage):
         with self.backend.engine.begin() as conn:
             trial_id, n = conn.execute(
                 sa.insert(table).values(study_id=study_id, number=number, state=TrialState.RUNNING,
-                                        datetime_start=start.astimezone(timezone.utc).replace(tzinfo=None))
+                                        datetime_start=_naive_utc(start))
                 .returning(table.c.trial_id, table.c.number)).one()
         return FrozenTrial(number=n, state=TrialState.RUNNING, value=None, values=None, datetime_start=start,
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
@@ -306,13 +310,12 @@ class SoleWriterStorage(BaseStorage):
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         with self._lock:
             where = self._where.get(trial_id)
-            if self._holding and where is not None and state.is_finished():  # held for the caller's flush
-                t = self._trials[where[0]][where[1]]
+            t = self._trials[where[0]][where[1]] if where is not None else None
+            # inside holding(), a running trial's end waits for the caller's flush (one with values to replace,
+            # which a running trial never has, is written at once by Optuna as any other change)
+            if self._holding and t is not None and state.is_finished() and t.values is None:
                 self.check_trial_is_updatable(trial_id, t.state)
                 when = datetime.now()  # Optuna's RDBStorage's clock: the process's local time
-                if t.values is not None:  # values to replace (a running trial has none): Optuna's own write
-                    self.flush()
-                    return self._state_now(trial_id, state, values)
                 self._pending.append(("state", trial_id, state, None if values is None else list(values), when))
                 t = copy.copy(t)
                 if values is not None:
@@ -321,11 +324,6 @@ class SoleWriterStorage(BaseStorage):
                 self._trials[where[0]][where[1]] = t
                 return True
             self.flush()
-            return self._state_now(trial_id, state, values)
-
-    def _state_now(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
-        """Optuna's own write of a state change, at once, and the cached trial after it."""
-        with self._lock:
             done = self.backend.set_trial_state_values(trial_id, state, values)
             if done:  # what Optuna stored: the state and values as given, the timestamps read back
                 self._set_state(trial_id, state, values)

@@ -98,9 +98,10 @@ def _wal(cur) -> None:
             delay = min(2 * delay, 0.25)
 
 
-# PostgreSQL, for the writer's connections: a commit returns once its write-ahead log is written, not flushed to
-# disk (SQLite's synchronous=NORMAL, below, is the same trade): a killed nas loses nothing it committed; a crash of
-# the database server or the machine can lose the last moment's transactions, whole, which the next run queues
+# PostgreSQL, on the connections that may write (nas's own engine, which readers open too but never commit a
+# write through, and Optuna's writable storage): a commit returns once its write-ahead log is written, not flushed
+# to disk (SQLite's synchronous=NORMAL, below, is the same trade): a killed nas loses nothing it committed; a crash
+# of the database server or the machine can lose the last moment's transactions, whole, which the next run queues
 # again. About 5 ms less per commit on this machine's disk (three commits a candidate).
 PG_WRITER_OPTIONS = "-c synchronous_commit=off"
 
@@ -198,7 +199,8 @@ def optuna_storage(url: str, read_only: bool = False):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sqlite = parse_url(url).get_backend_name() == "sqlite"
+    backend = parse_url(url).get_backend_name()
+    sqlite = backend == "sqlite"
     kwargs: dict = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite else {"pool_pre_ping": True}
     db = sqlite_path(url) if sqlite else None
     if read_only and db is not None:
@@ -208,7 +210,7 @@ def optuna_storage(url: str, read_only: bool = False):
         kwargs = {"creator": lambda: sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False)}
     elif read_only and not sqlite:
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
-    elif parse_url(url).get_backend_name() == "postgresql":
+    elif backend == "postgresql":
         kwargs["connect_args"] = {"options": PG_WRITER_OPTIONS}
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=read_only)
