@@ -175,7 +175,10 @@ def test_a_run_ends_when_the_sampler_only_proposes_trained_architectures(tmp_pat
 def test_a_time_budget_stops_starting_candidates_and_the_study_resumes(tmp_path, table):
     """``--timeout`` (``RunOptions.timeout_s``): no candidate starts once the budget is spent; those running
     finish; the summary says so; the same study resumes to its trials."""
-    first, _, engine = replay(tmp_path, table, enqueue=recorded_values(), trials=10, timeout_s=0.4, delay_s=0.05)
+    # two workers: four candidates in flight, one result a poll (each refilled), each poll 0.25 s: by the
+    # budget's end (0.4 s) at most two polls have passed and at most six of the ten have started, however fast
+    # the machine (with 0.05 s polls a fast machine started all ten in time)
+    first, _, engine = replay(tmp_path, table, enqueue=recorded_values(), trials=10, timeout_s=0.4, delay_s=0.25)
     engine.dispose()
     assert first.ended_by == "timeout" and 0 < first.complete + first.stopped < 10
     again, _, engine = replay(tmp_path, table, trials=10)  # the enqueued candidates not yet asked for remain
