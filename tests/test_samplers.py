@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from nas.errors import NasInputError
+from nas.search import optuna_private
 from nas.evaluators import static_objectives
 from nas.search.execution.driver import _Suggest
 from nas.search.execution.samplers import SAMPLER_CLASSES, check_options, make_sampler
@@ -183,6 +185,39 @@ def test_tpe_refit_share_proposes_exactly_as_optuna_in_a_short_study_and_reuses_
     assert [t.params for t in _refit_study(0.05, 300, []).trials] == [t.params for t in long.trials]
     # a reused fit draws new candidates for each proposal, not the fit's last proposal again
     assert len({tuple(sorted(t.params.items())) for t in long.trials}) > 280
+
+
+@pytest.mark.parametrize("joint", [512, 1])  # the categoricals as one joint table, and each alone
+def test_a_reused_fits_prepared_density_is_optunas(monkeypatch, joint):
+    """A reused fit's log-density (``_Prepared``: what does not depend on the candidates computed once) equals
+    Optuna's own ``log_pdf`` on the same fit, for every kind of parameter (categoricals, linear and log integers,
+    linear and log floats), at candidates drawn from it (several batches: the kept masses of values already
+    seen), and is -inf where a candidate leaves a float's range, as Optuna's."""
+    from nas.search.execution.samplers import _Prepared
+
+    monkeypatch.setattr(_Prepared, "JOINT", joint)
+    sampler = make_sampler("tpe", 3, 200, 1, {"refit_share": 0.05})
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for _ in range(200):
+        t = study.ask()
+        x, y = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_float("y", -2.0, 2.0)
+        k, d = t.suggest_int("k", 1, 64, log=True), t.suggest_int("d", 1, 4)
+        a, b = t.suggest_categorical("a", ["p", "q", "r"]), t.suggest_categorical("b", [1, 2])
+        study.tell(t, [x * (1 + (k % 5)) + y * (a == "p"), k * x + d + b])
+    (fit,) = sampler._fits.values()
+    rng = np.random.RandomState(0)
+    with optuna_private.vectorised_log_ndtr():  # as the sampler computes them
+        below, above = _Prepared.of(fit.below), _Prepared.of(fit.above)
+        assert isinstance(below, _Prepared) and len(below.cats) == (1 if joint > 1 else 2)
+        for _ in range(4):
+            samples = fit.below.sample(rng, 24)
+            for mpe, prepared in ((fit.below, below), (fit.above, above)):
+                np.testing.assert_allclose(prepared.log_pdf(samples), mpe.log_pdf(samples), rtol=1e-12)
+        assert any(below.rows) and all(len(r) < 4 * 24 for r in below.rows)  # values seen again are kept
+        samples["y"][:3] = [-2.5, 2.5, 2.0]
+        got, want = above.log_pdf(samples), fit.above.log_pdf(samples)
+        assert np.isneginf(got[:2]).all() and np.isneginf(want[:2]).all() and np.isfinite(got[2])
+        np.testing.assert_allclose(got[2:], want[2:], rtol=1e-12)
 
 
 def test_gp_draws_a_conditional_parameter_at_random_without_a_warning_per_trial(caplog):

@@ -113,6 +113,34 @@ def test_arch_id_ignores_parameters_that_are_not_used():
     assert TrainSpec(lr=1e-3).train_key != TrainSpec(lr=2e-3).train_key
 
 
+def test_static_objectives_are_the_models_own_and_built_once_per_architecture(monkeypatch):
+    """The driver's params and bandwidth of a candidate: its model's cost, built once per architecture id (a
+    long study proposes the same architecture again with other training settings), the least recently used
+    forgotten past ``STATIC_KEPT``, and a shape that cannot be built refused every time."""
+    from nas.evaluators import train
+
+    monkeypatch.setattr(train, "_STATIC", {})
+    monkeypatch.setattr(train, "STATIC_KEPT", 2)
+    built = []
+    monkeypatch.setattr(train, "model_cost", lambda spec: built.append(spec.arch_id) or model_cost(spec))
+    a = ArchSpec(d_in=64, d_out=10, lift="learned", lift_width=128, hidden_width=32, depth=2)
+    b, c = ArchSpec(**{**a.to_json(), "depth": 1}), ArchSpec(**{**a.to_json(), "fpe_alpha": 2})
+    want = {"params": float(model_cost(a).params), "bandwidth": float(bandwidth_bytes(model_cost(a)))}
+    first = train.static_objectives(a)
+    first["params"] = -1.0  # the caller's copy: the kept figures are not changed through it
+    assert train.static_objectives(ArchSpec(**{**a.to_json(), "lift_seed": 9})) == want  # same id: not rebuilt
+    assert built == [a.arch_id]
+    train.static_objectives(b), train.static_objectives(a), train.static_objectives(c)  # b is now the oldest
+    assert built == [a.arch_id, b.arch_id, c.arch_id]
+    train.static_objectives(a)
+    train.static_objectives(b)
+    assert built == [a.arch_id, b.arch_id, c.arch_id, b.arch_id]  # a kept (used), b forgotten and rebuilt
+    bad = ArchSpec(d_in=64, d_out=10, hidden_width=32, mixer="mlp_mixer", in_shape=(8, 8), patch=3)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            train.static_objectives(bad)
+
+
 @pytest.mark.parametrize("lift", ["fixed_random", "learned", "none"])
 @pytest.mark.parametrize("depth", [1, 4])
 def test_params_follow_the_paper_formula(lift, depth):

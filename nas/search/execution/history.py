@@ -17,6 +17,9 @@ from nas.search.store.models import Candidate, Progress
 from nas.search.store.storage import Store
 
 
+_INSERT = sa.insert(Progress.__table__)  # a progress row (Core: no ORM objects, built once)
+
+
 class History:
     def __init__(self, store: Store, study: optuna.Study, study_name: str, metrics: list[str],
                  directions: list[str], reference_setting: dict | None):
@@ -31,6 +34,7 @@ class History:
         self.values = [[float(obj[m]) for m in metrics] for state, obj, _, _ in rows
                        if state == "COMPLETE" and obj and all(m in obj for m in metrics)]
         self.front = self._nondominated(self.values)  # the hypervolume's points: the front of self.values
+        self._hv: float | None = None  # the front's hypervolume, once computed (None: to compute)
         self.epochs_total = sum(e or 0 for _, _, e, reused in rows if reused is None)
         ref = study.user_attrs.get(quality.REFERENCE_ATTR)
         self.reference = [float(ref[m]) for m in metrics] if ref else None
@@ -50,7 +54,9 @@ class History:
         sorting every value of the study at each end."""
         if self.reference is None or not self.front:
             return None
-        return quality.hypervolume(np.array(self.front), self.directions, self.reference)
+        if self._hv is None:  # computed again only when the front changed (a dominated candidate adds nothing)
+            self._hv = quality.hypervolume(np.array(self.front), self.directions, self.reference)
+        return self._hv
 
     def record(self, trial_number: int, n_complete: int, values: list[float] | None, epochs: int):
         """After a candidate finished: its values (None: stopped early) join the front and the compute; the
@@ -59,7 +65,10 @@ class History:
         rows' hypervolume), for the caller's transaction of the same end."""
         if values is not None:
             self.values.append(values)
-            self.front = self._nondominated(self.front + [values])
+            front = self._nondominated(self.front + [values])
+            if len(front) != len(self.front) or front[-1] is values:  # the front changed: its volume with it
+                self._hv = None
+            self.front = front
         self.epochs_total += epochs
         backfill = False
         if self.reference is None:
@@ -73,7 +82,7 @@ class History:
         curve = quality.history(np.array(self.values), self.directions, self.reference) if backfill else []
 
         def write(s) -> None:
-            s.execute(sa.insert(Progress), [row])
+            s.execute(_INSERT, row)
             for n, value in enumerate(curve, start=1):
                 s.execute(sa.update(Progress).where(Progress.study_name == self.study_name, Progress.n_complete == n,
                                                     Progress.hypervolume.is_(None)).values(hypervolume=value))

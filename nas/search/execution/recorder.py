@@ -43,9 +43,14 @@ class InFlight:
     looked_up: bool = False  # whether ``prior`` is that lookup's answer (a twin looks again once its original ends)
 
 
-def _update(candidate_id: int):
-    """An UPDATE of one candidate's row (no objects of the session to keep in step)."""
-    return sa.update(Candidate).where(Candidate.id == candidate_id).execution_options(synchronize_session=False)
+_TABLE = Candidate.__table__
+_SET = sa.update(_TABLE).where(_TABLE.c.id == sa.bindparam("cid"))  # its SET: the columns the call names
+_INSERT = sa.insert(_TABLE).returning(_TABLE.c.id)
+
+
+def _update(s, candidate_id: int, **values) -> None:
+    """An UPDATE of one candidate's row in session ``s`` (Core, built once: no ORM objects to keep in step)."""
+    s.execute(_SET, {"cid": candidate_id, **values})
 
 
 class Recorder:
@@ -102,10 +107,10 @@ class Recorder:
 
     def _row(self, s, trial, arch, train_key: str, train, values: dict, **columns) -> int:
         """Insert the candidate's row in session ``s``; its id."""
-        return s.execute(sa.insert(Candidate).returning(Candidate.id), [dict(
+        return s.execute(_INSERT, dict(
             run_id=self.run_id, study_name=self.study_name, trial_number=trial.number,
-            trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=train_key,
-            task_key=self.task_key, arch=arch.to_json(), train=train.to_json(), values=values, **columns)]).scalar_one()
+            trial_id=optuna_private.trial_id(trial), arch_id=arch.arch_id, train_key=train_key, task_key=self.task_key,
+            arch=arch.to_json(), train=train.to_json(), values=values, **columns)).scalar_one()
 
     def started(self, trial, arch, train_key: str, train, values: dict, static: dict[str, float]) -> InFlight:
         """The row of a candidate about to be handed to the workers (QUEUED until one takes it; its static
@@ -131,13 +136,10 @@ class Recorder:
         self.complete += 1
         write = self.history.record(item.trial.number, self.complete, values, int(payload.get("epochs_trained") or 0))
         with self._write() as s:
-            s.execute(
-                _update(item.candidate_id).values(
+            _update(s, item.candidate_id,
                     state="COMPLETE", objectives=payload["objectives"], curve=payload.get("curve"),
                     wall_time_s=payload.get("wall_time_s"), epochs_trained=payload.get("epochs_trained"),
-                    weights_path=str(path) if path else None, worker=worker, finished_at=utcnow(),
-                )
-            )
+                    weights_path=str(path) if path else None, worker=worker, finished_at=utcnow())
             write(s)
         if self.rung_table.cfg is not None:
             arch, train = self.specs_of(item)
@@ -166,13 +168,10 @@ class Recorder:
         self.stopped += 1
         write = self.history.record(item.trial.number, self.complete, None, epochs)
         with self._write() as s:
-            s.execute(
-                _update(item.candidate_id).values(
+            _update(s, item.candidate_id,
                     state="PRUNED", objectives=payload["objectives"], curve=curve, error=why,
                     wall_time_s=payload.get("wall_time_s"), epochs_trained=epochs, worker=worker,
-                    finished_at=utcnow(),
-                )
-            )
+                    finished_at=utcnow())
             write(s)
         arch, train = self.specs_of(item)
         self.rung_table.add(curve, payload["objectives"], int(train.get("epochs", epochs)), arch)  # rungs reached
@@ -180,11 +179,7 @@ class Recorder:
     def finish_failed(self, item: InFlight, error: str, worker: str | None) -> None:
         self._tell(item.trial, state=optuna.trial.TrialState.FAIL, why=error)
         with self._write() as s:
-            s.execute(
-                _update(item.candidate_id).values(
-                    state="FAIL", error=error, worker=worker, finished_at=utcnow(),
-                )
-            )
+            _update(s, item.candidate_id, state="FAIL", error=error, worker=worker, finished_at=utcnow())
         self.failed += 1
         self.errors.append(f"trial {item.trial.number}: {error}")
 
@@ -235,11 +230,8 @@ class Recorder:
         self.reused += 1
         write = self.history.record(item.trial.number, self.complete, self.values_of(objectives), 0)
         with self._write() as s:
-            s.execute(
-                _update(item.candidate_id).values(
+            _update(s, item.candidate_id,
                     state="COMPLETE", objectives=objectives, curve=prior.curve, wall_time_s=0.0,
-                    epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow(),
-                )
-            )
+                    epochs_trained=0, weights_path=prior.weights_path, reused_from=prior.id, finished_at=utcnow())
             write(s)
         return "own" if prior.study_name == self.study_name else "other"

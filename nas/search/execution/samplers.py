@@ -7,7 +7,8 @@ import copy
 import difflib
 import inspect
 import warnings
-from typing import Any, Mapping, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import optuna
@@ -102,8 +103,11 @@ class TPESampler(optuna.samplers.TPESampler):
         key = (study._study_id, tuple(search_space.items()))
         fit, (finished, asked) = self._fits.get(key), self._counts
         if fit is not None and (finished - fit.finished) + (asked - fit.asked) < self._refit_share * fit.finished:
+            if fit.prepared is None:  # the densities' terms that do not depend on the candidates, once per fit
+                fit.prepared = (_Prepared.of(fit.below), _Prepared.of(fit.above))
             samples = fit.below.sample(self._rng.rng, self._n_ei_candidates)
-            ret = self._compare(samples, self._compute_acquisition_func(samples, fit.below, fit.above))
+            below, above = fit.prepared
+            ret = self._compare(samples, below.log_pdf(samples) - above.log_pdf(samples))
             return {name: dist.to_external_repr(ret[name]) for name, dist in search_space.items()}
         self._fitting = []
         try:
@@ -161,13 +165,112 @@ class TPESampler(optuna.samplers.TPESampler):
         return col
 
 
-class _Fit(NamedTuple):
-    """TPE's two densities for one search space and the study's (finished, all) trials when they were fitted."""
+@dataclass
+class _Fit:
+    """TPE's two densities for one search space and the study's (finished, all) trials when they were fitted;
+    ``prepared``: the two as ``_Prepared``, once a proposal reuses them."""
 
     finished: int
     asked: int
     below: Any
     above: Any
+    prepared: tuple | None = None
+
+
+class _Prepared:
+    """A fitted TPE density (Optuna's ``_ParzenEstimator``: a mixture with one product component per trial)
+    whose log-density at a batch of points computes once what does not depend on the points: the components'
+    log weights, each categorical's log probability table (the categoricals together, as one table over their
+    joint choices, when there are at most ``JOINT`` of those), each truncated Gaussian's normalising mass and
+    log scale, the discrete parameters' unique (mean, scale) pairs and the masses of each value proposed so far
+(the proposals of one fit draw the same integers again). Optuna's ``log_pdf`` recomputes them for
+    every proposal; a fit reused by ~10 proposals (``refit_share``) pays them once. The same sums in another
+    order: equal to Optuna's to ~1e-15 relative (``tests/test_samplers.py``). ``of`` returns Optuna's own
+    estimator where a parameter's range is a single value (its density is NaN there; nothing to gain)."""
+
+    JOINT = 512
+    ROWS = 1024  # a discrete parameter's values whose masses are kept (then forgotten all at once)
+
+    def __init__(self, mpe) -> None:
+        from optuna.samplers._tpe import _truncnorm
+        from optuna.samplers._tpe.probability_distributions import (_BatchedCategoricalDistributions,
+                                                                    _unique_inverse_2d)
+
+        mix = mpe._mixture_distribution
+        self.names = list(mpe._search_space)
+        const = np.log(mix.weights)
+        cats, self.discs, conts = [], [], []
+        for i, d in enumerate(mix.distributions):
+            if isinstance(d, _BatchedCategoricalDistributions):
+                with np.errstate(divide="ignore"):
+                    cats.append((i, np.log(d.weights).T))  # (choices, components)
+            elif d.step == 0.0:
+                conts.append((i, d))
+            else:
+                mu, sigma, inv = _unique_inverse_2d(d.mu, d.sigma)
+                const = const - _truncnorm._log_gauss_mass((d.adapted_low - mu) / sigma,
+                                                           (d.adapted_high - mu) / sigma)[inv]
+                self.discs.append((i, d.step, d.is_log, mu, sigma, inv))
+        sizes = [len(t) for _, t in cats]
+        if len(cats) > 1 and int(np.prod(sizes)) <= self.JOINT:  # one table over the joint choices
+            n, m = len(sizes), len(const)
+            joint = sum(t.reshape([1] * k + [sizes[k]] + [1] * (n - k - 1) + [m]) for k, (_, t) in enumerate(cats))
+            self.cats = [([i for i, _ in cats], sizes, np.ascontiguousarray(joint.reshape(-1, joint.shape[-1])))]
+        else:
+            self.cats = [([i], [len(t)], np.ascontiguousarray(t)) for i, t in cats]
+        self.cont_cols = [i for i, _ in conts]
+        self.cont_log = np.array([d.is_log for _, d in conts], dtype=bool)
+        self.cont_low = np.array([d.adapted_low for _, d in conts])
+        self.cont_high = np.array([d.adapted_high for _, d in conts])
+        if conts:
+            self.mus = np.array([d.mu for _, d in conts]).T  # (components, dims)
+            self.sigmas = np.array([d.sigma for _, d in conts]).T
+            a, b = (self.cont_low - self.mus) / self.sigmas, (self.cont_high - self.mus) / self.sigmas
+            const = const - (_truncnorm._log_gauss_mass(a, b) + np.log(self.sigmas)).sum(axis=1)
+        self.const = const
+        self.log_c = _truncnorm._norm_pdf_logC
+        self.rows: list[dict[float, np.ndarray]] = [{} for _ in self.discs]  # per discrete parameter: value -> masses
+
+    @classmethod
+    def of(cls, mpe):
+        mix = mpe._mixture_distribution
+        if any(getattr(d, "step", None) == 0.0 and d.adapted_low == d.adapted_high for d in mix.distributions):
+            return mpe
+        return cls(mpe)
+
+    def log_pdf(self, samples: dict[str, np.ndarray]) -> np.ndarray:
+        from optuna.samplers._tpe.probability_distributions import _log_gauss_mass_unique
+
+        x = np.array([samples[name] for name in self.names]).T  # (points, parameters), as Optuna's _transform
+        out = np.broadcast_to(self.const, (len(x), len(self.const))).copy()
+        for cols, sizes, table in self.cats:
+            idx = x[:, cols].astype(np.int64)
+            out += table[np.ravel_multi_index(idx.T, sizes) if len(cols) > 1 else idx[:, 0]]
+        for (i, step, is_log, mu, sigma, inv), rows in zip(self.discs, self.rows):
+            xu, xinv = np.unique(x[:, i], return_inverse=True)
+            values = xu.tolist()
+            new = [v for v in values if v not in rows]  # a value's masses under every component, once per fit
+            if new:
+                if len(rows) + len(new) > self.ROWS:
+                    rows.clear()
+                    new = values
+                nu = np.array(new)
+                left = np.log(nu - step / 2) if is_log else nu - step / 2
+                right = np.log(nu + step / 2) if is_log else nu + step / 2
+                rows.update(zip(new, _log_gauss_mass_unique((left[:, None] - mu) / sigma,
+                                                            (right[:, None] - mu) / sigma)))
+            out += np.stack([rows[v] for v in values])[np.ix_(xinv, inv)]
+        if self.cont_cols:
+            xc = x[:, self.cont_cols]
+            xc = np.where(self.cont_log, np.log(np.where(self.cont_log, xc, 1.0)), xc)
+            z = (xc[:, None, :] - self.mus) / self.sigmas
+            out += (-(z ** 2) / 2.0 - self.log_c).sum(axis=-1)
+            outside = ((xc < self.cont_low) | (xc > self.cont_high)).any(axis=1)
+            out[outside] = -np.inf
+        top = out.max(axis=1)
+        top[np.isneginf(top)] = 0
+        with np.errstate(divide="ignore"):
+            return np.log(np.exp(out - top[:, None]).sum(axis=1)) + top
 
 
 class _Column:

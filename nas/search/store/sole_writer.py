@@ -58,6 +58,8 @@ class SoleWriterStorage(BaseStorage):
         self._first_dist: dict[tuple[int, str], BaseDistribution] = {}  # (study, param) -> its first distribution
         self._lock = threading.RLock()
         self._holding = False  # inside holding(): finished trials' state changes wait for the next flush
+        self._built: dict[str, dict[str, Any]] = {}  # database dialect -> the statements written with
+        self._dist_texts: dict[BaseDistribution, str] = {}  # distribution -> its stored JSON
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -90,46 +92,71 @@ class SoleWriterStorage(BaseStorage):
             with self.backend.engine.begin() as own:
                 self._write(own, pending)
 
+    def _statements(self, dialect: str) -> dict[str, Any]:
+        """The statements ``_write`` and ``_insert_trial`` execute, built once per database dialect (building
+        one, and SQLAlchemy's cache key for it, cost about as much as executing it)."""
+        made = self._built.get(dialect)
+        if made is not None:
+            return made
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+
+        trials = models.TrialModel.__table__
+        made = {"params": sa.insert(models.TrialParamModel.__table__),
+                "state": sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
+                .values(state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc")),
+                "values": sa.insert(models.TrialValueModel.__table__),
+                "trial": sa.insert(trials).values(
+                    study_id=sa.bindparam("sid"), state=TrialState.RUNNING, datetime_start=sa.bindparam("start"),
+                    number=sa.select(sa.func.count()).select_from(trials)
+                    .where(trials.c.study_id == sa.bindparam("sid")).scalar_subquery())
+                .returning(trials.c.trial_id, trials.c.number)}
+        for kind, model in (("user", models.TrialUserAttributeModel), ("system", models.TrialSystemAttributeModel)):
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            elif dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:  # another database: Optuna's own statements, row by row (``_write``)
+                made[kind] = None
+                continue
+            stmt = insert(model.__table__)
+            made[kind] = stmt.on_conflict_do_update(index_elements=["trial_id", "key"],
+                                                    set_={"value_json": stmt.excluded.value_json})
+        self._built[dialect] = made
+        return made
+
     def _write(self, conn, pending: list[tuple]) -> None:
         import json
 
         import sqlalchemy as sa
-        from optuna.distributions import distribution_to_json
         from optuna.storages._rdb import models
 
+        made = self._statements(conn.engine.name)
         params = [{"trial_id": tid, "param_name": key, "param_value": value,
-                   "distribution_json": distribution_to_json(dist)}
+                   "distribution_json": self._dist_json(dist)}
                   for kind, tid, key, value, dist in pending if kind == "param"]
         attrs: dict[str, dict[tuple[int, str], Any]] = {"user": {}, "system": {}}
         for kind, tid, key, value, _ in pending:
             if kind in attrs:
                 attrs[kind][(tid, key)] = value
         if params:
-            conn.execute(sa.insert(models.TrialParamModel.__table__), params)
+            conn.execute(made["params"], params)
         for kind, model in (("user", models.TrialUserAttributeModel), ("system", models.TrialSystemAttributeModel)):
             rows = [{"trial_id": tid, "key": key, "value_json": json.dumps(value)}
                     for (tid, key), value in attrs[kind].items()]
             if not rows:
                 continue
-            if conn.engine.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            elif conn.engine.name == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:  # another database: Optuna's own statement, row by row, in this transaction
+            if made[kind] is None:  # another database: Optuna's own statement, row by row, in this transaction
                 for row in rows:
                     conn.execute(sa.delete(model.__table__).where(
                         model.__table__.c.trial_id == row["trial_id"], model.__table__.c.key == row["key"]))
                 conn.execute(sa.insert(model.__table__), rows)
                 continue
-            stmt = insert(model.__table__)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["trial_id", "key"],
-                                                    set_={"value_json": stmt.excluded.value_json}), rows)
+            conn.execute(made[kind], rows)
         states = [(tid, state, values, when) for kind, tid, state, values, when in pending if kind == "state"]
         if states:  # Optuna's set_trial_state_values: the state, the end time, the values
-            trials, values = models.TrialModel.__table__, models.TrialValueModel.__table__
-            conn.execute(sa.update(trials).where(trials.c.trial_id == sa.bindparam("tid"))
-                         .values(state=sa.bindparam("st"), datetime_complete=sa.bindparam("dc")),
-                         [{"tid": tid, "st": state, "dc": _naive_utc(when)} for tid, state, _, when in states])
+            conn.execute(made["state"], [{"tid": tid, "st": state, "dc": _naive_utc(when)}
+                                         for tid, state, _, when in states])
             with_values = [(tid, vals) for tid, _, vals, _ in states if vals is not None]
             if with_values:  # (held only for trials without values yet: nothing to replace)
                 rows = []
@@ -137,7 +164,16 @@ class SoleWriterStorage(BaseStorage):
                     for objective, v in enumerate(vals):
                         stored, vtype = models.TrialValueModel.value_to_stored_repr(v)
                         rows.append({"trial_id": tid, "objective": objective, "value": stored, "value_type": vtype})
-                conn.execute(sa.insert(values), rows)
+                conn.execute(made["values"], rows)
+
+    def _dist_json(self, dist: BaseDistribution) -> str:
+        """A distribution's JSON as Optuna stores it, made once per distribution."""
+        out = self._dist_texts.get(dist)
+        if out is None:
+            from optuna.distributions import distribution_to_json
+
+            out = self._dist_texts[dist] = distribution_to_json(dist)
+        return out
 
     def _held(self, trial_id: int) -> bool:
         """Whether a write to the trial can be held for the next flush (a trial of a study in memory, still
@@ -273,18 +309,10 @@ class SoleWriterStorage(BaseStorage):
         """A new RUNNING trial, as Optuna's ``_create_new_trial`` writes it, in one statement: its number the
         count of the study's trials (Optuna's own rule, read in the same statement; compared with the trials in
         memory by the caller) and its id returned."""
-        import sqlalchemy as sa
-        from optuna.storages._rdb import models
-
-        table = models.TrialModel.__table__
         start = datetime.now()
-        number = (sa.select(sa.func.count()).select_from(table).where(table.c.study_id == study_id)
-                  .scalar_subquery())
         with self.backend.engine.begin() as conn:
-            trial_id, n = conn.execute(
-                sa.insert(table).values(study_id=study_id, number=number, state=TrialState.RUNNING,
-                                        datetime_start=_naive_utc(start))
-                .returning(table.c.trial_id, table.c.number)).one()
+            trial_id, n = conn.execute(self._statements(conn.engine.name)["trial"],
+                                       {"sid": study_id, "start": _naive_utc(start)}).one()
         return FrozenTrial(number=n, state=TrialState.RUNNING, value=None, values=None, datetime_start=start,
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
                            intermediate_values={}, trial_id=trial_id)
