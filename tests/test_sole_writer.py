@@ -213,3 +213,40 @@ def test_a_held_trial_end_is_written_with_the_callers_record_in_one_transaction_
     study.ask()  # a new trial flushes what is pending first
     stored = reader.get_trial(optuna_private.trial_id(held))
     assert stored.values == [0.75, float("inf")] and stored.state == optuna.trial.TrialState.COMPLETE
+
+
+def test_waiting_and_running_trials_are_read_from_the_index_as_from_the_whole_list(tmp_path):
+    """Optuna's ask looks for enqueued (waiting) trials at every ask: the storage answers a read of waiting or
+    running trials from an index of them, which must list exactly what filtering every trial lists, in
+    number order, through enqueues, asks, every end, a state change that fails, and a study opened again."""
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    TS = optuna.trial.TrialState
+
+    def check(storage, sid):
+        every = storage.get_all_trials(sid, deepcopy=False)
+        for states in ((TS.WAITING,), (TS.RUNNING,), (TS.WAITING, TS.RUNNING), [TS.RUNNING, TS.WAITING]):
+            want = [t.number for t in every if t.state in states]
+            assert [t.number for t in storage.get_all_trials(sid, deepcopy=False, states=states)] == want
+        return every
+
+    storage = SoleWriterStorage(optuna_storage(url))
+    study = optuna.create_study(study_name="index", storage=storage)
+    sid = study._study_id
+    for x in (0.1, 0.2, 0.3):
+        study.enqueue_trial({"x": x})
+    check(storage, sid)
+    asked = [study.ask() for _ in range(5)]  # three taken from the queue, two new
+    for t in asked:
+        t.suggest_float("x", 0.0, 1.0)
+    assert [t.params["x"] for t in asked[:3]] == [0.1, 0.2, 0.3]
+    check(storage, sid)
+    study.tell(asked[0], 1.0)
+    study.tell(asked[1], state=TS.FAIL)
+    study.tell(asked[2], state=TS.PRUNED)
+    with pytest.raises(RuntimeError):  # a finished trial cannot change: the index keeps it finished
+        storage.set_trial_state_values(asked[0]._trial_id, TS.RUNNING)
+    study.enqueue_trial({"x": 0.9})
+    every = check(storage, sid)
+    assert [t.state for t in every] == [TS.COMPLETE, TS.FAIL, TS.PRUNED, TS.RUNNING, TS.RUNNING, TS.WAITING]
+    again = SoleWriterStorage(optuna_storage(url))  # opened again: the index built from what was read
+    check(again, again.get_study_id_from_name("index"))

@@ -41,6 +41,9 @@ from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 
 
+_OPEN = {TrialState.WAITING, TrialState.RUNNING}  # the states a trial leaves (the finished ones it never does)
+
+
 def _naive_utc(local: datetime) -> datetime:
     """A naive local time as Optuna's trial model stores it: naive UTC (``TrialModel.datetime_*`` setters)."""
     return local.astimezone(timezone.utc).replace(tzinfo=None)
@@ -52,6 +55,7 @@ class SoleWriterStorage(BaseStorage):
     def __init__(self, backend: optuna.storages.RDBStorage) -> None:
         self.backend = backend
         self._trials: dict[int, list[FrozenTrial]] = {}  # study id -> its trials, by number
+        self._open: dict[int, set[int]] = {}  # study id -> the numbers of its waiting and running trials
         self._where: dict[int, tuple[int, int]] = {}  # trial id -> (study id, number)
         self._directions: dict[int, list[StudyDirection]] = {}
         self._pending: list[tuple] = []  # parameter and attribute writes not flushed yet, in order
@@ -205,9 +209,18 @@ class SoleWriterStorage(BaseStorage):
             if [t.number for t in trials] != list(range(len(trials))):
                 raise RuntimeError(f"study {study_id}: trial numbers are not 0..n-1")
             self._trials[study_id] = trials
+            self._open[study_id] = {t.number for t in trials if t.state in _OPEN}
             for t in trials:
                 self._where[t._trial_id] = (study_id, t.number)
         return trials
+
+    def _put(self, study_id: int, number: int, trial: FrozenTrial) -> None:
+        """The cached trial ``number`` of the study replaced by ``trial``, the index of unfinished trials with it."""
+        self._trials[study_id][number] = trial
+        if trial.state in _OPEN:
+            self._open[study_id].add(number)
+        else:
+            self._open[study_id].discard(number)
 
     def _merge(self, trial_id: int, field: str, key: Any, value: Any) -> None:
         """After a write: the cached trial with ``key: value`` in its dict ``field``, on a copy (a trial handed
@@ -217,7 +230,7 @@ class SoleWriterStorage(BaseStorage):
             study_id, number = where
             t = copy.copy(self._trials[study_id][number])
             setattr(t, field, {**getattr(t, field), key: value})
-            self._trials[study_id][number] = t
+            self._put(study_id, number, t)
 
     def _set_state(self, trial_id: int, state: TrialState, values: Sequence[float] | None) -> None:
         """The cached trial after a state change Optuna accepted: its state and values as given, its two
@@ -236,20 +249,21 @@ class SoleWriterStorage(BaseStorage):
                 t.values = list(values)
             t.datetime_start, t.datetime_complete = start, complete
             t.state = state
-            self._trials[study_id][number] = t
+            self._put(study_id, number, t)
 
     def _refresh(self, trial_id: int) -> None:
         """Read one trial back (its timestamps are the database's)."""
         where = self._where.get(trial_id)
         if where is not None:
             study_id, number = where
-            self._trials[study_id][number] = self.backend.get_trial(trial_id)
+            self._put(study_id, number, self.backend.get_trial(trial_id))
 
     # -------------------------------------------------------------- studies: the database's
     def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
         study_id = self.backend.create_new_study(directions, study_name)
         with self._lock:
             self._trials[study_id] = []
+            self._open[study_id] = set()
             self._directions[study_id] = list(directions)
         return study_id
 
@@ -258,6 +272,7 @@ class SoleWriterStorage(BaseStorage):
             self.flush()
             for t in self._trials.pop(study_id, []):
                 self._where.pop(t._trial_id, None)
+            self._open.pop(study_id, None)
             self._directions.pop(study_id, None)
         self.backend.delete_study(study_id)
 
@@ -302,6 +317,8 @@ class SoleWriterStorage(BaseStorage):
                 raise RuntimeError(f"trial number {t.number} where {len(trials)} was expected: another process "
                                    "is writing this study")
             trials.append(t)
+            if t.state in _OPEN:
+                self._open[study_id].add(t.number)
             self._where[trial_id] = (study_id, t.number)
             return trial_id
 
@@ -349,7 +366,7 @@ class SoleWriterStorage(BaseStorage):
                 if values is not None:
                     t.values = list(values)
                 t.state, t.datetime_complete = state, when
-                self._trials[where[0]][where[1]] = t
+                self._put(where[0], where[1], t)
                 return True
             self.flush()
             done = self.backend.set_trial_state_values(trial_id, state, values)
@@ -392,5 +409,10 @@ class SoleWriterStorage(BaseStorage):
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         with self._lock:
             trials = self._study(study_id)
-            out = list(trials) if states is None else [t for t in trials if t.state in states]
+            if states is None:
+                out = list(trials)
+            elif set(states) <= _OPEN:  # waiting or running only (Optuna's ask looks for waiting trials at
+                out = [trials[n] for n in sorted(self._open[study_id]) if trials[n].state in states]  # each ask)
+            else:
+                out = [t for t in trials if t.state in states]
         return copy.deepcopy(out) if deepcopy else out
