@@ -218,6 +218,10 @@ def test_a_reused_fits_prepared_density_is_optunas(monkeypatch, joint):
         got, want = above.log_pdf(samples), fit.above.log_pdf(samples)
         assert np.isneginf(got[:2]).all() and np.isneginf(want[:2]).all() and np.isfinite(got[2])
         np.testing.assert_allclose(got[2:], want[2:], rtol=1e-12)
+    if joint > 1:  # a long seeded study proposes the same candidates as with Optuna's log_pdf on each reused fit
+        prepared = [t.params for t in _refit_study(0.05, 300, []).trials]
+        monkeypatch.setattr(_Prepared, "of", classmethod(lambda cls, mpe: mpe))
+        assert [t.params for t in _refit_study(0.05, 300, []).trials] == prepared
 
 
 def test_gp_draws_a_conditional_parameter_at_random_without_a_warning_per_trial(caplog):

@@ -41,7 +41,8 @@ class TPESampler(optuna.samplers.TPESampler):
     it was fitted to. Below 1/``refit_share`` finished trials every proposal refits (each ask adds a trial), so a
     short study proposes exactly what Optuna's does; at 2,000 finished trials and 0.01 a fit serves about 10
     proposals, each of which changes TPE's densities by less than a percent of their components (the proposals
-    served by one fit do not see each other as the constant liar's running trials; the next fit does).
+    served by one fit do not see each other as the constant liar's running trials; the next fit does). A reused
+    fit's log-density is ``_Prepared``'s: Optuna's numbers, its candidate-independent terms computed once.
     """
 
     def __init__(self, *args: Any, max_history: int | None = None, fast_ndtr: bool = False,
