@@ -187,23 +187,33 @@ def test_tpe_refit_share_proposes_exactly_as_optuna_in_a_short_study_and_reuses_
     assert len({tuple(sorted(t.params.items())) for t in long.trials}) > 280
 
 
-@pytest.mark.parametrize("joint", [512, 1])  # the categoricals as one joint table, and each alone
-def test_a_reused_fits_prepared_density_is_optunas(monkeypatch, joint):
-    """A reused fit's log-density (``_Prepared``: what does not depend on the candidates computed once) equals
-    Optuna's own ``log_pdf`` on the same fit, for every kind of parameter (categoricals, linear and log integers,
-    linear and log floats), at candidates drawn from it (several batches: the kept masses of values already
-    seen), and is -inf where a candidate leaves a float's range, as Optuna's."""
-    from nas.search.execution.samplers import _Prepared
-
-    monkeypatch.setattr(_Prepared, "JOINT", joint)
-    sampler = make_sampler("tpe", 3, 200, 1, {"refit_share": 0.05})
+def _mixed_study(n=200):
+    """A seeded study reusing fits (refit_share 0.05) over every kind of parameter: log and linear floats, log
+    and linear integers, two categoricals (one joint table). Returns the study and its sampler."""
+    sampler = make_sampler("tpe", 3, n, 1, {"refit_share": 0.05})
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    for _ in range(200):
+    for _ in range(n):
         t = study.ask()
         x, y = t.suggest_float("x", 1e-3, 1.0, log=True), t.suggest_float("y", -2.0, 2.0)
         k, d = t.suggest_int("k", 1, 64, log=True), t.suggest_int("d", 1, 4)
         a, b = t.suggest_categorical("a", ["p", "q", "r"]), t.suggest_categorical("b", [1, 2])
         study.tell(t, [x * (1 + (k % 5)) + y * (a == "p"), k * x + d + b])
+    return study, sampler
+
+
+@pytest.mark.parametrize("joint", [512, 1])  # the categoricals as one joint table, and each alone
+def test_a_reused_fits_prepared_density_is_optunas(monkeypatch, joint):
+    """A reused fit's log-density (``_Prepared``: what does not depend on the candidates computed once) equals
+    Optuna's own ``log_pdf`` on the same fit, for every kind of parameter (categoricals, linear and log integers,
+    linear and log floats), at candidates drawn from it (several batches: an integer value's masses computed
+    once per fit), and is -inf exactly where Optuna's is outside a float's range; a seeded study proposes the
+    same candidates with it as with Optuna's log_pdf on every reused fit."""
+    from optuna.samplers._tpe import probability_distributions as pdists
+
+    from nas.search.execution.samplers import _Prepared
+
+    monkeypatch.setattr(_Prepared, "JOINT", joint)
+    study, sampler = _mixed_study()
     (fit,) = sampler._fits.values()
     rng = np.random.RandomState(0)
     with optuna_private.vectorised_log_ndtr():  # as the sampler computes them
@@ -213,15 +223,24 @@ def test_a_reused_fits_prepared_density_is_optunas(monkeypatch, joint):
             samples = fit.below.sample(rng, 24)
             for mpe, prepared in ((fit.below, below), (fit.above, above)):
                 np.testing.assert_allclose(prepared.log_pdf(samples), mpe.log_pdf(samples), rtol=1e-12)
-        assert any(below.rows) and all(len(r) < 4 * 24 for r in below.rows)  # values seen again are kept
-        samples["y"][:3] = [-2.5, 2.5, 2.0]
-        got, want = above.log_pdf(samples), fit.above.log_pdf(samples)
-        assert np.isneginf(got[:2]).all() and np.isneginf(want[:2]).all() and np.isfinite(got[2])
-        np.testing.assert_allclose(got[2:], want[2:], rtol=1e-12)
-    if joint > 1:  # a long seeded study proposes the same candidates as with Optuna's log_pdf on each reused fit
-        prepared = [t.params for t in _refit_study(0.05, 300, []).trials]
+        masses = []
+        monkeypatch.setattr(pdists, "_log_gauss_mass_unique", lambda a, b: masses.append(a.shape) or
+                            optuna.samplers._tpe._truncnorm._log_gauss_mass(a, b))
+        again = below.log_pdf(samples)  # values seen already: no mass computed again
+        assert masses == [] and np.array_equal(again, below.log_pdf(samples))
+        (seen,) = [rows for disc, rows in zip(below.discs, below.rows) if below.names[disc[0]] == "k"]
+        samples["k"][0] = next(v for v in range(1, 65) if float(v) not in seen)
+        below.log_pdf(samples)
+        assert [m[0] for m in masses] == [1]  # one new value: its masses alone
+        for edge in (-2.0, np.nextafter(-2.0, -3.0), 2.0, np.nextafter(2.0, 3.0), -2.5, 2.5):
+            samples["y"][:] = edge
+            got, want = above.log_pdf(samples), fit.above.log_pdf(samples)
+            assert np.array_equal(np.isneginf(got), np.isneginf(want)), edge
+            np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-12)
+    if joint > 1:
+        prepared = [t.params for t in study.trials]
         monkeypatch.setattr(_Prepared, "of", classmethod(lambda cls, mpe: mpe))
-        assert [t.params for t in _refit_study(0.05, 300, []).trials] == prepared
+        assert [t.params for t in _mixed_study()[0].trials] == prepared
 
 
 def test_gp_draws_a_conditional_parameter_at_random_without_a_warning_per_trial(caplog):

@@ -241,7 +241,10 @@ def test_waiting_and_running_trials_are_read_from_the_index_as_from_the_whole_li
     assert [t.params["x"] for t in asked[:3]] == [0.1, 0.2, 0.3]
     check(storage, sid)
     study.tell(asked[0], 1.0)
-    study.tell(asked[1], state=TS.FAIL)
+    with storage.holding():  # an end held for the caller's transaction (the recorder's path)
+        study.tell(asked[1], state=TS.FAIL)
+    check(storage, sid)
+    storage.flush()
     study.tell(asked[2], state=TS.PRUNED)
     with pytest.raises(RuntimeError):  # a finished trial cannot change: the index keeps it finished
         storage.set_trial_state_values(asked[0]._trial_id, TS.RUNNING)
@@ -250,3 +253,18 @@ def test_waiting_and_running_trials_are_read_from_the_index_as_from_the_whole_li
     assert [t.state for t in every] == [TS.COMPLETE, TS.FAIL, TS.PRUNED, TS.RUNNING, TS.RUNNING, TS.WAITING]
     again = SoleWriterStorage(optuna_storage(url))  # opened again: the index built from what was read
     check(again, again.get_study_id_from_name("index"))
+
+
+def test_equal_choices_of_other_types_keep_their_own_stored_distribution(tmp_path):
+    """Optuna calls categorical choices (1, 2) and (1.0, 2.0) equal; the stored distributions (what a resumed
+    study and nas show read back) keep each parameter's own: an int stays an int, a float a float."""
+    url = f"sqlite:///{tmp_path / 'types.db'}"
+    study = optuna.create_study(study_name="types", storage=SoleWriterStorage(optuna_storage(url)))
+    for _ in range(2):
+        t = study.ask()
+        t.suggest_categorical("floats", [1.0, 2.0])
+        t.suggest_categorical("ints", [1, 2])
+        study.tell(t, 0.0)
+    for t in optuna.load_study(study_name="types", storage=optuna_storage(url)).trials:
+        assert type(t.params["ints"]) is int and type(t.params["floats"]) is float
+        assert [type(c) for c in t.distributions["ints"].choices] == [int, int]

@@ -226,8 +226,8 @@ class _Prepared:
         if conts:
             self.mus = np.array([d.mu for _, d in conts]).T  # (components, dims)
             self.sigmas = np.array([d.sigma for _, d in conts]).T
-            a, b = (self.cont_low - self.mus) / self.sigmas, (self.cont_high - self.mus) / self.sigmas
-            const = const - (_truncnorm._log_gauss_mass(a, b) + np.log(self.sigmas)).sum(axis=1)
+            self.a, self.b = (self.cont_low - self.mus) / self.sigmas, (self.cont_high - self.mus) / self.sigmas
+            const = const - (_truncnorm._log_gauss_mass(self.a, self.b) + np.log(self.sigmas)).sum(axis=1)
         self.const = const
         self.log_c = _truncnorm._norm_pdf_logC
         self.rows: list[dict[float, np.ndarray]] = [{} for _ in self.discs]  # per discrete parameter: value -> masses
@@ -266,8 +266,7 @@ class _Prepared:
             xc = np.where(self.cont_log, np.log(np.where(self.cont_log, xc, 1.0)), xc)
             z = (xc[:, None, :] - self.mus) / self.sigmas
             out += (-(z ** 2) / 2.0 - self.log_c).sum(axis=-1)
-            outside = ((xc < self.cont_low) | (xc > self.cont_high)).any(axis=1)
-            out[outside] = -np.inf
+            out[((z < self.a) | (z > self.b)).any(axis=-1)] = -np.inf  # outside the range: compared as Optuna's
         top = out.max(axis=1)
         top[np.isneginf(top)] = 0
         with np.errstate(divide="ignore"):

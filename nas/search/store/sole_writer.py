@@ -63,7 +63,7 @@ class SoleWriterStorage(BaseStorage):
         self._lock = threading.RLock()
         self._holding = False  # inside holding(): finished trials' state changes wait for the next flush
         self._built: dict[str, dict[str, Any]] = {}  # database dialect -> the statements written with
-        self._dist_texts: dict[BaseDistribution, str] = {}  # distribution -> its stored JSON
+        self._dist_texts: dict[tuple, str] = {}  # (type, repr) of a distribution -> its stored JSON
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -171,12 +171,14 @@ class SoleWriterStorage(BaseStorage):
                 conn.execute(made["values"], rows)
 
     def _dist_json(self, dist: BaseDistribution) -> str:
-        """A distribution's JSON as Optuna stores it, made once per distribution."""
-        out = self._dist_texts.get(dist)
+        """A distribution's JSON as Optuna stores it, made once per distribution (keyed by its repr: Optuna's
+        equality calls choices (0, 1), (0.0, 1.0) and (False, True) equal, and their JSON differs)."""
+        key = (type(dist), repr(dist))
+        out = self._dist_texts.get(key)
         if out is None:
             from optuna.distributions import distribution_to_json
 
-            out = self._dist_texts[dist] = distribution_to_json(dist)
+            out = self._dist_texts[key] = distribution_to_json(dist)
         return out
 
     def _held(self, trial_id: int) -> bool:
@@ -411,8 +413,8 @@ class SoleWriterStorage(BaseStorage):
             trials = self._study(study_id)
             if states is None:
                 out = list(trials)
-            elif set(states) <= _OPEN:  # waiting or running only (Optuna's ask looks for waiting trials at
-                out = [trials[n] for n in sorted(self._open[study_id]) if trials[n].state in states]  # each ask)
+            elif (wanted := set(states)) <= _OPEN:  # waiting or running only (Optuna's ask looks for waiting
+                out = [trials[n] for n in sorted(self._open[study_id]) if trials[n].state in wanted]  # trials)
             else:
-                out = [t for t in trials if t.state in states]
+                out = [t for t in trials if t.state in wanted]
         return copy.deepcopy(out) if deepcopy else out
