@@ -20,7 +20,8 @@ check: nas's driver on a two-node Ray cluster on loopback (two raylets), 16 work
 
 Last line (the fields of the cells run): ``cands_per_s=<over the headline's last 1,000> ms_1k=<mean ms,
 candidates 1-1,000> ms_10k=<mean ms, its last 1,000> optuna_floor_per_s=<the floor's rate over its last
-1,000> candidates=<n> workers=<n> tune_per_s=<Tune + OptunaSearch> raylets_per_s=<two raylets>
+1,000> steady_per_s=<the median rate of the headline's blocks before its last, which holds the run's drain>
+candidates=<n> workers=<n> tune_per_s=<Tune + OptunaSearch> raylets_per_s=<two raylets>
 quality_ratio=<the default's median compute ratio, benchmarks/search_quality.py's last line>
 quality_ratio_before=<the same>``: the changes to the default sampler since that measurement propose exactly
 what it proposed (the bounded history is never reached in its studies of ~100-250 candidates), so the two
@@ -34,6 +35,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -375,9 +377,14 @@ def main() -> int:
             for r, f in zip(rows, fl_blocks):
                 print(f"{r['from']:>5}–{r['to']:<6} {r['per_s']:>7.1f} {r['ms']:>7.1f} {r['ask']:>7.1f} "
                       f"{r['tell']:>7.1f} {r['sql']:>7.1f} {r['dispatch']:>8.2f} {r['rest']:>7.1f} {f:>8.1f}", flush=True)
+            # the last block holds the run's drain (its last 2 × workers ends come with no ask): the steady rate
+            # is the median over the blocks before it
+            steady = statistics.median(r["per_s"] for r in rows[:-1]) if len(rows) > 1 else rows[0]["per_s"]
+            print(f"steady: {steady:.1f} candidates a second (median of the blocks before the last, whose last "
+                  f"{min(2 * args.workers, args.headline)} ends come with no ask)", flush=True)
             fields += [f"cands_per_s={rows[-1]['per_s']:.1f}", f"ms_1k={rows[0]['ms']:.1f}",
                        f"ms_10k={rows[-1]['ms']:.1f}", f"optuna_floor_per_s={fl_blocks[-1]:.1f}",
-                       f"candidates={args.headline}", f"workers={args.workers}"]
+                       f"steady_per_s={steady:.1f}", f"candidates={args.headline}", f"workers={args.workers}"]
         if "small" in cells:
             for sampler in ("tpe", "nsga2"):
                 for workers in (2, 16, 64):

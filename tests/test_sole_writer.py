@@ -99,8 +99,13 @@ def test_a_second_writer_of_the_study_is_an_error_not_a_silent_divergence(tmp_pa
     url = f"sqlite:///{tmp_path / 'd.db'}"
     study = optuna.create_study(study_name="s", storage=SoleWriterStorage(optuna_storage(url)))
     study.ask()
+    neighbour = optuna.create_study(study_name="t", storage=optuna_storage(url))
+    neighbour.ask(), neighbour.ask()  # another study's trials, in the same table: no conflict
+    study.ask()
+    assert [t.number for t in study.trials] == [0, 1]
     other = optuna.load_study(study_name="s", storage=optuna_storage(url))
-    other.ask()  # trial 1, written behind the first writer's back
+    other.ask()  # trial 2, written behind the first writer's back
+    neighbour.ask()
     with pytest.raises(RuntimeError, match="another process is writing this study"):
         study.ask()
 

@@ -112,8 +112,9 @@ class SoleWriterStorage(BaseStorage):
                 "values": sa.insert(models.TrialValueModel.__table__),
                 "trial": sa.insert(trials).values(
                     study_id=sa.bindparam("sid"), state=TrialState.RUNNING, datetime_start=sa.bindparam("start"),
-                    number=sa.select(sa.func.count()).select_from(trials)
-                    .where(trials.c.study_id == sa.bindparam("sid")).scalar_subquery())
+                    number=sa.bindparam("known") + sa.select(sa.func.count()).select_from(trials)
+                    .where(trials.c.study_id == sa.bindparam("sid"), trials.c.trial_id > sa.bindparam("last"))
+                    .scalar_subquery())
                 .returning(trials.c.trial_id, trials.c.number)}
         for kind, model in (("user", models.TrialUserAttributeModel), ("system", models.TrialSystemAttributeModel)):
             if dialect == "postgresql":
@@ -326,12 +327,19 @@ class SoleWriterStorage(BaseStorage):
 
     def _insert_trial(self, study_id: int) -> FrozenTrial:
         """A new RUNNING trial, as Optuna's ``_create_new_trial`` writes it, in one statement: its number the
-        count of the study's trials (Optuna's own rule, read in the same statement; compared with the trials in
-        memory by the caller) and its id returned."""
+        count of the study's trials (Optuna's own rule; compared with the trials in memory by the caller) and
+        its id returned. The count is the trials in memory plus those of the study the database holds with a
+        higher id than any of them, read in the same statement: a range of the primary key, where counting
+        every trial of the study scanned them all (2.6 ms an insert at 10,000 trials on PostgreSQL, most of the
+        driver's SQL growth over a long study). Another writer's trial is counted as before, unless its insert
+        took a lower id and committed after this one read (two inserts within milliseconds); its next is."""
         start = datetime.now()
+        trials = self._trials[study_id]
+        last = max((t._trial_id for t in trials[-64:]), default=0)  # ids grow with numbers (one writer)
         with self.backend.engine.begin() as conn:
             trial_id, n = conn.execute(self._statements(conn.engine.name)["trial"],
-                                       {"sid": study_id, "start": _naive_utc(start)}).one()
+                                       {"sid": study_id, "start": _naive_utc(start), "known": len(trials),
+                                        "last": last}).one()
         return FrozenTrial(number=n, state=TrialState.RUNNING, value=None, values=None, datetime_start=start,
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
                            intermediate_values={}, trial_id=trial_id)
