@@ -66,7 +66,7 @@ class History:
         if values is not None:
             self.values.append(values)
             front = self._nondominated(self.front + [values])
-            if len(front) != len(self.front) or front[-1] is values:  # the front changed: its volume with it
+            if front[-1] is values:  # kept: the front changed, its volume with it (a dominated point changes neither)
                 self._hv = None
             self.front = front
         self.epochs_total += epochs

@@ -335,7 +335,7 @@ class SoleWriterStorage(BaseStorage):
         took a lower id and committed after this one read (two inserts within milliseconds); its next is."""
         start = datetime.now()
         trials = self._trials[study_id]
-        last = max((t._trial_id for t in trials[-64:]), default=0)  # ids grow with numbers (one writer)
+        last = trials[-1]._trial_id if trials else 0  # ids grow with numbers: each is taken at its insert
         with self.backend.engine.begin() as conn:
             trial_id, n = conn.execute(self._statements(conn.engine.name)["trial"],
                                        {"sid": study_id, "start": _naive_utc(start), "known": len(trials),
